@@ -1,0 +1,1 @@
+"""The ``identigraph`` command line: a thin Typer shell over the library functions."""

@@ -1,0 +1,1 @@
+"""GNN embeddings over customer-product-device edges (PyTorch Geometric)."""

@@ -1,0 +1,1 @@
+"""The knowledge-graph stage: node and edge tables, Neo4j connections and loading."""

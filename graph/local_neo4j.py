@@ -1,0 +1,260 @@
+"""A local Neo4j 5.26 community server for machines without Docker.
+
+Maven resolves the server's jars (``neo4j_launcher/pom.xml``) into a cache folder outside
+the clone; ``LocalNeo4j.java`` runs as a single-file Java program on that classpath and
+starts an embedded DBMS with Bolt on 127.0.0.1 and a free port. State lives in
+``.neo4j/`` beside the project (or ``$IDENTIGRAPH_NEO4J_DIR``): the store, the log, the
+pid and ``connection.json``. The password is ``$NEO4J_PASSWORD`` or, when unset, a random
+one kept in ``.neo4j/password`` (mode 600); it is never printed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import neo4j
+
+from graph.connection import Neo4jSettings, server_version
+
+LAUNCHER_DIR = Path(__file__).resolve().parent / "neo4j_launcher"
+POM = LAUNCHER_DIR / "pom.xml"
+JAVA_MAIN = LAUNCHER_DIR / "LocalNeo4j.java"
+USER = "neo4j"
+
+
+class LocalNeo4jError(RuntimeError):
+    """The local server could not be started, reached or stopped."""
+
+
+@dataclass(frozen=True)
+class LocalServerStatus:
+    running: bool
+    uri: str | None = None
+    pid: int | None = None
+    version: str | None = None
+    edition: str | None = None
+    state_dir: Path | None = None
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("IDENTIGRAPH_CACHE", Path.home() / ".cache" / "identigraph"))
+
+
+def state_dir() -> Path:
+    configured = os.environ.get("IDENTIGRAPH_NEO4J_DIR")
+    if configured:
+        return Path(configured)
+    project_root = Path(__file__).resolve().parents[1]
+    base = project_root if (project_root / "pyproject.toml").exists() else Path.cwd()
+    return base / ".neo4j"
+
+
+def _require_tool(name: str, why: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise LocalNeo4jError(
+            f"`{name}` was not found on PATH; {why}. Install it (Java 17+ and Maven), "
+            "or run Neo4j with `docker compose up -d` and set NEO4J_URI."
+        )
+    return path
+
+
+def resolve_classpath() -> str:
+    """The server's classpath, resolved once per pom version and cached outside the clone."""
+    pom_hash = hashlib.sha256(POM.read_bytes()).hexdigest()[:16]
+    cached = cache_dir() / f"neo4j-classpath-{pom_hash}.txt"
+    if cached.exists():
+        classpath = cached.read_text().strip()
+        if classpath and all(Path(p).exists() for p in classpath.split(os.pathsep)):
+            return classpath
+    mvn = _require_tool("mvn", "Maven resolves the Neo4j jars from Maven Central")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".tmp")
+    result = subprocess.run(
+        [
+            mvn, "-B", "-q", "-f", str(POM),
+            f"-Dmaven.repo.local={cache_dir() / 'm2'}",
+            "dependency:build-classpath", f"-Dmdep.outputFile={tmp}",
+        ],
+        capture_output=True, text=True,
+    )
+    if result.returncode != 0 or not tmp.exists():
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        raise LocalNeo4jError(
+            "Maven could not resolve the Neo4j 5.26 jars from Maven Central "
+            f"(exit {result.returncode}). Check network access to repo1.maven.org.\n{tail}"
+        )
+    tmp.replace(cached)
+    return cached.read_text().strip()
+
+
+def _password(directory: Path) -> str:
+    from_env = os.environ.get("NEO4J_PASSWORD", "")
+    path = directory / "password"
+    if from_env:
+        password = from_env
+    elif path.exists():
+        password = path.read_text().strip()
+    else:
+        password = secrets.token_urlsafe(18)
+    if len(password) < 8:
+        raise LocalNeo4jError("NEO4J_PASSWORD must have 8 characters or more for Neo4j 5.")
+    path.write_text(password)
+    path.chmod(0o600)
+    return password
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _our_pid(directory: Path) -> int | None:
+    """The pid in the pid file when that process is alive and is our launcher."""
+    pid_file = directory / "pid"
+    if not pid_file.exists():
+        return None
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (ValueError, OSError):
+        return None
+    return pid if b"LocalNeo4j" in cmdline else None
+
+
+def _settings_from_state(directory: Path) -> Neo4jSettings | None:
+    try:
+        connection = json.loads((directory / "connection.json").read_text())
+        password = (directory / "password").read_text().strip()
+    except (OSError, ValueError):
+        return None
+    return Neo4jSettings(uri=connection["uri"], user=connection["user"], password=password)
+
+
+def running_settings() -> Neo4jSettings | None:
+    """Connection settings of the local server when its process is alive."""
+    directory = state_dir()
+    if _our_pid(directory) is None:
+        return None
+    return _settings_from_state(directory)
+
+
+def status() -> LocalServerStatus:
+    directory = state_dir()
+    pid = _our_pid(directory)
+    settings = _settings_from_state(directory) if pid else None
+    if pid is None or settings is None:
+        return LocalServerStatus(running=False, state_dir=directory)
+    try:
+        with settings.driver() as driver:
+            version, edition = server_version(driver)
+    except (neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError, OSError):
+        return LocalServerStatus(running=False, pid=pid, uri=settings.uri, state_dir=directory)
+    return LocalServerStatus(True, settings.uri, pid, version, edition, directory)
+
+
+def start(timeout_s: float = 240.0, heap: str | None = None, page_cache_mb: int | None = None) -> LocalServerStatus:
+    """Start the server unless it already runs; return once Bolt answers a query."""
+    current = status()
+    if current.running:
+        return current
+    if current.pid is not None:
+        raise LocalNeo4jError(
+            f"A local Neo4j process (pid {current.pid}) is alive but does not answer on "
+            f"{current.uri}; run `make neo4j-stop` and start again."
+        )
+    java = _require_tool("java", "the local Neo4j runs on Java 17+")
+    directory = state_dir()
+    (directory / "data").mkdir(parents=True, exist_ok=True)
+    classpath = resolve_classpath()
+    password = _password(directory)
+    port = _free_port()
+    heap = heap or os.environ.get("IDENTIGRAPH_NEO4J_HEAP", "2g")
+    page_cache_mb = page_cache_mb or int(os.environ.get("IDENTIGRAPH_NEO4J_PAGECACHE_MB", "1024"))
+    log_path = directory / "server.log"
+    log_offset = log_path.stat().st_size if log_path.exists() else 0
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [
+                java, f"-Xmx{heap}", "-XX:+UseG1GC", "-cp", classpath, str(JAVA_MAIN),
+                "--home", str(directory / "data"), "--port", str(port),
+                "--page-cache-mb", str(page_cache_mb),
+            ],
+            env={**os.environ, "NEO4J_PASSWORD": password},
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # outlives `make neo4j-start`; stopped by pid
+        )
+    (directory / "pid").write_text(str(process.pid))
+    uri = f"bolt://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LocalNeo4jError(
+                f"The local Neo4j exited with code {process.returncode} while starting; "
+                f"see {log_path}:\n{_log_tail(log_path, log_offset)}"
+            )
+        if "READY " in _log_tail(log_path, log_offset, lines=200):
+            break
+        time.sleep(0.5)
+    else:
+        _terminate(process.pid)
+        raise LocalNeo4jError(f"The local Neo4j did not start within {timeout_s:.0f}s; see {log_path}.")
+    (directory / "connection.json").write_text(json.dumps({"uri": uri, "user": USER}))
+    settings = Neo4jSettings(uri=uri, user=USER, password=password)
+    with settings.driver() as driver:
+        driver.verify_connectivity()
+        version, edition = server_version(driver)
+    return LocalServerStatus(True, uri, process.pid, version, edition, directory)
+
+
+def stop(timeout_s: float = 90.0) -> bool:
+    """Shut the server down cleanly; True when one was running."""
+    directory = state_dir()
+    pid = _our_pid(directory)
+    for name in ("pid", "connection.json"):
+        (directory / name).unlink(missing_ok=True)
+    if pid is None:
+        return False
+    _terminate(pid, timeout_s)
+    return True
+
+
+def _terminate(pid: int, timeout_s: float = 90.0) -> None:
+    os.kill(pid, signal.SIGTERM)  # the JVM's shutdown hook closes the DBMS cleanly
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+            return
+        time.sleep(0.3)
+    os.kill(pid, signal.SIGKILL)
+    raise LocalNeo4jError(
+        f"The local Neo4j (pid {pid}) did not stop within {timeout_s:.0f}s and was killed; "
+        "the next start recovers the store."
+    )
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def _log_tail(path: Path, offset: int, lines: int = 20) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,82 @@
+// Starts an embedded Neo4j 5.26 community DBMS with its Bolt connector, for tests and for
+// users without Docker. Launched as a single-file source program by graph/local_neo4j.py:
+//
+//   NEO4J_PASSWORD=... java -cp <jars from pom.xml> LocalNeo4j.java --home DIR --port N
+//
+// The password comes from the environment so it never appears in `ps` output. The process
+// prints "READY <bolt uri>" once Bolt accepts connections and shuts the DBMS down cleanly on
+// SIGTERM (the JVM runs shutdown hooks), so no store recovery is needed on the next start.
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import org.neo4j.configuration.GraphDatabaseSettings;
+import org.neo4j.configuration.connectors.BoltConnector;
+import org.neo4j.configuration.connectors.HttpConnector;
+import org.neo4j.configuration.helpers.SocketAddress;
+import org.neo4j.dbms.api.DatabaseManagementService;
+import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
+import org.neo4j.graphdb.QueryExecutionException;
+import org.neo4j.io.ByteUnit;
+
+public class LocalNeo4j {
+    public static void main(String[] args) throws Exception {
+        String home = null;
+        int port = 7687;
+        long pageCacheMb = 512;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--home" -> home = args[++i];
+                case "--port" -> port = Integer.parseInt(args[++i]);
+                case "--page-cache-mb" -> pageCacheMb = Long.parseLong(args[++i]);
+                default -> fail("unknown argument " + args[i]);
+            }
+        }
+        if (home == null) fail("--home DIR is required");
+        String password = System.getenv("NEO4J_PASSWORD");
+        if (password == null || password.length() < 8)
+            fail("set NEO4J_PASSWORD (8 characters or more) in the environment");
+
+        DatabaseManagementService dbms = new DatabaseManagementServiceBuilder(Path.of(home))
+                .setConfig(BoltConnector.enabled, true)
+                .setConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", port))
+                .setConfig(HttpConnector.enabled, false)
+                .setConfig(GraphDatabaseSettings.auth_enabled, true)
+                .setConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.mebiBytes(pageCacheMb))
+                .build();
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            System.out.println("STOPPING");
+            dbms.shutdown();
+            System.out.println("STOPPED");
+            stopped.countDown();
+        }));
+        try {
+            setPassword(dbms, password);
+        } catch (RuntimeException e) {
+            e.printStackTrace();
+            System.exit(3);  // runs the shutdown hook, so the store is closed cleanly
+        }
+        System.out.println("READY bolt://127.0.0.1:" + port);
+        System.out.flush();
+        stopped.await();
+    }
+
+    // Community edition has the single built-in user `neo4j`; embedded access to the system
+    // database bypasses auth, which is how the password is set without the admin tool.
+    private static void setPassword(DatabaseManagementService dbms, String password) {
+        try {
+            dbms.database("system").executeTransactionally(
+                    "ALTER USER neo4j SET PASSWORD $password CHANGE NOT REQUIRED",
+                    Map.of("password", password));
+        } catch (QueryExecutionException e) {
+            // A restart with the same password: Neo4j refuses to "change" it, which is fine.
+            if (e.getMessage() == null || !e.getMessage().contains("Old password and new password cannot be the same"))
+                throw e;
+        }
+    }
+
+    private static void fail(String message) {
+        System.err.println("LocalNeo4j: " + message);
+        System.exit(2);
+    }
+}

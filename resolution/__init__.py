@@ -1,0 +1,1 @@
+"""Identity resolution: read channel extracts, standardise, block, score, cluster."""

@@ -1,0 +1,5 @@
+"""Synthetic multi-channel customer data with ground truth (``identigraph generate``)."""
+from synthetic.config import GeneratorConfig
+from synthetic.generate import GenerationSummary, generate_dataset
+
+__all__ = ["GeneratorConfig", "GenerationSummary", "generate_dataset"]
