@@ -1,0 +1,7 @@
+"""`make bench`: every benchmark of the project, one after another (results: docs/benchmarks.md)."""
+import runpy
+from pathlib import Path
+
+for script in ("bench_generate.py",):
+    print(f"## {script}", flush=True)
+    runpy.run_path(str(Path(__file__).parent / script), run_name="__main__")
