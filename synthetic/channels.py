@@ -80,7 +80,8 @@ class RecordView:
         return cls(view)
 
     def column(self, name: str) -> np.ndarray:
-        return self.people[name].to_numpy(object)
+        # A copy: renderers edit these arrays in place.
+        return self.people[name].to_numpy(object, copy=True)
 
 
 def _is_zh(view: RecordView) -> np.ndarray:

@@ -66,6 +66,11 @@ class GenerationSummary:
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
+    @property
+    def channel_records(self) -> int:
+        """Rows written to the five channel files (export repeats included)."""
+        return sum(self.rows.get(name, 0) for name in ch.SOURCE_FILES.values())
+
 
 def _record_ids(source: str, start: int, count: int) -> np.ndarray:
     numbers = pd.Series(np.arange(start, start + count, dtype=np.int64))

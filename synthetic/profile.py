@@ -25,7 +25,7 @@ class DatasetProfile:
 def profile_dataset(directory: Path) -> DatasetProfile:
     directory = Path(directory)
     profile = DatasetProfile()
-    for source, filename in SOURCE_FILES.items():
+    for filename in SOURCE_FILES.values():
         path = directory / filename
         if path.exists():
             frame = read_table(path)
