@@ -1,9 +1,19 @@
-"""Reading channel extracts (CSV, JSONL, Parquet) as text columns."""
+"""Reading channel extracts (CSV, JSONL, Parquet) as text columns, keeping bad rows.
+
+A row that cannot be parsed is not dropped: it comes back in ``ReadResult.bad_rows`` with
+its line and the parser's message, and the caller quarantines it.
+"""
 from __future__ import annotations
 
+import io
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 READABLE_SUFFIXES = (".csv", ".jsonl", ".parquet")
 
@@ -12,21 +22,96 @@ class InputFileError(ValueError):
     """A file could not be read; the message names the file and what to do."""
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """All columns as pandas string dtype, missing values as <NA>; row order preserved."""
+@dataclass
+class BadRow:
+    line: int | None  # 1-based line in the file, where the parser knows it
+    text: str
+    error: str
+
+
+@dataclass
+class ReadResult:
+    table: pa.Table  # every column as string
+    bad_rows: list[BadRow] = field(default_factory=list)
+
+
+def _all_strings(table: pa.Table) -> pa.Table:
+    columns = []
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            columns.append(column.cast(pa.string()))
+        elif pa.types.is_null(column.type):
+            columns.append(pa.nulls(len(column), pa.string()))
+        else:
+            columns.append(pa.array(column.to_pandas().astype("string"), type=pa.string(), from_pandas=True))
+    return pa.table(columns, names=table.column_names)
+
+
+def _read_csv(path: Path) -> ReadResult:
+    with open(path, encoding="utf-8") as handle:
+        header_line = handle.readline()
+    names = list(pd.read_csv(io.StringIO(header_line), dtype=str, nrows=0).columns) if header_line.strip() else []
+    bad: list[BadRow] = []
+
+    def keep_bad(row) -> str:
+        bad.append(BadRow(row.number, row.text, f"expected {row.expected_columns} columns, found {row.actual_columns}"))
+        return "skip"
+
+    table = pacsv.read_csv(
+        path,
+        parse_options=pacsv.ParseOptions(invalid_row_handler=keep_bad, newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in names},
+                                             strings_can_be_null=True, null_values=[""]),
+    )
+    return ReadResult(table, bad)
+
+
+def _read_jsonl(path: Path) -> ReadResult:
+    rows, bad = [], []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as error:
+                bad.append(BadRow(number, line.rstrip("\n"), f"invalid JSON: {error.msg}"))
+                continue
+            if not isinstance(value, dict):
+                bad.append(BadRow(number, line.rstrip("\n"), "a JSON object per line expected"))
+                continue
+            rows.append(value)
+    frame = pd.DataFrame.from_records(rows)
+    return ReadResult(_all_strings(pa.Table.from_pandas(frame.astype("string"), preserve_index=False)), bad)
+
+
+def read_table_checked(path: Path) -> ReadResult:
+    """Every column as string; rows that cannot be parsed are returned, not raised."""
     path = Path(path)
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
-        elif suffix == ".jsonl":
-            frame = pd.read_json(path, lines=True, dtype=False, convert_dates=False)
-        elif suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        else:
-            raise InputFileError(f"{path}: unsupported file type {suffix!r}; use one of {READABLE_SUFFIXES}.")
-    except InputFileError:
-        raise
-    except (ValueError, OSError, UnicodeDecodeError) as error:
-        raise InputFileError(f"{path}: could not be read as {suffix[1:].upper()}: {error}") from error
-    return frame.astype("string")
+            return _read_csv(path)
+        if suffix == ".jsonl":
+            return _read_jsonl(path)
+        if suffix == ".parquet":
+            return ReadResult(_all_strings(pq.read_table(path)))
+    except UnicodeDecodeError as error:
+        raise InputFileError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); "
+                             "re-save the file as UTF-8") from error
+    except (pa.ArrowInvalid, OSError, ValueError) as error:
+        message = str(error)
+        if "utf8" in message.lower() or "utf-8" in message.lower():
+            raise InputFileError(f"{path}: not UTF-8 text ({message}); re-save the file as UTF-8") from error
+        raise InputFileError(f"{path}: could not be read as {suffix[1:].upper()}: {message}") from error
+    raise InputFileError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(READABLE_SUFFIXES)}")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """All columns as pandas string dtype, missing values as <NA>; unparseable rows raise."""
+    result = read_table_checked(path)
+    if result.bad_rows:
+        first = result.bad_rows[0]
+        raise InputFileError(f"{path}: {len(result.bad_rows)} rows could not be parsed "
+                             f"(first at line {first.line}: {first.error})")
+    return result.table.to_pandas().astype("string")

@@ -1,0 +1,167 @@
+"""Blocking: which record pairs are compared at all.
+
+Each ``BlockingRule`` pairs records that agree exactly on all its key columns. Rules are
+combined by union; blocks larger than ``max_block_size`` are skipped and reported, since
+they grow quadratically and hold mostly non-matches (a shared junk value, a very common name).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import jellyfish
+import numpy as np
+import pandas as pd
+
+from resolution.encoding import EncodedRecords
+
+
+@dataclass(frozen=True)
+class BlockingRule:
+    name: str
+    columns: tuple[str, ...]
+
+
+@dataclass
+class RuleReport:
+    rule: str
+    pairs: int
+    blocks_skipped: int
+    records_in_skipped_blocks: int
+
+
+@dataclass
+class BlockingResult:
+    left: np.ndarray  # record index, left < right
+    right: np.ndarray
+    reports: list[RuleReport] = field(default_factory=list)
+    possible_pairs: int = 0
+
+    @property
+    def reduction_ratio(self) -> float:
+        return 1.0 - len(self.left) / self.possible_pairs if self.possible_pairs else 0.0
+
+
+def add_blocking_keys(encoded: EncodedRecords) -> None:
+    """Derived keys the default rules use: phonetic names, initials, sorted name pair, birth year."""
+    records = encoded.records
+    first = records["first_name"].to_numpy(object)
+    last = records["last_name"].to_numpy(object)
+
+    def per_distinct(values, function):
+        series = pd.Series(values, dtype=object)
+        distinct = series.dropna().unique()
+        return series.map(dict(zip(distinct, (function(v) for v in distinct)))).to_numpy(object)
+
+    encoded.derived("first_name_metaphone", per_distinct(first, lambda v: jellyfish.metaphone(v) or None))
+    encoded.derived("last_name_metaphone", per_distinct(last, lambda v: jellyfish.metaphone(v) or None))
+    encoded.derived("first_initial", per_distinct(first, lambda v: v[:1]))
+    names = pd.DataFrame({"a": first, "b": last}).dropna()
+    a_first = names["a"] < names["b"]
+    pair = pd.Series(None, index=records.index, dtype=object)
+    pair[names.index] = (names["a"].where(a_first, names["b"]) + "|" + names["b"].where(a_first, names["a"])).to_numpy()
+    encoded.derived("name_pair", pair.to_numpy(object))
+    dob = pd.Series(records["dob"].to_numpy(object), dtype=object)
+    encoded.derived("birth_year", dob.str[:4].to_numpy(object))
+
+
+def default_rules(encoded: EncodedRecords) -> list[BlockingRule]:
+    """The rules whose columns the data has: strong identifiers alone, then combinations of
+    name, date of birth and location that survive a typo in any single field."""
+    candidates = [
+        BlockingRule("email", ("email",)),
+        BlockingRule("phone", ("phone",)),
+        BlockingRule("identifier", ("identifier",)),
+        BlockingRule("name_pair", ("name_pair",)),  # first+last in either order
+        BlockingRule("dob+last_name_metaphone", ("dob", "last_name_metaphone")),
+        BlockingRule("dob+first_name_metaphone", ("dob", "first_name_metaphone")),
+        BlockingRule("dob+postcode", ("dob", "postcode")),
+        BlockingRule("postcode+first_initial", ("postcode", "first_initial")),
+        BlockingRule("postcode+last_name_metaphone", ("postcode", "last_name_metaphone")),
+        BlockingRule("last_name_metaphone+first_name_metaphone+birth_year",
+                     ("last_name_metaphone", "first_name_metaphone", "birth_year")),
+        BlockingRule("street+postcode_district", ("street", "postcode_district")),
+        BlockingRule("dob+city", ("dob", "city")),
+    ]
+    return [rule for rule in candidates if all(encoded.has(c, 0.02) for c in rule.columns)]
+
+
+def _group_ids(encoded: EncodedRecords, columns: tuple[str, ...]) -> np.ndarray:
+    """One id per distinct key combination, -1 where any key column is missing."""
+    codes = [encoded[c].codes.astype(np.int64) for c in columns]
+    missing = np.zeros(encoded.n, dtype=bool)
+    for c in codes:
+        missing |= c < 0
+    key = codes[0].copy()
+    for c, column in zip(codes[1:], columns[1:]):
+        key = key * (len(encoded[column].values) + 1) + c
+        if key.max(initial=0) > 2**52:  # re-densify before the product overflows
+            key = pd.factorize(key)[0].astype(np.int64)
+    ids = pd.factorize(key)[0].astype(np.int64)
+    ids[missing] = -1
+    return ids
+
+
+def pairs_within_blocks(group: np.ndarray, max_block_size: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """All pairs of records sharing a group id (ignoring -1 and oversized groups)."""
+    valid = np.flatnonzero(group >= 0)
+    order = valid[np.argsort(group[valid], kind="stable")]
+    sorted_groups = group[order]
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    oversized = sizes > max_block_size
+    size_of = np.repeat(sizes, sizes)
+    position = np.arange(len(order)) - np.repeat(starts, sizes)
+    keep = (size_of >= 2) & (size_of <= max_block_size)
+    order, size_of, position = order[keep], size_of[keep], position[keep]
+    left_parts, right_parts = [], []
+    # Pairs (k, k+offset) inside each block; blocks are contiguous in `order`.
+    for offset in range(1, int(size_of.max(initial=1))):
+        has_partner = np.flatnonzero(position + offset < size_of)
+        if len(has_partner) == 0:
+            break
+        left_parts.append(order[has_partner])
+        right_parts.append(order[has_partner + offset])
+    if not left_parts:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, int(oversized.sum()), int(sizes[oversized].sum())
+    left, right = np.concatenate(left_parts), np.concatenate(right_parts)
+    return np.minimum(left, right), np.maximum(left, right), int(oversized.sum()), int(sizes[oversized].sum())
+
+
+def block(encoded: EncodedRecords, rules: list[BlockingRule], link_type: str, max_block_size: int) -> BlockingResult:
+    n = encoded.n
+    keys, reports = [], []
+    for rule in rules:
+        left, right, skipped, skipped_records = pairs_within_blocks(_group_ids(encoded, rule.columns), max_block_size)
+        left, right = _filter_link_type(encoded, left, right, link_type)
+        keys.append(left * n + right)
+        reports.append(RuleReport(rule.name, len(left), skipped, skipped_records))
+    combined = np.unique(np.concatenate(keys)) if keys else np.empty(0, dtype=np.int64)
+    return BlockingResult(combined // n, combined % n, reports, possible_pairs(encoded, link_type))
+
+
+def _filter_link_type(encoded: EncodedRecords, left, right, link_type: str):
+    if link_type == "link_and_dedupe":
+        return left, right
+    same = encoded.source_codes[left] == encoded.source_codes[right]
+    keep = ~same if link_type == "link_only" else same
+    return left[keep], right[keep]
+
+
+def possible_pairs(encoded: EncodedRecords, link_type: str) -> int:
+    n = encoded.n
+    per_source = np.bincount(encoded.source_codes)
+    within = int(sum(int(k) * (int(k) - 1) // 2 for k in per_source))
+    total = n * (n - 1) // 2
+    return {"link_and_dedupe": total, "link_only": total - within, "dedupe_only": within}[link_type]
+
+
+def random_pairs(encoded: EncodedRecords, count: int, link_type: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform random record pairs respecting the link type (for estimating u)."""
+    rng = np.random.default_rng(seed)
+    n = encoded.n
+    left = rng.integers(0, n, size=int(count * 1.3) + 10)
+    right = rng.integers(0, n, size=len(left))
+    keep = left != right
+    left, right = _filter_link_type(encoded, np.minimum(left[keep], right[keep]), np.maximum(left[keep], right[keep]), link_type)
+    return left[:count], right[:count]

@@ -1,0 +1,121 @@
+"""Scored pairs to entities, without the over-merging of plain connected components.
+
+1. Connected components of the pairs at or above ``match_threshold``.
+2. In components of 3 to ``complete_up_to`` records, pairs that blocking never produced
+   are scored now, so every pair inside such a component has a verdict.
+3. A pair scored below ``cannot_link_threshold`` is a cannot-link. A component with no
+   cannot-link inside is accepted as it is (the common case). Otherwise its match edges
+   are replayed strongest first, and two clusters merge only if no cannot-link joins them:
+   a chain of links through a shared phone cannot join two clearly different people.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+
+def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    graph = coo_matrix((np.ones(len(left), dtype=np.int8), (left, right)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def _members_by_label(labels: np.ndarray, wanted: np.ndarray) -> list[np.ndarray]:
+    """Record indices of each wanted label, one array per label."""
+    records = np.flatnonzero(np.isin(labels, wanted))
+    records = records[np.argsort(labels[records], kind="stable")]
+    return np.split(records, np.flatnonzero(np.diff(labels[records])) + 1) if len(records) else []
+
+
+def _within_component_pairs(groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    lefts, rights = [], []
+    for members in groups:
+        i, j = np.triu_indices(len(members), k=1)
+        lefts.append(members[i])
+        rights.append(members[j])
+    if not lefts:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return np.concatenate(lefts), np.concatenate(rights)
+
+
+def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, probability: np.ndarray,
+            match_threshold: float, cannot_link_threshold: float,
+            score_pairs: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+            complete_up_to: int = 30) -> tuple[np.ndarray, dict]:
+    """Cluster label per record and a report of what the guard did.
+
+    ``score_pairs(left, right) -> probability`` scores pairs blocking did not produce.
+    """
+    match = probability >= match_threshold
+    labels = components(n, left[match], right[match])
+    sizes = np.bincount(labels)
+    report = {"components": int(len(sizes)), "pairs_scored_for_completion": 0, "components_split": 0,
+              "records_moved": 0}
+
+    negative_left = left[probability < cannot_link_threshold]
+    negative_right = right[probability < cannot_link_threshold]
+    if score_pairs is not None:
+        small = np.flatnonzero((sizes >= 3) & (sizes <= complete_up_to))
+        if len(small):
+            all_left, all_right = _within_component_pairs(_members_by_label(labels, small))
+            unknown = ~np.isin(all_left * n + all_right, left * n + right)
+            extra_left, extra_right = all_left[unknown], all_right[unknown]
+            report["pairs_scored_for_completion"] = int(len(extra_left))
+            if len(extra_left):
+                extra_probability = score_pairs(extra_left, extra_right)
+                low = extra_probability < cannot_link_threshold
+                negative_left = np.concatenate([negative_left, extra_left[low]])
+                negative_right = np.concatenate([negative_right, extra_right[low]])
+
+    inside = labels[negative_left] == labels[negative_right]
+    conflicted = np.unique(labels[negative_left[inside]])
+    if len(conflicted) == 0:
+        return labels, report
+    cannot = defaultdict(set)
+    for a, b in zip(negative_left[inside].tolist(), negative_right[inside].tolist()):
+        cannot[a].add(b)
+        cannot[b].add(a)
+    edge_in = match & np.isin(labels[left], conflicted)
+    edge_order = np.flatnonzero(edge_in)[np.argsort(-weight[edge_in], kind="stable")]
+    parent: dict[int, int] = {}
+    members: dict[int, list[int]] = {}
+
+    def find(x: int) -> int:
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(x, x) != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    for e in edge_order.tolist():
+        a, b = find(int(left[e])), find(int(right[e]))
+        if a == b:
+            continue
+        small_root, large_root = (a, b) if len(members.get(a, [a])) <= len(members.get(b, [b])) else (b, a)
+        small_members = members.get(small_root, [small_root])
+        if any(find(y) == large_root for x in small_members for y in cannot.get(x, ())):
+            continue
+        parent[small_root] = large_root
+        members[large_root] = members.get(large_root, [large_root]) + small_members
+        members.pop(small_root, None)
+
+    new_labels = labels.copy()
+    next_label = int(labels.max()) + 1
+    for records in _members_by_label(labels, conflicted):
+        roots = np.array([find(int(r)) for r in records])
+        distinct_roots = np.unique(roots)
+        if len(distinct_roots) > 1:
+            report["components_split"] += 1
+            largest = max(distinct_roots, key=lambda r: (roots == r).sum())
+            for root in distinct_roots:
+                if root == largest:
+                    continue
+                moved = records[roots == root]
+                new_labels[moved] = next_label
+                next_label += 1
+                report["records_moved"] += int(len(moved))
+    return new_labels, report

@@ -1,0 +1,206 @@
+"""Comparisons: declarative templates that turn record pairs into agreement levels.
+
+Each comparison maps a pair to a level: 0 is the strongest agreement, the last level is
+"else" (clear disagreement) and -1 means a value is missing (no evidence either way). All of
+it is vectorised: exact agreement compares integer codes, fuzzy similarity (rapidfuzz
+``cpdist``) runs once per distinct pair of values.
+"""
+from __future__ import annotations
+
+import csv
+import importlib.resources
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import JaroWinkler, Levenshtein
+
+from resolution.encoding import EncodedRecords
+
+NULL = -1
+
+
+def _distinct_pair_scores(values: np.ndarray, left: np.ndarray, right: np.ndarray, scorer) -> np.ndarray:
+    """``scorer`` on (values[left], values[right]), computed once per distinct code pair."""
+    if len(left) == 0:
+        return np.empty(0, dtype=np.float32)
+    key = left.astype(np.int64) * len(values) + right
+    distinct, inverse = np.unique(key, return_inverse=True)
+    a = values[distinct // len(values)].tolist()
+    b = values[distinct % len(values)].tolist()
+    scores = process.cpdist(a, b, scorer=scorer, workers=-1)
+    return np.asarray(scores, dtype=np.float32)[inverse]
+
+
+@lru_cache(maxsize=1)
+def nickname_pairs() -> frozenset[tuple[str, str]]:
+    """Given names that are the same person's name (William ~ Bill), both directions,
+    from the hand-curated `nicknames` data set."""
+    pairs = set()
+    with importlib.resources.files("nicknames").joinpath("names.csv").open(encoding="utf-8") as handle:
+        for row in csv.reader(handle):
+            if len(row) >= 3 and row[1] in ("has_nickname", "has_alternate_name", "has_diminutive"):
+                a, b = row[0].strip().lower(), row[2].strip().lower()
+                pairs.add((a, b))
+                pairs.add((b, a))
+    return frozenset(pairs)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Base: ``column`` compared, ``levels`` labels (last is "else"), ``tf`` = term-frequency
+    adjusted at the exact level, ``deterministic`` = exact agreement is near-proof."""
+
+    name: str
+    column: str
+    levels: tuple[str, ...]
+    tf: bool = False
+
+    def compute(self, encoded: EncodedRecords, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        codes = encoded[self.column].codes
+        a, b = codes[left], codes[right]
+        level = np.full(len(left), len(self.levels) - 1, dtype=np.int8)
+        missing = (a < 0) | (b < 0)
+        exact = (a == b) & ~missing
+        level[exact] = 0
+        undecided = np.flatnonzero(~exact & ~missing)
+        if len(undecided):
+            self._fuzzy_levels(encoded, a[undecided], b[undecided], level, undecided)
+        level[missing] = NULL
+        return level
+
+    def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
+        """Levels between exact and else; the base class has none."""
+
+    def describe(self, level: int) -> str:
+        return "missing" if level == NULL else self.levels[level]
+
+
+@dataclass(frozen=True)
+class ExactMatch(Comparison):
+    levels: tuple[str, ...] = ("exact", "else")
+
+
+@dataclass(frozen=True)
+class FuzzyString(Comparison):
+    """exact | Jaro-Winkler >= thresholds[0] | ... | else."""
+
+    thresholds: tuple[float, ...] = (0.92, 0.80)
+    levels: tuple[str, ...] = ("exact", "jaro_winkler>=0.92", "jaro_winkler>=0.80", "else")
+
+    def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
+        score = _distinct_pair_scores(encoded[self.column].values, a, b, JaroWinkler.normalized_similarity)
+        assigned = np.zeros(len(index), dtype=bool)
+        for k, threshold in enumerate(self.thresholds, start=1):
+            hit = (score >= threshold) & ~assigned
+            level[index[hit]] = k
+            assigned |= hit
+
+
+@dataclass(frozen=True)
+class GivenName(FuzzyString):
+    """exact | nickname (Bill ~ William) | Jaro-Winkler >= 0.92 | >= 0.80 | else."""
+
+    levels: tuple[str, ...] = ("exact", "nickname", "jaro_winkler>=0.92", "jaro_winkler>=0.80", "else")
+
+    def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
+        values = encoded[self.column].values
+        relation = nickname_pairs()
+        key = a.astype(np.int64) * len(values) + b
+        distinct, inverse = np.unique(key, return_inverse=True)
+        is_nick = np.array([(values[k // len(values)], values[k % len(values)]) in relation for k in distinct],
+                           dtype=bool)[inverse] if len(distinct) else np.zeros(0, dtype=bool)
+        level[index[is_nick]] = 1
+        score = _distinct_pair_scores(values, a, b, JaroWinkler.normalized_similarity)
+        level[index[~is_nick & (score >= 0.92)]] = 2
+        level[index[~is_nick & (score < 0.92) & (score >= 0.80)]] = 3
+
+
+@dataclass(frozen=True)
+class DateOfBirth(Comparison):
+    """exact | day and month transposed | one character different | same year | else."""
+
+    levels: tuple[str, ...] = ("exact", "day_month_transposed", "one_edit", "same_year", "else")
+
+    def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
+        values = encoded[self.column].values  # ISO YYYY-MM-DD
+        key = a.astype(np.int64) * len(values) + b
+        distinct, inverse = np.unique(key, return_inverse=True)
+        left = values[distinct // len(values)]
+        right = values[distinct % len(values)]
+        transposed = np.array([l[:4] == r[:4] and l[5:7] == r[8:10] and l[8:10] == r[5:7] for l, r in zip(left, right)])
+        edits = np.asarray(process.cpdist(left.tolist(), right.tolist(), scorer=Levenshtein.distance, workers=-1))
+        same_year = np.array([l[:4] == r[:4] for l, r in zip(left, right)])
+        result = np.full(len(distinct), 4, dtype=np.int8)
+        result[same_year] = 3
+        result[edits <= 1] = 2
+        result[transposed] = 1
+        level[index] = result[inverse]
+
+
+@dataclass(frozen=True)
+class Email(Comparison):
+    """exact | same local part (another domain) | local part Jaro-Winkler >= 0.88 | else."""
+
+    levels: tuple[str, ...] = ("exact", "same_local_part", "similar_local_part", "else")
+
+    def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
+        values = encoded[self.column].values
+        local = np.array([v.split("@")[0] for v in values], dtype=object)
+        same_local = local[a] == local[b]
+        score = _distinct_pair_scores(local, a, b, JaroWinkler.normalized_similarity)
+        level[index[same_local]] = 1
+        level[index[~same_local & (score >= 0.88)]] = 2
+
+
+@dataclass(frozen=True)
+class Phone(Comparison):
+    """exact | last 7 digits equal | one digit different | else."""
+
+    levels: tuple[str, ...] = ("exact", "last_7_digits", "one_edit", "else")
+
+    def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
+        values = encoded[self.column].values
+        tail = np.array([v[-7:] for v in values], dtype=object)
+        same_tail = tail[a] == tail[b]
+        edits = _distinct_pair_scores(values, a, b, Levenshtein.distance)
+        level[index[same_tail]] = 1
+        level[index[~same_tail & (edits <= 1)]] = 2
+
+
+@dataclass(frozen=True)
+class Postcode(Comparison):
+    """exact | same district (UK outward code, else first three characters) | else."""
+
+    levels: tuple[str, ...] = ("exact", "same_district", "else")
+
+    def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
+        values = encoded[self.column].values
+        district = np.array([v[:-3] if len(v) >= 5 and not v.isdigit() else v[:3] for v in values], dtype=object)
+        level[index[district[a] == district[b]]] = 1
+
+
+def default_comparisons(encoded: EncodedRecords) -> list[Comparison]:
+    """One comparison per standardised column the data has."""
+    candidates: list[Comparison] = [
+        GivenName("first_name", "first_name", tf=True),
+        FuzzyString("last_name", "last_name", tf=True),
+        DateOfBirth("dob", "dob"),
+        Email("email", "email", tf=True),
+        Phone("phone", "phone", tf=True),
+        Postcode("postcode", "postcode", tf=True),
+        FuzzyString("street", "street", thresholds=(0.9, 0.75),
+                    levels=("exact", "jaro_winkler>=0.90", "jaro_winkler>=0.75", "else")),
+        FuzzyString("city", "city", thresholds=(0.9,), levels=("exact", "jaro_winkler>=0.90", "else"), tf=True),
+        ExactMatch("gender", "gender"),
+        ExactMatch("identifier", "identifier", tf=True),
+        ExactMatch("country", "country", tf=True),
+    ]
+    chosen = [c for c in candidates if encoded.has(c.column, 0.0)]
+    for column in encoded.records.columns:
+        if column.startswith("category__"):
+            chosen.append(ExactMatch(column, column, tf=True))
+        elif column.startswith("text__"):
+            chosen.append(FuzzyString(column, column))
+    return chosen

@@ -1,0 +1,53 @@
+"""Standardised columns as integer codes: exact agreement is a code comparison, and fuzzy
+scores are computed once per distinct pair of values."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class EncodedColumn:
+    codes: np.ndarray  # int32, -1 where missing
+    values: np.ndarray  # object array of the distinct values
+    counts: np.ndarray  # records holding each distinct value
+
+    @classmethod
+    def of(cls, values) -> "EncodedColumn":
+        codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+        codes = codes.astype(np.int32)
+        counts = np.bincount(codes[codes >= 0], minlength=len(uniques)).astype(np.int64)
+        return cls(codes, np.asarray(uniques, dtype=object), counts)
+
+    def frequency(self, codes: np.ndarray, n_records: int) -> np.ndarray:
+        """Share of records holding each code's value (term frequency)."""
+        return self.counts[codes] / n_records
+
+
+class EncodedRecords:
+    """Lazily encoded standardised columns of one record table."""
+
+    def __init__(self, records: pd.DataFrame):
+        self.records = records
+        self.n = len(records)
+        self._columns: dict[str, EncodedColumn] = {}
+        self.source_codes, self.sources = pd.factorize(records["source"])
+
+    def __getitem__(self, column: str) -> EncodedColumn:
+        if column not in self._columns:
+            self._columns[column] = EncodedColumn.of(self.records[column].to_numpy(object))
+        return self._columns[column]
+
+    def derived(self, name: str, values) -> EncodedColumn:
+        """Register a column computed from others (blocking keys, phonetic codes)."""
+        if name not in self._columns:
+            self._columns[name] = EncodedColumn.of(values)
+        return self._columns[name]
+
+    def has(self, column: str, min_share: float = 0.0) -> bool:
+        """The column exists (standardised or derived) and more than ``min_share`` has values."""
+        if column not in self.records.columns and column not in self._columns:
+            return False
+        return bool((self[column].codes >= 0).mean() > min_share)

@@ -1,0 +1,226 @@
+"""From input files to one standardised record table, a quarantine and a profile.
+
+Every row read ends up either in ``records`` or in ``quarantine`` with a reason: records
+read = resolved + quarantined, per source.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from resolution import standardise as std
+from resolution.config import ConfigError, LinkageConfig, SourceConfig
+from resolution.io import READABLE_SUFFIXES, read_table_checked
+
+# Standardised columns every record table has, whatever the sources provide.
+STANDARD_COLUMNS = (
+    "first_name", "last_name", "first_name_display", "last_name_display", "dob", "email", "phone",
+    "phone_e164", "postcode", "postcode_district", "street", "street_number", "city", "country",
+    "gender", "identifier",
+)
+QUARANTINE_COLUMNS = ("source", "file", "line", "record_id", "reason", "raw")
+
+
+@dataclass
+class SourceStats:
+    file: str
+    read: int = 0
+    resolved: int = 0
+    quarantined: int = 0
+    unmapped_columns: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IngestResult:
+    records: pd.DataFrame  # source, record_id, STANDARD_COLUMNS, category__*/text__* columns
+    quarantine: pd.DataFrame
+    stats: dict[str, SourceStats]
+    profile: dict
+
+
+def input_files(inputs: list[Path], config: LinkageConfig | None) -> list[Path]:
+    """Files named, plus readable files of folders named. With per-source tables in the
+    config, a folder contributes only the files those tables name."""
+    files: list[Path] = []
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in READABLE_SUFFIXES)
+            if config is not None and config.sources:
+                found = [p for p in found if p.stem in config.sources]
+                missing = set(config.sources) - {p.stem for p in found}
+                if missing:
+                    raise ConfigError(f"{item}: no file for the config's sources {sorted(missing)} "
+                                      f"(looked for {', '.join(READABLE_SUFFIXES)})")
+            files.extend(found)
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise FileNotFoundError(f"{item}: no such file or folder")
+    if not files:
+        raise FileNotFoundError(f"no CSV, JSONL or Parquet files in {', '.join(map(str, inputs))}")
+    stems = [p.stem for p in files]
+    duplicated = {s for s in stems if stems.count(s) > 1}
+    if duplicated:
+        raise ConfigError(f"several input files share the stem(s) {sorted(duplicated)}; a source is "
+                          "named by its file stem, so rename one")
+    return files
+
+
+def _quarantine_rows(source: str, file: str, lines, ids, reasons, raws) -> pd.DataFrame:
+    return pd.DataFrame({"source": source, "file": file, "line": pd.array(lines, dtype="Int64"),
+                         "record_id": pd.array(ids, dtype="string"), "reason": reasons, "raw": raws})
+
+
+def _coalesce(arrays: list[pa.Array], length: int) -> pa.Array:
+    if not arrays:
+        return pa.nulls(length, pa.string())
+    return arrays[0] if len(arrays) == 1 else pc.coalesce(*arrays)
+
+
+def standardise_source(table: pa.Table, source: SourceConfig, default_phone_region: str) -> dict[str, pa.Array]:
+    """Standardised columns of one source's rows (already free of quarantined rows)."""
+    n = table.num_rows
+    by_type: dict[str, list[str]] = {}
+    for column, kind in source.fields.items():
+        by_type.setdefault(kind, []).append(column)
+
+    def columns(kind: str) -> list[pa.Array]:
+        return [std.as_string_array(table[c]) for c in by_type.get(kind, [])]
+
+    given_raw = columns("first_name")
+    family_raw = columns("last_name")
+    for full in columns("full_name"):
+        given, family = std.split_full_names(full)
+        given_raw.append(given)
+        family_raw.append(family)
+    given = _coalesce([std.name_display(a) for a in given_raw], n)
+    family = _coalesce([std.name_display(a) for a in family_raw], n)
+    out = {
+        "first_name": std.name_key(given), "last_name": std.name_key(family),
+        "first_name_display": given, "last_name_display": family,
+        "dob": _coalesce([std.parse_dates(a) for a in columns("date_of_birth")], n),
+        "email": _coalesce([std.emails(a) for a in columns("email")], n),
+    }
+    phone_parts = [std.phones(a, default_phone_region) for a in columns("phone")]
+    out["phone"] = _coalesce([p[0] for p in phone_parts], n)
+    out["phone_e164"] = _coalesce([p[1] for p in phone_parts], n)
+    out["postcode"] = _coalesce([std.postcodes(a) for a in columns("postcode")], n)
+    out["postcode_district"] = std.postcode_district(out["postcode"])
+    street_parts = [std.streets(a) for a in columns("street_address")]
+    out["street"] = _coalesce([p[0] for p in street_parts], n)
+    out["street_number"] = _coalesce([p[1] for p in street_parts], n)
+    out["city"] = _coalesce([std.cities(a) for a in columns("city")], n)
+    out["country"] = _coalesce([std.categories(a) for a in columns("country")], n)
+    out["gender"] = _coalesce([std.genders(a) for a in columns("gender")], n)
+    out["identifier"] = _coalesce([std.identifiers(a) for a in columns("identifier")], n)
+    for kind in ("category", "text"):
+        for column in by_type.get(kind, []):
+            out[f"{kind}__{column}"] = std.categories(std.as_string_array(table[column]))
+    return out
+
+
+def ingest(files: list[Path], config: LinkageConfig) -> IngestResult:
+    parts, quarantined, stats, profile = [], [], {}, {"sources": {}}
+    for path in files:
+        source_name = path.stem
+        source = config.for_source(source_name)
+        result = read_table_checked(path)
+        table = result.table
+        stat = SourceStats(file=path.name, read=table.num_rows + len(result.bad_rows))
+        missing = [c for c in [source.id_column, *source.fields] if c not in table.column_names]
+        if missing:
+            raise ConfigError(f"{path}: column(s) {missing} named in the config are not in the file; "
+                              f"its columns are {table.column_names}")
+        stat.unmapped_columns = [c for c in table.column_names if c not in source.fields and c != source.id_column]
+        if result.bad_rows:
+            quarantined.append(_quarantine_rows(
+                source_name, path.name, [b.line for b in result.bad_rows], [None] * len(result.bad_rows),
+                [f"unparseable row: {b.error}" for b in result.bad_rows], [b.text for b in result.bad_rows]))
+
+        ids = pc.utf8_trim_whitespace(std.as_string_array(table[source.id_column]))
+        ids_pd = pd.Series(ids.to_pandas(), dtype="string")
+        no_id = ids_pd.isna() | (ids_pd == "")
+        repeated = ids_pd.duplicated(keep="first") & ~no_id
+        bad = (no_id | repeated).to_numpy()
+        if bad.any():
+            positions = np.flatnonzero(bad)
+            first_seen = pd.Series(np.arange(len(ids_pd)), index=ids_pd).groupby(level=0).min()
+            reasons = [f"missing id in column {source.id_column!r}" if no_id.iloc[i] else
+                       f"duplicate id {ids_pd.iloc[i]!r} in {source_name} (first at row {first_seen[ids_pd.iloc[i]] + 1})"
+                       for i in positions]
+            raws = table.take(pa.array(positions)).to_pandas().to_json(orient="records", lines=True, force_ascii=False).splitlines()
+            quarantined.append(_quarantine_rows(source_name, path.name, [None] * len(positions),
+                                                [ids_pd.iloc[i] if not no_id.iloc[i] else None for i in positions],
+                                                reasons, raws))
+            keep = pa.array(~bad)
+            table = table.filter(keep)
+            ids = ids.filter(keep)
+        columns = standardise_source(table, source, config.model.default_phone_region)
+        frame = pd.DataFrame({"source": source_name, "record_id": ids.to_pandas()})
+        for name in STANDARD_COLUMNS:
+            frame[name] = columns[name].to_pandas()
+        for name, values in columns.items():
+            if name not in STANDARD_COLUMNS:
+                frame[name] = values.to_pandas()
+        stat.resolved = len(frame)
+        stat.quarantined = stat.read - stat.resolved
+        stats[source_name] = stat
+        profile["sources"][source_name] = _profile_source(table, source, columns, stat)
+        parts.append(frame)
+    records = pd.concat(parts, ignore_index=True)
+    for name in records.columns:
+        records[name] = records[name].astype(object).where(records[name].notna(), None)
+    quarantine = (pd.concat(quarantined, ignore_index=True) if quarantined
+                  else pd.DataFrame({c: pd.Series(dtype="object") for c in QUARANTINE_COLUMNS}))
+    return IngestResult(records, quarantine, stats, profile)
+
+
+# Which standardised column measures a raw field's validity.
+_VALIDITY_COLUMN = {"first_name": "first_name", "last_name": "last_name", "date_of_birth": "dob",
+                    "email": "email", "phone": "phone", "postcode": "postcode", "street_address": "street",
+                    "city": "city", "gender": "gender", "identifier": "identifier", "country": "country"}
+
+
+def _shape(value: str) -> str:
+    """"SW1A 1AA" -> "AA9A 9AA": the format of a value, for consistency."""
+    return "".join("9" if ch.isdigit() else "A" if ch.isalpha() else ch for ch in value)
+
+
+def _profile_source(table: pa.Table, source: SourceConfig, columns: dict[str, pa.Array], stat: SourceStats) -> dict:
+    """Per field: completeness (has a value), validity (the standardiser accepted it),
+    uniqueness (distinct / present) and consistency (share in the most common format)."""
+    n = table.num_rows
+    fields = {}
+    for column, kind in source.fields.items():
+        if kind == "ignore":
+            continue
+        raw = std.as_string_array(table[column])
+        raw = pc.if_else(pc.equal(pc.utf8_trim_whitespace(raw), ""), pa.scalar(None, pa.string()), raw)
+        present = n - raw.null_count
+        standard = columns.get(_VALIDITY_COLUMN.get(kind, ""))
+        valid = None
+        if standard is not None and present:
+            valid = float(pc.sum(pc.and_kleene(pc.is_valid(raw), pc.is_valid(standard))).as_py() or 0) / present
+        sample = pd.Series(raw.to_pandas()).dropna()
+        sample = sample.sample(min(len(sample), 5000), random_state=0) if len(sample) else sample
+        consistency = float(sample.map(_shape).value_counts(normalize=True).iloc[0]) if len(sample) else None
+        fields[column] = {
+            "type": kind,
+            "completeness": present / n if n else 0.0,
+            "validity": valid,
+            "uniqueness": (pc.count_distinct(raw).as_py() / present) if present else None,
+            "consistency": consistency,
+        }
+    return {"file": stat.file, "read": stat.read, "resolved": stat.resolved, "quarantined": stat.quarantined,
+            "unmapped_columns": stat.unmapped_columns, "fields": fields}
+
+
+def write_profile(profile: dict, path: Path) -> None:
+    Path(path).write_text(json.dumps(profile, indent=2, ensure_ascii=False))

@@ -1,0 +1,166 @@
+"""``Linker``: the resolution pipeline behind one object, each step a small component.
+
+ingest -> encode -> block -> compare -> train (u by sampling, m by EM) -> score -> cluster ->
+golden records -> artifacts. ``identigraph resolve`` is a thin shell over ``Linker.run``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from resolution.blocking import BlockingResult, add_blocking_keys, block, default_rules, random_pairs
+from resolution.clustering import cluster
+from resolution.comparisons import Comparison, default_comparisons
+from resolution.config import LinkageConfig
+from resolution.encoding import EncodedRecords
+from resolution.golden import golden_records
+from resolution.ingest import SourceStats, ingest, input_files, write_profile
+from resolution.model import FellegiSunterModel, comparison_matrix, estimate_u, score, train_em
+
+
+@dataclass
+class ResolutionResult:
+    out_dir: Path
+    records: int
+    entities: int
+    quarantined: int
+    read: int
+    candidate_pairs: int
+    reduction_ratio: float
+    stats: dict[str, SourceStats]
+    blocking: list[dict]
+    clustering: dict
+    em: dict
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["out_dir"] = str(self.out_dir)
+        return data
+
+
+def entity_ids(records: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+    """Stable ids: a hash of the cluster's smallest ``source:record_id``, so the same
+    cluster gets the same id whatever else is in the run."""
+    keys = records["source"].astype(str) + ":" + records["record_id"].astype(str)
+    representative = keys.groupby(labels).transform("min")
+    distinct = representative.unique()
+    ids = {k: "E" + hashlib.blake2b(k.encode(), digest_size=8).hexdigest() for k in distinct}
+    return representative.map(ids).to_numpy(object)
+
+
+class Linker:
+    def __init__(self, config: LinkageConfig, progress: Callable[[str], None] | None = None):
+        self.config = config
+        self.settings = config.model
+        self.progress = progress or (lambda message: None)
+        self.seconds: dict[str, float] = {}
+        self._started = 0.0
+
+    def _step(self, name: str) -> None:
+        now = time.perf_counter()
+        if self._started and self._current:
+            self.seconds[self._current] = round(now - self._started, 3)
+        self._current, self._started = name, now
+        if name:
+            self.progress(name)
+
+    _current = ""
+
+    # Components, usable on their own -------------------------------------------------
+    def comparisons(self, encoded: EncodedRecords) -> list[Comparison]:
+        return default_comparisons(encoded)
+
+    def block(self, encoded: EncodedRecords) -> BlockingResult:
+        add_blocking_keys(encoded)
+        return block(encoded, default_rules(encoded), self.settings.link_type, self.settings.max_block_size)
+
+    def train(self, encoded: EncodedRecords, comparisons: list[Comparison], gamma: np.ndarray) -> FellegiSunterModel:
+        level_counts = [len(c.levels) for c in comparisons]
+        rl, rr = random_pairs(encoded, self.settings.u_sample_pairs, self.settings.link_type, self.settings.seed)
+        u_random = estimate_u(comparison_matrix(comparisons, encoded, rl, rr, self.settings.shared_value_limit),
+                              level_counts)
+        m, u, lam, iterations, converged = train_em(gamma, level_counts, u_random, self.settings.em_max_iterations,
+                                                    self.settings.em_tolerance)
+        return FellegiSunterModel(
+            comparisons=[c.name for c in comparisons], levels=[list(c.levels) for c in comparisons], m=m, u=u,
+            lambda_=lam, tf_comparisons=[c.name for c in comparisons if c.tf],
+            u_random_exact=[x[0] for x in u_random], pairs_trained=len(gamma), iterations=iterations,
+            converged=converged)
+
+    # The whole run ------------------------------------------------------------------
+    def run(self, inputs: list[Path], out_dir: Path, model: FellegiSunterModel | None = None) -> ResolutionResult:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        settings = self.settings
+        self._step("reading and standardising")
+        files = input_files(inputs, self.config)
+        ingested = ingest(files, self.config)
+        records = ingested.records
+        self._step("blocking")
+        encoded = EncodedRecords(records)
+        comparisons = self.comparisons(encoded)
+        blocked = self.block(encoded)
+        left, right = blocked.left, blocked.right
+        self._step("comparing")
+        gamma = comparison_matrix(comparisons, encoded, left, right, settings.shared_value_limit)
+        self._step("training (u by sampling, m by EM)")
+        if model is None:
+            model = self.train(encoded, comparisons, gamma)
+        elif model.comparisons != [c.name for c in comparisons]:
+            raise ValueError(f"the saved model compares {model.comparisons} but these inputs give "
+                             f"{[c.name for c in comparisons]}; retrain without --model")
+        self._step("scoring")
+        scores = score(model, gamma, encoded, comparisons, left, right)
+        self._step("clustering")
+
+        def score_pairs(extra_left: np.ndarray, extra_right: np.ndarray) -> np.ndarray:
+            extra_gamma = comparison_matrix(comparisons, encoded, extra_left, extra_right, settings.shared_value_limit)
+            return score(model, extra_gamma, encoded, comparisons, extra_left, extra_right).match_probability
+
+        labels, cluster_report = cluster(encoded.n, left, right, scores.match_weight, scores.match_probability,
+                                         settings.match_threshold, settings.cannot_link_threshold, score_pairs)
+        ids = entity_ids(records, labels)
+        self._step("golden records and artifacts")
+        entities = pd.DataFrame({"record_id": records["record_id"], "source": records["source"], "entity_id": ids})
+        entities["cluster_size"] = entities.groupby("entity_id")["entity_id"].transform("size").astype(np.int32)
+        entities.to_parquet(out_dir / "entities.parquet", index=False)
+        self._write_pairs(out_dir / "pairs.parquet", records, comparisons, left, right, gamma, scores)
+        source_priority = list(self.config.sources) or sorted(records["source"].unique())
+        golden_records(records, ids, source_priority).to_parquet(out_dir / "golden.parquet", index=False)
+        records.to_parquet(out_dir / "records.parquet", index=False)
+        ingested.quarantine.to_parquet(out_dir / "quarantine.parquet", index=False)
+        model.save(out_dir / "model.json")
+        write_profile(ingested.profile, out_dir / "profile.json")
+        self._step("")
+        result = ResolutionResult(
+            out_dir=out_dir, records=len(records), entities=int(entities["entity_id"].nunique()),
+            quarantined=len(ingested.quarantine), read=sum(s.read for s in ingested.stats.values()),
+            candidate_pairs=len(left), reduction_ratio=blocked.reduction_ratio, stats=ingested.stats,
+            blocking=[asdict(r) for r in blocked.reports], clustering=cluster_report,
+            em={"iterations": model.iterations, "converged": model.converged, "lambda": model.lambda_},
+            seconds=dict(self.seconds))
+        (out_dir / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
+        return result
+
+    def _write_pairs(self, path: Path, records: pd.DataFrame, comparisons: list[Comparison], left: np.ndarray,
+                     right: np.ndarray, gamma: np.ndarray, scores) -> None:
+        keep = scores.match_probability >= self.settings.pairs_floor
+        source = records["source"].to_numpy(object)
+        record_id = records["record_id"].to_numpy(object)
+        frame = pd.DataFrame({
+            "source_l": source[left[keep]], "record_id_l": record_id[left[keep]],
+            "source_r": source[right[keep]], "record_id_r": record_id[right[keep]],
+            "match_weight": scores.match_weight[keep], "match_probability": scores.match_probability[keep],
+        })
+        for j, comparison in enumerate(comparisons):
+            frame[f"level_{comparison.name}"] = gamma[keep, j]
+            frame[f"weight_{comparison.name}"] = scores.field_weights[keep, j]
+        frame.to_parquet(path, index=False)

@@ -1,0 +1,299 @@
+"""Standardisers, one per semantic type, over whole pyarrow arrays.
+
+Fast paths use Arrow's C++ kernels (case folding, NFKC, regex). Work that needs Python
+(romanising CJK, transliteration, phone country codes) runs once per *distinct* value via
+dictionary encoding, so its cost follows the number of distinct values, not of records.
+Values recognised as junk (test e-mails, repeated digits, placeholder names) become null:
+they are missing information, not evidence.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, country_code_for_region
+from pypinyin import lazy_pinyin
+from unidecode import unidecode
+
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# Chinese surnames of two characters; all others are one character.
+COMPOUND_SURNAMES = frozenset("欧阳 司马 诸葛 上官 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 夏侯 轩辕 令狐 钟离 端木 独孤 南宫 西门".split())
+JUNK_NAMES = frozenset({"test", "testing", "unknown", "n a", "na", "xxx", "xx", "x", "none", "null", "nil",
+                        "user", "customer", "asdf", "abc", "no name", "noname", "anonymous", "dummy", "tbc"})
+JUNK_EMAIL_LOCALS = frozenset({"test", "noemail", "none", "na", "no", "nomail", "a", "abc", "asdf", "null",
+                               "unknown", "xxx", "example", "email", "noreply", "no-reply"})
+JUNK_EMAIL_DOMAINS = frozenset({"test.com", "example.com", "example.org", "none.com", "na.com", "a.com",
+                                "noemail.com", "nomail.com", "test.test", "email.email"})
+EMAIL_DOMAIN_TYPOS = {"gmial.com": "gmail.com", "gmai.com": "gmail.com", "gamil.com": "gmail.com",
+                      "gmail.co": "gmail.com", "gnail.com": "gmail.com", "googlemail.com": "gmail.com",
+                      "hotmial.com": "hotmail.com", "hotmal.com": "hotmail.com", "hotmai.com": "hotmail.com",
+                      "hotmial.co.uk": "hotmail.co.uk", "yaho.com": "yahoo.com", "yahooo.com": "yahoo.com",
+                      "outlok.com": "outlook.com", "iclod.com": "icloud.com"}
+# Providers that deliver "name+tag@" to "name@"; Gmail also ignores dots in the local part.
+PLUS_ADDRESSING = frozenset({"gmail.com", "outlook.com", "hotmail.com", "hotmail.co.uk", "live.com",
+                             "icloud.com", "me.com", "protonmail.com", "proton.me", "fastmail.com"})
+JUNK_PHONE_DIGITS = frozenset({"123456789", "1234567890", "0123456789", "987654321", "9876543210",
+                               "12345678", "01234567890"})
+STREET_ABBREVIATIONS = {"st": "street", "rd": "road", "ave": "avenue", "av": "avenue", "ln": "lane",
+                        "dr": "drive", "ct": "court", "pl": "place", "sq": "square", "cres": "crescent",
+                        "blvd": "boulevard", "hwy": "highway", "mt": "mount", "pk": "park", "gdns": "gardens",
+                        "cl": "close", "ter": "terrace", "terr": "terrace", "sta": "station", "apt": "apartment"}
+GENDERS = {"m": "m", "male": "m", "man": "m", "mr": "m", "boy": "m",
+           "f": "f", "female": "f", "woman": "f", "mrs": "f", "ms": "f", "miss": "f", "girl": "f"}
+DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%Y%m%d", "%d %b %Y", "%d-%m-%Y", "%d.%m.%Y",
+                "%Y/%m/%d", "%d %B %Y", "%b %d, %Y", "%B %d, %Y", "%d-%b-%Y", "%m-%d-%Y")
+COUNTRY_CODES = frozenset(str(code) for code in COUNTRY_CODE_TO_REGION_CODE)
+
+
+def as_string_array(values) -> pa.Array:
+    array = pa.array(values, type=pa.string(), from_pandas=True) if not isinstance(values, (pa.Array, pa.ChunkedArray)) else values
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.cast(pa.string())
+
+
+def map_distinct(array: pa.Array, function: Callable[[str], str | None]) -> pa.Array:
+    """``function`` applied once per distinct non-null value."""
+    encoded = pc.dictionary_encode(array)
+    mapped = pa.array([function(v) for v in encoded.dictionary.to_pylist()], type=pa.string())
+    return pc.take(mapped, encoded.indices)
+
+
+def clean_text(array: pa.Array) -> pa.Array:
+    """NFKC, case folded, punctuation to spaces, whitespace collapsed; empty becomes null."""
+    array = pc.utf8_lower(pc.utf8_normalize(as_string_array(array), form="NFKC"))
+    # RE2's \w is ASCII-only: Unicode classes keep accented and CJK letters.
+    array = pc.replace_substring_regex(array, pattern=r"[^\p{L}\p{N}\s]", replacement=" ")
+    array = pc.utf8_trim_whitespace(pc.replace_substring_regex(array, pattern=r"\s+", replacement=" "))
+    return pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array)
+
+
+def _null_where(array: pa.Array, mask) -> pa.Array:
+    return pc.if_else(mask, pa.scalar(None, pa.string()), array)
+
+
+def romanise(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if CJK.search(text):
+        return "".join(lazy_pinyin(text)).lower()
+    return unidecode(text).lower()
+
+
+def name_key(array) -> pa.Array:
+    """Comparison key of a name: cleaned, romanised (CJK to pinyin), ASCII, no spaces or hyphens."""
+    cleaned = clean_text(array)
+    cleaned = _null_where(cleaned, pc.is_in(cleaned, value_set=pa.array(sorted(JUNK_NAMES))))
+    keys = map_distinct(cleaned, lambda v: re.sub(r"[^a-z]", "", romanise(v)) or None)
+    return keys
+
+
+def name_display(array) -> pa.Array:
+    """The name as people write it: NFKC, single spaces, junk removed; case kept."""
+    array = pc.utf8_normalize(as_string_array(array), form="NFKC")
+    array = pc.utf8_trim_whitespace(pc.replace_substring_regex(array, pattern=r"\s+", replacement=" "))
+    lowered = clean_text(array)
+    return _null_where(array, pc.or_kleene(pc.is_null(lowered), pc.is_in(lowered, value_set=pa.array(sorted(JUNK_NAMES)))))
+
+
+def split_full_name(text: str | None) -> tuple[str | None, str | None]:
+    """(given, family) from one name field: "Last, First", "First [Middle] Last", "王伟"."""
+    if text is None:
+        return None, None
+    text = text.strip()
+    if "," in text:
+        family, _, given = text.partition(",")
+        given_tokens = given.split()
+        return (given_tokens[0] if given_tokens else None), (family.strip() or None)
+    if CJK.search(text) and " " not in text:
+        surname_length = 2 if text[:2] in COMPOUND_SURNAMES and len(text) > 2 else 1
+        return (text[surname_length:] or None), text[:surname_length]
+    tokens = text.split()
+    if not tokens:
+        return None, None
+    if len(tokens) == 1:
+        return tokens[0], None
+    return tokens[0], tokens[-1]
+
+
+def split_full_names(array) -> tuple[pa.Array, pa.Array]:
+    encoded = pc.dictionary_encode(as_string_array(array))
+    parts = [split_full_name(v) for v in encoded.dictionary.to_pylist()]
+    given = pa.array([p[0] for p in parts], type=pa.string())
+    family = pa.array([p[1] for p in parts], type=pa.string())
+    return pc.take(given, encoded.indices), pc.take(family, encoded.indices)
+
+
+def parse_dates(array, today: date | None = None) -> pa.Array:
+    """ISO ``YYYY-MM-DD`` from many formats. The column's most successful format is tried
+    first, so an all-``DD/MM`` column is not read as ``MM/DD`` where both parse."""
+    array = pc.utf8_trim_whitespace(as_string_array(array))
+    array = _null_where(array, pc.equal(array, ""))
+    values = array.to_pandas()
+    present = values.dropna()
+    if present.empty:
+        return pa.nulls(len(array), pa.string())
+    import pandas as pd
+
+    sample = present.sample(min(len(present), 2000), random_state=0)
+    success = {fmt: pd.to_datetime(sample, format=fmt, errors="coerce").notna().mean() for fmt in DATE_FORMATS}
+    order = sorted(DATE_FORMATS, key=lambda fmt: -success[fmt])
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    for fmt in order:
+        todo = parsed.isna() & values.notna()
+        if not todo.any():
+            break
+        parsed[todo] = pd.to_datetime(values[todo], format=fmt, errors="coerce")
+    # Timestamps and other ISO-like strings: take the date part.
+    todo = parsed.isna() & values.notna()
+    if todo.any():
+        parsed[todo] = pd.to_datetime(values[todo].str[:10], format="%Y-%m-%d", errors="coerce")
+    today = today or date.today()
+    implausible = (parsed < pd.Timestamp(1900, 1, 2)) | (parsed > pd.Timestamp(today)) | parsed.isin(
+        [pd.Timestamp(1901, 1, 1), pd.Timestamp(1911, 11, 11)])
+    parsed[implausible] = pd.NaT
+    return pa.array(parsed.dt.strftime("%Y-%m-%d").where(parsed.notna(), None), type=pa.string(), from_pandas=True)
+
+
+def canonical_email(text: str | None) -> str | None:
+    if text is None:
+        return None
+    text = text.strip().lower()
+    if text.count("@") != 1:
+        return None
+    local, domain = text.split("@")
+    domain = EMAIL_DOMAIN_TYPOS.get(domain, domain)
+    if domain.endswith(".con"):
+        domain = domain[:-4] + ".com"
+    if not local or "." not in domain or " " in text:
+        return None
+    if domain in PLUS_ADDRESSING:
+        local = local.split("+", 1)[0]
+    if domain == "gmail.com":
+        local = local.replace(".", "")
+    if local in JUNK_EMAIL_LOCALS or domain in JUNK_EMAIL_DOMAINS or not local:
+        return None
+    return f"{local}@{domain}"
+
+
+def emails(array) -> pa.Array:
+    return map_distinct(as_string_array(array), canonical_email)
+
+
+def phone_parts(text: str | None, default_country: str) -> tuple[str | None, str | None]:
+    """(national significant number, E.164 or None) from a number as written.
+
+    International numbers (``+``/``00``) lose their country code, national ones their trunk
+    ``0``, so "+44 7911 123456", "07911 123456" and "447911123456" share the key
+    "7911123456". E.164 is given where the country is known: an international prefix, or a
+    trunk-prefixed national number read in the default region.
+    """
+    if text is None:
+        return None, None
+    text = text.strip()
+    digits = re.sub(r"\D", "", text)
+    country = None
+    if text.startswith("+") or digits.startswith("00"):
+        if digits.startswith("00"):
+            digits = digits[2:]
+        for length in (1, 2, 3):
+            if digits[:length] in COUNTRY_CODES:
+                country, digits = digits[:length], digits[length:]
+                break
+        if digits.startswith("0"):  # "+44 (0)20 ..."
+            digits = digits[1:]
+    elif digits.startswith("0"):
+        digits = digits[1:]
+        country = default_country
+    if len(digits) < 6 or len(set(digits)) == 1 or digits in JUNK_PHONE_DIGITS or ("0" + digits) in JUNK_PHONE_DIGITS:
+        return None, None
+    return digits, (f"+{country}{digits}" if country else None)
+
+
+def phones(array, default_region: str = "GB") -> tuple[pa.Array, pa.Array]:
+    """(key, E.164) arrays; see ``phone_parts``."""
+    country = str(country_code_for_region(default_region.upper()) or "")
+    if not country:
+        raise ValueError(f"unknown phone region {default_region!r}; use an ISO 3166 code like GB or US")
+    encoded = pc.dictionary_encode(as_string_array(array))
+    parts = [phone_parts(v, country) for v in encoded.dictionary.to_pylist()]
+    key = pa.array([p[0] for p in parts], type=pa.string())
+    e164 = pa.array([p[1] for p in parts], type=pa.string())
+    return pc.take(key, encoded.indices), pc.take(e164, encoded.indices)
+
+
+def postcodes(array) -> pa.Array:
+    """Upper case, letters and digits only; placeholders removed."""
+    array = pc.utf8_upper(pc.utf8_normalize(as_string_array(array), form="NFKC"))
+    array = pc.replace_substring_regex(array, pattern=r"[^0-9A-Z]", replacement="")
+    junk = pc.or_kleene(pc.match_substring_regex(array, pattern=r"^(0+|X+|NA|NONE|UNKNOWN|TBC)?$"),
+                        pc.less(pc.utf8_length(array), 3))
+    return _null_where(array, junk)
+
+
+def postcode_district(array: pa.Array) -> pa.Array:
+    """The coarse part of a postcode: the UK outward code, else the first three characters."""
+    length = pc.utf8_length(array)
+    has_letters = pc.match_substring_regex(array, pattern=r"[A-Z]")
+    outward = pc.utf8_slice_codeunits(array, 0, -3)
+    return pc.if_else(pc.and_kleene(has_letters, pc.greater_equal(length, 5)), outward,
+                      pc.utf8_slice_codeunits(array, 0, 3))
+
+
+_ABBREVIATION = re.compile(r"\b(" + "|".join(STREET_ABBREVIATIONS) + r")\b")
+
+
+def _street(text: str | None) -> str | None:
+    if text is None:
+        return None
+    text = unidecode(text) if not CJK.search(text) else text
+    return _ABBREVIATION.sub(lambda m: STREET_ABBREVIATIONS[m.group(1)], text) or None
+
+
+def streets(array) -> tuple[pa.Array, pa.Array]:
+    """(normalised street line, house number) with abbreviations spelled out."""
+    cleaned = map_distinct(clean_text(array), _street)
+    number = pc.extract_regex(cleaned, pattern=r"^(?P<n>\d+[a-z]?)\b")
+    number = pc.struct_field(number, [0]) if len(cleaned) else pa.array([], pa.string())
+    return cleaned, number
+
+
+def cities(array) -> pa.Array:
+    return map_distinct(clean_text(array), lambda v: unidecode(v) if not CJK.search(v) else v)
+
+
+def genders(array) -> pa.Array:
+    cleaned = clean_text(array)
+    return map_distinct(cleaned, lambda v: GENDERS.get(v))
+
+
+JUNK_IDENTIFIERS = frozenset({"UNKNOWN", "NONE", "NULL", "TBC", "NA", "123456", "1234567890", "0123456789"})
+
+
+def _identifier(text: str | None) -> str | None:
+    if text is None:
+        return None
+    text = re.sub(r"[\s\-./]", "", text.upper())
+    if len(text) < 4 or len(set(text)) == 1 or text in JUNK_IDENTIFIERS:
+        return None
+    return text
+
+
+def identifiers(array) -> pa.Array:
+    """Upper case without separators; repeated characters and placeholders removed."""
+    return map_distinct(as_string_array(array), _identifier)
+
+
+def categories(array) -> pa.Array:
+    return clean_text(array)
+
+
+def null_share(array: pa.Array) -> float:
+    return array.null_count / len(array) if len(array) else 0.0
+
+
+__all__ = [name for name in dir() if not name.startswith("_") and name not in {"annotations", "np", "re"}]
