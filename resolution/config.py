@@ -46,9 +46,9 @@ class ModelSettings:
     u_sample_pairs: int = 2_000_000
     em_max_iterations: int = 50
     em_tolerance: float = 1e-5
-    # An e-mail, phone or identifier value held by more records than this is treated as shared
-    # (household, junk, reused) and gives no deterministic evidence.
-    shared_value_limit: int = 5
+    # An e-mail, phone or identifier value whose records carry more different given names than
+    # this is treated as shared (family line, reused junk value) and gives no evidence.
+    shared_value_limit: int = 2
     seed: int = 42
 
     def __post_init__(self) -> None:

@@ -46,6 +46,9 @@ class EncodedRecords:
             self._columns[name] = EncodedColumn.of(values)
         return self._columns[name]
 
+    def __contains__(self, column: str) -> bool:
+        return column in self._columns or column in self.records.columns
+
     def has(self, column: str, min_share: float = 0.0) -> bool:
         """The column exists (standardised or derived) and more than ``min_share`` has values."""
         if column not in self.records.columns and column not in self._columns:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from resolution.blocking import BlockingResult, add_blocking_keys, block, default_rules, random_pairs
+from resolution.blocking import (BlockingResult, add_blocking_keys, block, default_rules, possible_pairs,
+                                 random_pairs)
 from resolution.clustering import cluster
 from resolution.comparisons import Comparison, default_comparisons
 from resolution.config import LinkageConfig
@@ -87,13 +88,17 @@ class Linker:
         rl, rr = random_pairs(encoded, self.settings.u_sample_pairs, self.settings.link_type, self.settings.seed)
         u_random = estimate_u(comparison_matrix(comparisons, encoded, rl, rr, self.settings.shared_value_limit),
                               level_counts)
-        m, u, lam, iterations, converged = train_em(gamma, level_counts, u_random, self.settings.em_max_iterations,
-                                                    self.settings.em_tolerance)
+        m, _, lambda_candidates, iterations, converged = train_em(
+            gamma, level_counts, u_random, self.settings.em_max_iterations, self.settings.em_tolerance)
+        # Matches are assumed to be (nearly) all among the candidates blocking produced.
+        expected_matches = lambda_candidates * len(gamma)
+        lambda_random = float(np.clip(expected_matches / max(possible_pairs(encoded, self.settings.link_type), 1),
+                                      1e-12, 0.5))
         return FellegiSunterModel(
-            comparisons=[c.name for c in comparisons], levels=[list(c.levels) for c in comparisons], m=m, u=u,
-            lambda_=lam, tf_comparisons=[c.name for c in comparisons if c.tf],
-            u_random_exact=[x[0] for x in u_random], pairs_trained=len(gamma), iterations=iterations,
-            converged=converged)
+            comparisons=[c.name for c in comparisons], levels=[list(c.levels) for c in comparisons], m=m,
+            u=u_random, lambda_=lambda_random, lambda_candidates=lambda_candidates,
+            tf_comparisons=[c.name for c in comparisons if c.tf], pairs_trained=len(gamma),
+            iterations=iterations, converged=converged)
 
     # The whole run ------------------------------------------------------------------
     def run(self, inputs: list[Path], out_dir: Path, model: FellegiSunterModel | None = None) -> ResolutionResult:

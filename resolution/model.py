@@ -1,17 +1,19 @@
 """Fellegi–Sunter scoring with parameters estimated without labels.
 
-- u (chance a level occurs between two *different* people) first from random record pairs,
+- u (chance a level occurs between two *different* people) from random record pairs,
   which are almost all non-matches;
-- then m (chance of the level between two records of the *same* person), u and the match
-  share lambda by EM on the blocked candidate pairs, starting from that u. Only candidate
-  pairs are ever scored, and blocked non-matches (people of one household sharing surname,
-  address and phone) agree far more often than random pairs do: with u held at its
-  random-pair value EM explains them as matches and over-merges;
+- m (chance of the level between two records of the *same* person) by a two-class EM on
+  the blocked candidate pairs. Its non-match class gets its own u, because blocked
+  non-matches (people of one household sharing surname, address and phone) agree far more
+  often than random pairs: with u fixed at the random value, EM calls them matches;
+- weights are log2(m / u_random), and the prior is the candidate-space match share EM
+  found, rescaled to random pairs (matches / possible pairs);
 - EM runs over distinct comparison patterns weighted by their counts, not over pairs;
 - exact agreement on term-frequency columns is re-weighted by how common the value is:
   sharing "Smith" is weaker evidence than sharing "Featherstonehaugh";
-- a value of a phone, e-mail or identifier held by more than ``shared_value_limit``
-  records (a household line, a junk value) gives no evidence at all.
+- a phone or e-mail whose holders have more than ``shared_value_limit`` different given
+  names (a family line), or an identifier on more than ``IDENTIFIER_RECORD_LIMIT`` records
+  (a placeholder), gives no evidence at all.
 """
 from __future__ import annotations
 
@@ -20,16 +22,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from rapidfuzz import process
+from rapidfuzz.distance import JaroWinkler
 
 from resolution.comparisons import NULL, Comparison
 from resolution.encoding import EncodedRecords
 
-SHARED_VALUE_COLUMNS = ("phone", "email", "identifier")
+# Households share phones and e-mail addresses; a personal identifier shared by this many
+# records is a placeholder ("123456", a store's default card), not a person.
+SHARED_VALUE_COLUMNS = ("phone", "email")
+IDENTIFIER_RECORD_LIMIT = 20
 # Both given name and date of birth present and clearly different: not the same person,
-# however much household evidence (address, phone, surname) they share.
+# however much household evidence (address, phone, surname) they share. A personal
+# identifier that agrees (national id, loyalty number; never a shared value) lifts the rule:
+# household members share addresses and phones, not those.
 DISTINCT_PERSON_COMPARISONS = ("first_name", "dob")
 DISTINCT_PERSON_WEIGHT = -30.0
 M_FLOOR = 1e-3
+# The "Jaro-Winkler >= 0.92" level of GivenName and of the last-name FuzzyString.
+SWAPPED_CLOSE_LEVEL = {"first_name": 2, "last_name": 1}
 U_FLOOR = 1e-6
 MIN_LEVEL_SUPPORT = 10
 
@@ -42,12 +54,12 @@ class FellegiSunterModel:
     u: list[list[float]]
     lambda_: float = 0.1
     tf_comparisons: list[str] = field(default_factory=list)
-    # u of the exact level among random pairs: the average chance two people share a value,
-    # which term-frequency adjustments compare each value's own frequency with.
-    u_random_exact: list[float] = field(default_factory=list)
     pairs_trained: int = 0
     iterations: int = 0
     converged: bool = False
+
+    # Match share among the candidate pairs EM was trained on; ``lambda_`` is per random pair.
+    lambda_candidates: float = 0.5
 
     def weights(self) -> list[np.ndarray]:
         """log2(m/u) per level. A partial agreement never weighs less than clear
@@ -60,7 +72,7 @@ class FellegiSunterModel:
             m, u = np.asarray(m), np.asarray(u)
             w = np.log2(m / u)
             if self.pairs_trained:
-                support = self.pairs_trained * (self.lambda_ * m + (1 - self.lambda_) * u)
+                support = self.pairs_trained * self.lambda_candidates * m
                 w[:-1] = np.where(support[:-1] < MIN_LEVEL_SUPPORT, 0.0, w[:-1])
             w[:-1] = np.maximum(w[:-1], w[-1])
             weights.append(w)
@@ -72,7 +84,7 @@ class FellegiSunterModel:
     def to_json(self) -> dict:
         return {"model": "fellegi_sunter", "lambda": self.lambda_, "iterations": self.iterations,
                 "converged": self.converged, "tf_comparisons": self.tf_comparisons,
-                "u_random_exact": self.u_random_exact, "pairs_trained": self.pairs_trained,
+                "lambda_candidates": self.lambda_candidates, "pairs_trained": self.pairs_trained,
                 "comparisons": [{"name": n, "levels": [{"label": lab, "m": m, "u": u, "weight": float(w)}
                                                        for lab, m, u, w in zip(levels, ms, us, ws)]}
                                 for n, levels, ms, us, ws in zip(self.comparisons, self.levels, self.m, self.u,
@@ -84,11 +96,24 @@ class FellegiSunterModel:
         return cls(comparisons=[c["name"] for c in comps], levels=[[lv["label"] for lv in c["levels"]] for c in comps],
                    m=[[lv["m"] for lv in c["levels"]] for c in comps], u=[[lv["u"] for lv in c["levels"]] for c in comps],
                    lambda_=data["lambda"], tf_comparisons=data.get("tf_comparisons", []),
-                   u_random_exact=data.get("u_random_exact", []), pairs_trained=data.get("pairs_trained", 0),
+                   lambda_candidates=data.get("lambda_candidates", 0.5), pairs_trained=data.get("pairs_trained", 0),
                    iterations=data.get("iterations", 0), converged=data.get("converged", False))
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_json(), indent=2))
+
+
+def shared_values(encoded: EncodedRecords, column: str, limit: int) -> np.ndarray:
+    """Per distinct value of ``column``: held by records of more than ``limit`` different
+    given names (compared by sound, so typos of one name count once)."""
+    column_codes = encoded[column].codes
+    if "first_name_metaphone" not in encoded:
+        return np.zeros(len(encoded[column].values), dtype=bool)
+    names = encoded["first_name_metaphone"].codes
+    both = (column_codes >= 0) & (names >= 0)
+    holders = pd.DataFrame({"value": column_codes[both], "name": names[both]}).drop_duplicates()
+    distinct_names = np.bincount(holders["value"].to_numpy(), minlength=len(encoded[column].values))
+    return distinct_names > limit
 
 
 def comparison_matrix(comparisons: list[Comparison], encoded: EncodedRecords, left: np.ndarray,
@@ -97,11 +122,13 @@ def comparison_matrix(comparisons: list[Comparison], encoded: EncodedRecords, le
     gamma = np.empty((len(left), len(comparisons)), dtype=np.int8)
     for j, comparison in enumerate(comparisons):
         level = comparison.compute(encoded, left, right)
+        codes = encoded[comparison.column].codes
         if comparison.column in SHARED_VALUE_COLUMNS:
-            counts = encoded[comparison.column].counts
-            codes = encoded[comparison.column].codes
-            shared = (level == 0) & (counts[np.maximum(codes[left], 0)] > shared_value_limit)
-            level[shared] = NULL
+            shared = shared_values(encoded, comparison.column, shared_value_limit)
+            level[(level == 0) & shared[np.maximum(codes[left], 0)]] = NULL
+        elif comparison.column == "identifier":
+            placeholder = encoded["identifier"].counts > IDENTIFIER_RECORD_LIMIT
+            level[(level == 0) & placeholder[np.maximum(codes[left], 0)]] = NULL
         gamma[:, j] = level
     names = [c.name for c in comparisons]
     if "first_name" in names and "last_name" in names:
@@ -110,18 +137,25 @@ def comparison_matrix(comparisons: list[Comparison], encoded: EncodedRecords, le
 
 
 def _agree_on_swapped_names(encoded, left, right, gamma, first_j, last_j) -> None:
-    """A record with given and family name swapped agrees on both names."""
-    first = encoded["first_name"]
-    last = encoded["last_name"]
-    # Codes of the two columns differ; compare the values through a shared factorisation.
-    values_first = first.values[np.maximum(first.codes, 0)]
-    values_last = last.values[np.maximum(last.codes, 0)]
+    """A record with given and family name swapped agrees on both names: exactly when both
+    swapped values are equal, else at the Jaro-Winkler >= 0.92 level when both are close."""
+    first, last = encoded["first_name"], encoded["last_name"]
     present = (first.codes[left] >= 0) & (last.codes[left] >= 0) & (first.codes[right] >= 0) & (last.codes[right] >= 0)
     candidates = np.flatnonzero(present & (gamma[:, first_j] != 0))
-    swapped = (values_first[left[candidates]] == values_last[right[candidates]]) & \
-              (values_last[left[candidates]] == values_first[right[candidates]])
-    gamma[candidates[swapped], first_j] = 0
-    gamma[candidates[swapped], last_j] = 0
+    if len(candidates) == 0:
+        return
+    first_l = first.values[first.codes[left[candidates]]]
+    last_l = last.values[last.codes[left[candidates]]]
+    first_r = first.values[first.codes[right[candidates]]]
+    last_r = last.values[last.codes[right[candidates]]]
+    a = np.asarray(process.cpdist(first_l.tolist(), last_r.tolist(), scorer=JaroWinkler.normalized_similarity, workers=-1))
+    b = np.asarray(process.cpdist(last_l.tolist(), first_r.tolist(), scorer=JaroWinkler.normalized_similarity, workers=-1))
+    exact = (a == 1.0) & (b == 1.0)
+    close = (a >= 0.92) & (b >= 0.92) & ~exact
+    gamma[candidates[exact], first_j] = 0
+    gamma[candidates[exact], last_j] = 0
+    gamma[candidates[close], first_j] = SWAPPED_CLOSE_LEVEL["first_name"]
+    gamma[candidates[close], last_j] = SWAPPED_CLOSE_LEVEL["last_name"]
 
 
 def estimate_u(gamma_random: np.ndarray, level_counts: list[int]) -> list[list[float]]:
@@ -207,7 +241,7 @@ def score(model: FellegiSunterModel, gamma: np.ndarray, encoded: EncodedRecords,
             exact = np.flatnonzero(level == 0)
             column = encoded[comparison.column]
             tf = column.frequency(column.codes[left[exact]], encoded.n)
-            u_exact = model.u_random_exact[j] if model.u_random_exact else model.u[j][0]
+            u_exact = model.u[j][0]
             # Splink-style: replace the average u of "exact" by this value's frequency;
             # never let a rare value add more than 1 bit beyond the average.
             field_weights[exact, j] += np.minimum(np.log2(u_exact / np.maximum(tf, 1e-12)), 1.0).astype(np.float32)
@@ -218,6 +252,8 @@ def score(model: FellegiSunterModel, gamma: np.ndarray, encoded: EncodedRecords,
         else_first = len(model.levels[first_j]) - 1
         else_dob = len(model.levels[dob_j]) - 1
         distinct = (gamma[:, first_j] == else_first) & (gamma[:, dob_j] == else_dob)
+        if "identifier" in names:
+            distinct &= gamma[:, names.index("identifier")] != 0
         total = np.where(distinct, np.minimum(total, DISTINCT_PERSON_WEIGHT), total)
     probability = 1.0 / (1.0 + np.exp2(-np.clip(total, -200, 200)))
     return Scores(total.astype(np.float32), probability.astype(np.float64), field_weights)
