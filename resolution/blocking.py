@@ -85,7 +85,7 @@ def default_rules(encoded: EncodedRecords) -> list[BlockingRule]:
     return [rule for rule in candidates if all(encoded.has(c, 0.02) for c in rule.columns)]
 
 
-def _group_ids(encoded: EncodedRecords, columns: tuple[str, ...]) -> np.ndarray:
+def group_ids(encoded: EncodedRecords, columns: tuple[str, ...]) -> np.ndarray:
     """One id per distinct key combination, -1 where any key column is missing."""
     codes = [encoded[c].codes.astype(np.int64) for c in columns]
     missing = np.zeros(encoded.n, dtype=bool)
@@ -99,6 +99,36 @@ def _group_ids(encoded: EncodedRecords, columns: tuple[str, ...]) -> np.ndarray:
     ids = pd.factorize(key)[0].astype(np.int64)
     ids[missing] = -1
     return ids
+
+
+# Derived blocking keys and the standardised columns they come from.
+KEY_SOURCES = {"first_name_metaphone": ("first_name",), "last_name_metaphone": ("last_name",),
+               "first_initial": ("first_name",), "name_pair": ("first_name", "last_name"), "birth_year": ("dob",),
+               "postcode_district": ("postcode",)}
+ADDRESS_COLUMNS = ("street", "postcode", "postcode_district", "city")
+
+
+def rule_columns(rule: BlockingRule) -> set[str]:
+    """Standardised columns a rule forces to agree."""
+    columns = set()
+    for column in rule.columns:
+        columns |= set(KEY_SOURCES.get(column, (column,)))
+    return columns
+
+
+def comparison_columns(comparison) -> set[str]:
+    return set(ADDRESS_COLUMNS) if comparison.name == "address" else {comparison.column}
+
+
+def training_rules(encoded: EncodedRecords) -> list[BlockingRule]:
+    """Blocking rules for m-estimation sessions; between them every comparison is free
+    (not forced to agree) in at least one session."""
+    candidates = [BlockingRule("name_pair", ("name_pair",)),
+                  BlockingRule("dob", ("dob",)),
+                  BlockingRule("email", ("email",)),
+                  BlockingRule("phone", ("phone",)),
+                  BlockingRule("postcode", ("postcode",))]
+    return [rule for rule in candidates if all(encoded.has(c, 0.02) for c in rule.columns)]
 
 
 def pairs_within_blocks(group: np.ndarray, max_block_size: int) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -132,7 +162,7 @@ def block(encoded: EncodedRecords, rules: list[BlockingRule], link_type: str, ma
     n = encoded.n
     keys, reports = [], []
     for rule in rules:
-        left, right, skipped, skipped_records = pairs_within_blocks(_group_ids(encoded, rule.columns), max_block_size)
+        left, right, skipped, skipped_records = pairs_within_blocks(group_ids(encoded, rule.columns), max_block_size)
         left, right = _filter_link_type(encoded, left, right, link_type)
         keys.append(left * n + right)
         reports.append(RuleReport(rule.name, len(left), skipped, skipped_records))

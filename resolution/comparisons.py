@@ -141,17 +141,20 @@ class DateOfBirth(Comparison):
 
 @dataclass(frozen=True)
 class Email(Comparison):
-    """exact | same local part (another domain) | local part Jaro-Winkler >= 0.88 | else."""
+    """exact | same local part (another domain) | at most two characters different | else.
 
-    levels: tuple[str, ...] = ("exact", "same_local_part", "similar_local_part", "else")
+    Local parts are mostly built from names ("bethanbrown741"), so "similar" local parts
+    of two people with one name are common: only typo-sized differences count."""
+
+    levels: tuple[str, ...] = ("exact", "same_local_part", "two_edits", "else")
 
     def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
         values = encoded[self.column].values
         local = np.array([v.split("@")[0] for v in values], dtype=object)
         same_local = local[a] == local[b]
-        score = _distinct_pair_scores(local, a, b, JaroWinkler.normalized_similarity)
+        edits = _distinct_pair_scores(values, a, b, Levenshtein.distance)
         level[index[same_local]] = 1
-        level[index[~same_local & (score >= 0.88)]] = 2
+        level[index[~same_local & (edits <= 2)]] = 2
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,49 @@ class Postcode(Comparison):
         level[index[district[a] == district[b]]] = 1
 
 
+@dataclass(frozen=True)
+class Address(Comparison):
+    """One comparison over street, postcode and city together: they describe one place, and
+    scoring them as three independent agreements counts a shared home three times.
+
+    same street and postcode | same street, same city or district | same postcode |
+    same district or city | else; missing when either side has none of the three."""
+
+    column: str = "street"
+    levels: tuple[str, ...] = ("street_and_postcode", "street_and_area", "postcode", "area", "else")
+
+    def compute(self, encoded: EncodedRecords, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        def agree(column: str) -> tuple[np.ndarray, np.ndarray]:
+            if column not in encoded:
+                return np.zeros(len(left), bool), np.zeros(len(left), bool)
+            codes = encoded[column].codes
+            a, b = codes[left], codes[right]
+            return (a == b) & (a >= 0), (a >= 0) & (b >= 0)
+
+        street_exact, street_present = agree("street")
+        postcode, postcode_present = agree("postcode")
+        district, _ = agree("postcode_district")
+        city, city_present = agree("city")
+        if "street" in encoded:
+            street_close = street_exact.copy()
+            undecided = np.flatnonzero(street_present & ~street_exact)
+            values = encoded["street"].values
+            codes = encoded["street"].codes
+            scores = _distinct_pair_scores(values, codes[left[undecided]], codes[right[undecided]],
+                                           JaroWinkler.normalized_similarity)
+            street_close[undecided[scores >= 0.9]] = True
+        else:
+            street_close = street_exact
+        area = district | city
+        level = np.full(len(left), 4, dtype=np.int8)
+        level[area] = 3
+        level[postcode] = 2
+        level[street_close & area] = 1
+        level[street_close & postcode] = 0
+        level[~(street_present | postcode_present | city_present)] = NULL
+        return level
+
+
 def default_comparisons(encoded: EncodedRecords) -> list[Comparison]:
     """One comparison per standardised column the data has."""
     candidates: list[Comparison] = [
@@ -189,15 +235,13 @@ def default_comparisons(encoded: EncodedRecords) -> list[Comparison]:
         DateOfBirth("dob", "dob"),
         Email("email", "email", tf=True),
         Phone("phone", "phone", tf=True),
-        Postcode("postcode", "postcode", tf=True),
-        FuzzyString("street", "street", thresholds=(0.9, 0.75),
-                    levels=("exact", "jaro_winkler>=0.90", "jaro_winkler>=0.75", "else")),
-        FuzzyString("city", "city", thresholds=(0.9,), levels=("exact", "jaro_winkler>=0.90", "else"), tf=True),
+        Address("address"),
         ExactMatch("gender", "gender"),
         ExactMatch("identifier", "identifier", tf=True),
         ExactMatch("country", "country", tf=True),
     ]
-    chosen = [c for c in candidates if encoded.has(c.column, 0.0)]
+    chosen = [c for c in candidates if encoded.has(c.column, 0.0)
+              or (isinstance(c, Address) and any(encoded.has(x, 0.0) for x in ("postcode", "city")))]
     for column in encoded.records.columns:
         if column.startswith("category__"):
             chosen.append(ExactMatch(column, column, tf=True))

@@ -15,15 +15,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from resolution.blocking import (BlockingResult, add_blocking_keys, block, default_rules, possible_pairs,
-                                 random_pairs)
+from resolution.blocking import (BlockingResult, add_blocking_keys, block, comparison_columns, default_rules,
+                                 group_ids, pairs_within_blocks, possible_pairs, random_pairs, rule_columns,
+                                 training_rules)
 from resolution.clustering import cluster
 from resolution.comparisons import Comparison, default_comparisons
 from resolution.config import LinkageConfig
 from resolution.encoding import EncodedRecords
 from resolution.golden import golden_records
 from resolution.ingest import SourceStats, ingest, input_files, write_profile
-from resolution.model import FellegiSunterModel, comparison_matrix, estimate_u, score, train_em
+from resolution.model import (FellegiSunterModel, comparison_matrix, estimate_u, initial_m as _initial_m_shape,
+                              score, train_em, train_lambda)
 
 
 @dataclass
@@ -83,13 +85,37 @@ class Linker:
         add_blocking_keys(encoded)
         return block(encoded, default_rules(encoded), self.settings.link_type, self.settings.max_block_size)
 
-    def train(self, encoded: EncodedRecords, comparisons: list[Comparison], gamma: np.ndarray) -> FellegiSunterModel:
+    def train(self, encoded: EncodedRecords, comparisons: list[Comparison], gamma: np.ndarray,
+              blocked: BlockingResult) -> FellegiSunterModel:
+        """u from random pairs; m by EM in sessions, one per training blocking rule, each
+        leaving out the comparisons its rule forces to agree (they carry no information
+        there, and left in they make EM's "match" class mean "same name"); lambda by EM
+        over all candidates with m and u fixed."""
         level_counts = [len(c.levels) for c in comparisons]
         rl, rr = random_pairs(encoded, self.settings.u_sample_pairs, self.settings.link_type, self.settings.seed)
         u_random = estimate_u(comparison_matrix(comparisons, encoded, rl, rr, self.settings.shared_value_limit),
                               level_counts)
-        m, _, lambda_candidates, iterations, converged = train_em(
-            gamma, level_counts, u_random, self.settings.em_max_iterations, self.settings.em_tolerance)
+        estimates: list[list[np.ndarray]] = [[] for _ in comparisons]
+        iterations, converged = 0, True
+        candidate_keys = blocked.left * encoded.n + blocked.right
+        for rule in training_rules(encoded):
+            left, right, _, _ = pairs_within_blocks(group_ids(encoded, rule.columns), self.settings.max_block_size)
+            found = np.isin(candidate_keys, left * encoded.n + right)
+            session = gamma[found].copy()
+            if len(session) < 100:
+                continue
+            forced = [j for j, c in enumerate(comparisons) if set(comparison_columns(c)) & set(rule_columns(rule))]
+            session[:, forced] = -1
+            m_session, _, _, its, ok = train_em(session, level_counts, u_random, self.settings.em_max_iterations,
+                                                self.settings.em_tolerance)
+            iterations = max(iterations, its)
+            converged &= ok
+            for j in range(len(comparisons)):
+                if j not in forced:
+                    estimates[j].append(np.asarray(m_session[j]))
+        m = [list(map(float, np.mean(e, axis=0))) if e else [float(x) for x in _initial_m_shape(k)]
+             for e, k in zip(estimates, level_counts)]
+        lambda_candidates = train_lambda(gamma, m, u_random)
         # Matches are assumed to be (nearly) all among the candidates blocking produced.
         expected_matches = lambda_candidates * len(gamma)
         lambda_random = float(np.clip(expected_matches / max(possible_pairs(encoded, self.settings.link_type), 1),
@@ -118,7 +144,7 @@ class Linker:
         gamma = comparison_matrix(comparisons, encoded, left, right, settings.shared_value_limit)
         self._step("training (u by sampling, m by EM)")
         if model is None:
-            model = self.train(encoded, comparisons, gamma)
+            model = self.train(encoded, comparisons, gamma, blocked)
         elif model.comparisons != [c.name for c in comparisons]:
             raise ValueError(f"the saved model compares {model.comparisons} but these inputs give "
                              f"{[c.name for c in comparisons]}; retrain without --model")

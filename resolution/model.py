@@ -169,7 +169,7 @@ def estimate_u(gamma_random: np.ndarray, level_counts: list[int]) -> list[list[f
     return u
 
 
-def _initial_m(k: int) -> list[float]:
+def initial_m(k: int) -> list[float]:
     if k == 2:
         return [0.9, 0.1]
     middle = [0.1 / (k - 2)] * (k - 2)
@@ -191,6 +191,22 @@ def _level_shares(patterns: np.ndarray, weight: np.ndarray, j: int, k: int, floo
     return share / share.sum()
 
 
+def train_lambda(gamma: np.ndarray, m: list[list[float]], u: list[list[float]], max_iterations: int = 100,
+                 tolerance: float = 1e-7) -> float:
+    """EM for the match share alone, m and u fixed."""
+    patterns, counts = np.unique(gamma, axis=0, return_counts=True)
+    log_ratio = (_pattern_log_likelihood(patterns, [np.asarray(x) for x in m])
+                 - _pattern_log_likelihood(patterns, [np.asarray(x) for x in u]))
+    lam = 0.5
+    for _ in range(max_iterations):
+        posterior = 1.0 / (1.0 + np.exp(-np.clip(np.log(lam) - np.log1p(-lam) + log_ratio, -700, 700)))
+        new_lambda = float(np.clip((posterior * counts).sum() / counts.sum(), 1e-9, 1 - 1e-9))
+        if abs(new_lambda - lam) < tolerance:
+            return new_lambda
+        lam = new_lambda
+    return lam
+
+
 def train_em(gamma: np.ndarray, level_counts: list[int], u: list[list[float]], max_iterations: int = 50,
              tolerance: float = 1e-5, initial_lambda: float = 0.5
              ) -> tuple[list[list[float]], list[list[float]], float, int, bool]:
@@ -198,7 +214,7 @@ def train_em(gamma: np.ndarray, level_counts: list[int], u: list[list[float]], m
     iterations, converged). ``u`` is the starting point (from random pairs)."""
     patterns, counts = np.unique(gamma, axis=0, return_counts=True)
     counts = counts.astype(float)
-    m = [np.asarray(_initial_m(k)) / sum(_initial_m(k)) for k in level_counts]
+    m = [np.asarray(initial_m(k)) / sum(initial_m(k)) for k in level_counts]
     u = [np.asarray(x, dtype=float) for x in u]
     lam = initial_lambda
     converged = False
