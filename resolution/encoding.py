@@ -33,6 +33,8 @@ class EncodedRecords:
         self.records = records
         self.n = len(records)
         self._columns: dict[str, EncodedColumn] = {}
+        # Results computed once per run from whole columns (shared-value tests).
+        self.cache: dict[tuple, np.ndarray] = {}
         self.source_codes, self.sources = pd.factorize(records["source"])
 
     def __getitem__(self, column: str) -> EncodedColumn:

@@ -27,31 +27,55 @@ ATTRIBUTES = {
 }
 
 
+def _chosen_rows(entity: np.ndarray, key: np.ndarray, present: np.ndarray, source_rank: np.ndarray,
+                 completeness: np.ndarray, shouting: np.ndarray) -> np.ndarray:
+    """Row index of the surviving value per entity that has one (all numpy)."""
+    rows = np.flatnonzero(present)
+    if len(rows) == 0:
+        return rows
+    e, k = entity[rows], key[rows]
+    pair = e.astype(np.int64) * (int(k.max(initial=0)) + 1) + k
+    _, inverse, counts = np.unique(pair, return_inverse=True, return_counts=True)
+    votes = counts[inverse]
+    order = np.lexsort((shouting[rows], -completeness[rows], source_rank[rows], -votes, e))
+    sorted_entities = e[order]
+    first = np.r_[True, sorted_entities[1:] != sorted_entities[:-1]]
+    return rows[order[first]]
+
+
 def golden_records(records: pd.DataFrame, entity_id: np.ndarray, source_priority: list[str]) -> pd.DataFrame:
+    entity_codes, entities = pd.factorize(pd.Series(entity_id, dtype=object))
+    entity_codes = entity_codes.astype(np.int64)
     rank = {source: i for i, source in enumerate(source_priority)}
-    base = pd.DataFrame({
-        "entity_id": entity_id,
-        "provenance": records["source"].astype(str) + ":" + records["record_id"].astype(str),
-        "source_rank": records["source"].map(rank).fillna(len(rank)).to_numpy(),
-        "completeness": -records[[v for v, _ in ATTRIBUTES.values() if v in records]].notna().sum(axis=1).to_numpy(),
-    })
-    golden = base.groupby("entity_id").agg(record_count=("provenance", "size")).reset_index()
-    sources = records.groupby(entity_id)["source"].agg(lambda s: ",".join(sorted(set(s))))
-    golden["sources"] = golden["entity_id"].map(sources)
+    sources = records["source"].to_numpy(object)
+    source_codes, source_names = pd.factorize(pd.Series(sources))
+    source_rank = pd.Series(sources).map(rank).fillna(len(rank)).to_numpy()
+    provenance = (records["source"].astype(str) + ":" + records["record_id"].astype(str)).to_numpy(object)
+    value_columns = [v for v, _ in ATTRIBUTES.values() if v in records]
+    completeness = records[value_columns].notna().sum(axis=1).to_numpy()
+
+    golden = pd.DataFrame({"entity_id": np.asarray(entities, dtype=object),
+                           "record_count": np.bincount(entity_codes, minlength=len(entities))})
+    # Sources of each entity as a bit mask, then as "a,b,c" (few sources, many entities).
+    mask = np.zeros(len(entities), dtype=np.int64)
+    np.bitwise_or.at(mask, entity_codes, (1 << source_codes).astype(np.int64))
+    names = sorted(range(len(source_names)), key=lambda i: source_names[i])
+    labels = {m: ",".join(source_names[i] for i in names if m >> i & 1) for m in np.unique(mask)}
+    golden["sources"] = pd.Series(mask).map(labels).to_numpy(object)
+
     for attribute, (value_column, key_column) in ATTRIBUTES.items():
         if value_column not in records or key_column not in records:
             continue
-        frame = base.assign(value=records[value_column].to_numpy(object), key=records[key_column].to_numpy(object))
-        frame = frame[frame["value"].notna() & frame["key"].notna()]
-        if frame.empty:
-            golden[attribute] = None
-            golden[f"{attribute}_from"] = None
-            continue
-        frame["votes"] = frame.groupby(["entity_id", "key"])["key"].transform("size")
-        frame["shouting"] = frame["value"].astype(str).str.isupper()
-        frame = frame.sort_values(["entity_id", "votes", "source_rank", "completeness", "shouting"],
-                                  ascending=[True, False, True, True, True], kind="stable")
-        chosen = frame.drop_duplicates("entity_id").set_index("entity_id")
-        golden[attribute] = golden["entity_id"].map(chosen["value"])
-        golden[f"{attribute}_from"] = golden["entity_id"].map(chosen["provenance"])
+        values = records[value_column].to_numpy(object)
+        key_codes = pd.factorize(pd.Series(records[key_column].to_numpy(object)))[0]
+        present = (key_codes >= 0) & pd.notna(values)
+        shouting = np.zeros(len(values), dtype=bool)
+        shouting[present] = pd.Series(values[present], dtype=object).astype(str).str.isupper().to_numpy()
+        chosen = _chosen_rows(entity_codes, key_codes, present, source_rank, completeness, shouting)
+        column = np.full(len(entities), None, dtype=object)
+        origin = np.full(len(entities), None, dtype=object)
+        column[entity_codes[chosen]] = values[chosen]
+        origin[entity_codes[chosen]] = provenance[chosen]
+        golden[attribute] = column
+        golden[f"{attribute}_from"] = origin
     return golden

@@ -188,9 +188,10 @@ _VALIDITY_COLUMN = {"first_name": "first_name", "last_name": "last_name", "date_
                     "city": "city", "gender": "gender", "identifier": "identifier", "country": "country"}
 
 
-def _shape(value: str) -> str:
-    """"SW1A 1AA" -> "AA9A 9AA": the format of a value, for consistency."""
-    return "".join("9" if ch.isdigit() else "A" if ch.isalpha() else ch for ch in value)
+def _shapes(values: pa.Array) -> pa.Array:
+    """"SW1A 1AA" -> "AA9A 9AA": the format of each value, for consistency."""
+    digits = pc.replace_substring_regex(values, pattern=r"\p{N}", replacement="9")
+    return pc.replace_substring_regex(digits, pattern=r"\p{L}", replacement="A")
 
 
 def _profile_source(table: pa.Table, source: SourceConfig, columns: dict[str, pa.Array], stat: SourceStats) -> dict:
@@ -208,9 +209,8 @@ def _profile_source(table: pa.Table, source: SourceConfig, columns: dict[str, pa
         valid = None
         if standard is not None and present:
             valid = float(pc.sum(pc.and_kleene(pc.is_valid(raw), pc.is_valid(standard))).as_py() or 0) / present
-        sample = pd.Series(raw.to_pandas()).dropna()
-        sample = sample.sample(min(len(sample), 5000), random_state=0) if len(sample) else sample
-        consistency = float(sample.map(_shape).value_counts(normalize=True).iloc[0]) if len(sample) else None
+        shapes = pd.Series(_shapes(raw.drop_null().slice(0, 20_000)).to_pandas())
+        consistency = float(shapes.value_counts(normalize=True).iloc[0]) if len(shapes) else None
         fields[column] = {
             "type": kind,
             "completeness": present / n if n else 0.0,

@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 
 from resolution.blocking import (BlockingResult, add_blocking_keys, block, comparison_columns, default_rules,
-                                 group_ids, pairs_within_blocks, possible_pairs, random_pairs, rule_columns,
-                                 training_rules)
+                                 group_ids, possible_pairs, random_pairs, rule_columns, training_rules)
 from resolution.clustering import cluster
 from resolution.comparisons import Comparison, default_comparisons
 from resolution.config import LinkageConfig
@@ -52,11 +51,14 @@ class ResolutionResult:
 def entity_ids(records: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
     """Stable ids: a hash of the cluster's smallest ``source:record_id``, so the same
     cluster gets the same id whatever else is in the run."""
-    keys = records["source"].astype(str) + ":" + records["record_id"].astype(str)
-    representative = keys.groupby(labels).transform("min")
-    distinct = representative.unique()
-    ids = {k: "E" + hashlib.blake2b(k.encode(), digest_size=8).hexdigest() for k in distinct}
-    return representative.map(ids).to_numpy(object)
+    keys = (records["source"].astype(str) + ":" + records["record_id"].astype(str)).to_numpy(object)
+    rank, sorted_keys = pd.factorize(keys, sort=True)  # rank order = string order
+    smallest = np.full(int(labels.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(smallest, labels, rank)
+    used = np.unique(labels)
+    ids = np.empty(len(smallest), dtype=object)
+    ids[used] = ["E" + hashlib.blake2b(k.encode(), digest_size=8).hexdigest() for k in sorted_keys[smallest[used]]]
+    return ids[labels]
 
 
 class Linker:
@@ -97,10 +99,10 @@ class Linker:
                               level_counts)
         estimates: list[list[np.ndarray]] = [[] for _ in comparisons]
         iterations, converged = 0, True
-        candidate_keys = blocked.left * encoded.n + blocked.right
         for rule in training_rules(encoded):
-            left, right, _, _ = pairs_within_blocks(group_ids(encoded, rule.columns), self.settings.max_block_size)
-            found = np.isin(candidate_keys, left * encoded.n + right)
+            # The candidates this rule would have produced: both records in one of its blocks.
+            groups = group_ids(encoded, rule.columns)
+            found = (groups[blocked.left] == groups[blocked.right]) & (groups[blocked.left] >= 0)
             session = gamma[found].copy()
             if len(session) < 100:
                 continue

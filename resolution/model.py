@@ -106,6 +106,9 @@ class FellegiSunterModel:
 def shared_values(encoded: EncodedRecords, column: str, limit: int) -> np.ndarray:
     """Per distinct value of ``column``: held by records of more than ``limit`` different
     given names (compared by sound, so typos of one name count once)."""
+    cache_key = ("shared", column, limit)
+    if cache_key in encoded.cache:
+        return encoded.cache[cache_key]
     column_codes = encoded[column].codes
     if "first_name_metaphone" not in encoded:
         return np.zeros(len(encoded[column].values), dtype=bool)
@@ -113,7 +116,8 @@ def shared_values(encoded: EncodedRecords, column: str, limit: int) -> np.ndarra
     both = (column_codes >= 0) & (names >= 0)
     holders = pd.DataFrame({"value": column_codes[both], "name": names[both]}).drop_duplicates()
     distinct_names = np.bincount(holders["value"].to_numpy(), minlength=len(encoded[column].values))
-    return distinct_names > limit
+    encoded.cache[cache_key] = distinct_names > limit
+    return encoded.cache[cache_key]
 
 
 def comparison_matrix(comparisons: list[Comparison], encoded: EncodedRecords, left: np.ndarray,
@@ -176,6 +180,20 @@ def initial_m(k: int) -> list[float]:
     return [0.85, *middle][: k - 1] + [0.05]
 
 
+def distinct_patterns(gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of ``gamma`` and their counts. Rows are packed into one integer first:
+    ``np.unique(axis=0)`` sorts rows as records and is many times slower."""
+    if len(gamma) == 0:
+        return gamma, np.empty(0, dtype=np.int64)
+    shifted = gamma.astype(np.int64) + 1  # -1 (missing) becomes 0
+    radix = shifted.max(axis=0) + 1
+    code = np.zeros(len(gamma), dtype=np.int64)
+    for j in range(gamma.shape[1]):
+        code = code * radix[j] + shifted[:, j]
+    distinct, first, counts = np.unique(code, return_index=True, return_counts=True)
+    return gamma[first], counts
+
+
 def _pattern_log_likelihood(patterns: np.ndarray, probabilities: list[np.ndarray]) -> np.ndarray:
     total = np.zeros(len(patterns))
     for j, p in enumerate(probabilities):
@@ -194,7 +212,7 @@ def _level_shares(patterns: np.ndarray, weight: np.ndarray, j: int, k: int, floo
 def train_lambda(gamma: np.ndarray, m: list[list[float]], u: list[list[float]], max_iterations: int = 100,
                  tolerance: float = 1e-7) -> float:
     """EM for the match share alone, m and u fixed."""
-    patterns, counts = np.unique(gamma, axis=0, return_counts=True)
+    patterns, counts = distinct_patterns(gamma)
     log_ratio = (_pattern_log_likelihood(patterns, [np.asarray(x) for x in m])
                  - _pattern_log_likelihood(patterns, [np.asarray(x) for x in u]))
     lam = 0.5
@@ -212,7 +230,7 @@ def train_em(gamma: np.ndarray, level_counts: list[int], u: list[list[float]], m
              ) -> tuple[list[list[float]], list[list[float]], float, int, bool]:
     """Two-class EM over the distinct patterns of ``gamma``: returns (m, u, lambda,
     iterations, converged). ``u`` is the starting point (from random pairs)."""
-    patterns, counts = np.unique(gamma, axis=0, return_counts=True)
+    patterns, counts = distinct_patterns(gamma)
     counts = counts.astype(float)
     m = [np.asarray(initial_m(k)) / sum(initial_m(k)) for k in level_counts]
     u = [np.asarray(x, dtype=float) for x in u]
