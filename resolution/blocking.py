@@ -19,6 +19,9 @@ from resolution.encoding import EncodedRecords
 class BlockingRule:
     name: str
     columns: tuple[str, ...]
+    # Overrides the run's max_block_size: a rule on names alone meets huge blocks of one
+    # common name ("wei wang") whose pairs are nearly all different people.
+    max_block_size: int | None = None
 
 
 @dataclass
@@ -71,7 +74,7 @@ def default_rules(encoded: EncodedRecords) -> list[BlockingRule]:
         BlockingRule("email", ("email",)),
         BlockingRule("phone", ("phone",)),
         BlockingRule("identifier", ("identifier",)),
-        BlockingRule("name_pair", ("name_pair",)),  # first+last in either order
+        BlockingRule("name_pair", ("name_pair",), max_block_size=50),  # first+last in either order
         BlockingRule("dob+last_name_metaphone", ("dob", "last_name_metaphone")),
         BlockingRule("dob+first_name_metaphone", ("dob", "first_name_metaphone")),
         BlockingRule("dob+postcode", ("dob", "postcode")),
@@ -162,7 +165,8 @@ def block(encoded: EncodedRecords, rules: list[BlockingRule], link_type: str, ma
     n = encoded.n
     keys, reports = [], []
     for rule in rules:
-        left, right, skipped, skipped_records = pairs_within_blocks(group_ids(encoded, rule.columns), max_block_size)
+        limit = min(max_block_size, rule.max_block_size or max_block_size)
+        left, right, skipped, skipped_records = pairs_within_blocks(group_ids(encoded, rule.columns), limit)
         left, right = _filter_link_type(encoded, left, right, link_type)
         keys.append(left * n + right)
         reports.append(RuleReport(rule.name, len(left), skipped, skipped_records))
