@@ -57,6 +57,106 @@ def generate(
 
 
 @app.command()
+def resolve(
+    inputs: Annotated[list[Path], typer.Argument(help="CSV, JSONL or Parquet files, or folders of them.")],
+    out: Annotated[Path, typer.Option(help="Folder for entities, pairs, golden records, model, profile.")],
+    config: Annotated[Path | None, typer.Option(help="linkage.toml; inferred from the inputs when left out.")] = None,
+    model: Annotated[Path | None, typer.Option(help="model.json of an earlier run: score with it, no training.")] = None,
+) -> None:
+    """Link records across channels into customers (docs/cli.md)."""
+    import json
+
+    from resolution.config import ConfigError, config_to_toml, load_config
+    from resolution.infer import infer_config
+    from resolution.ingest import input_files
+    from resolution.io import InputFileError
+    from resolution.linker import Linker
+    from resolution.model import FellegiSunterModel
+
+    try:
+        if config is not None:
+            linkage = load_config(config)
+        else:
+            linkage = infer_config(input_files(inputs, None))
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "linkage.toml").write_text(config_to_toml(
+                linkage, header=f"Inferred by identigraph resolve from {', '.join(map(str, inputs))}.\n"
+                                "Check the types, edit, and rerun with --config."))
+            console.print(f"No --config: inferred one and wrote it to {out / 'linkage.toml'}")
+        saved = FellegiSunterModel.from_json(json.loads(model.read_text())) if model else None
+        with console.status("resolving") as status:
+            result = Linker(linkage, progress=lambda step: status.update(step)).run(inputs, out, model=saved)
+    except (ConfigError, InputFileError, FileNotFoundError, ValueError) as error:
+        raise fail(str(error))
+    _print_resolution(result)
+
+
+@app.command()
+def explain(
+    directory: Annotated[Path, typer.Argument(help="The --out folder of `identigraph resolve`.")],
+    record_a: Annotated[str, typer.Argument(help="SOURCE:RECORD_ID (or a record id unique across sources).")],
+    record_b: Annotated[str, typer.Argument(help="SOURCE:RECORD_ID of the other record.")],
+) -> None:
+    """Per-field evidence for one pair: values, agreement level, weight, and the total."""
+    from resolution.explain import explain_pair
+
+    try:
+        explanation = explain_pair(directory, record_a, record_b)
+    except (KeyError, FileNotFoundError) as error:
+        raise fail(str(error).strip("'\""))
+    table = Table(title=f"{explanation.record_a}  vs  {explanation.record_b}", title_justify="left")
+    for name, justify in (("comparison", "left"), ("value A", "left"), ("value B", "left"), ("level", "left"),
+                          ("weight", "right"), ("running total", "right")):
+        table.add_column(name, justify=justify)
+    running = explanation.prior_weight
+    table.add_row("prior (random pair)", "", "", "", f"{explanation.prior_weight:+.2f}", f"{running:+.2f}")
+    for row in explanation.rows:
+        running += row.weight
+        colour = "green" if row.weight > 0 else "red" if row.weight < 0 else "dim"
+        table.add_row(row.comparison, row.value_a, row.value_b, row.level, f"[{colour}]{row.weight:+.2f}[/]",
+                      f"{running:+.2f}")
+    console.print(table)
+    verdict = "" if explanation.same_entity is None else (
+        " — merged into one customer" if explanation.same_entity else " — kept apart")
+    console.print(f"match weight {explanation.match_weight:+.2f}, probability {explanation.match_probability:.4f}{verdict}")
+
+
+@app.command()
+def evaluate(
+    directory: Annotated[Path, typer.Argument(help="The --out folder of `identigraph resolve`.")],
+    truth: Annotated[Path, typer.Option(help="CSV or Parquet with the true entity of each record.")],
+    truth_id: Annotated[str, typer.Option(help="Column of the record id in the truth file.")],
+    truth_entity: Annotated[str, typer.Option(help="Column of the true entity in the truth file.")],
+    truth_source: Annotated[str | None, typer.Option(help="Column of the source, where record ids repeat across sources.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Pairwise precision, recall, F1 and B-cubed of the final clusters against a truth."""
+    import json
+
+    import pandas as pd
+
+    from resolution.evaluation import evaluate_entities
+
+    entities_path = directory / "entities.parquet"
+    if not entities_path.exists():
+        raise fail(f"{entities_path} is missing; pass the --out folder of `identigraph resolve`")
+    if not truth.exists():
+        raise fail(f"{truth}: no such truth file")
+    frame = pd.read_parquet(truth) if truth.suffix == ".parquet" else pd.read_csv(truth, dtype=str)
+    for column in filter(None, (truth_id, truth_entity, truth_source)):
+        if column not in frame.columns:
+            raise fail(f"{truth} has no column {column!r}; its columns are {list(frame.columns)}")
+    try:
+        metrics = evaluate_entities(pd.read_parquet(entities_path), frame, truth_id, truth_entity, truth_source)
+    except ValueError as error:
+        raise fail(str(error))
+    if as_json:
+        print(json.dumps(metrics.as_dict(), indent=2))
+        return
+    _print_metrics(metrics)
+
+
+@app.command()
 def profile(directory: Annotated[Path, typer.Argument(help="A folder written by `identigraph generate`.")]) -> None:
     """Print a data profile of a generated data set."""
     from synthetic.profile import profile_dataset
@@ -125,6 +225,41 @@ def neo4j_status() -> None:
         console.print(f"Neo4j is not running (store {status.state_dir}).")
         raise typer.Exit(1)
     console.print(f"Neo4j {status.version} {status.edition} is running at {status.uri} (pid {status.pid}).")
+
+
+def _print_metrics(metrics) -> None:
+    table = Table(title=f"{metrics.records:,} records: {metrics.predicted_clusters:,} predicted clusters, "
+                        f"{metrics.true_clusters:,} true", title_justify="left")
+    for name in ("", "precision", "recall", "F1"):
+        table.add_column(name, justify="right" if name else "left")
+    table.add_row("pairwise", f"{metrics.pairwise_precision:.5f}", f"{metrics.pairwise_recall:.5f}",
+                  f"{metrics.pairwise_f1:.5f}")
+    table.add_row("B-cubed", f"{metrics.bcubed_precision:.5f}", f"{metrics.bcubed_recall:.5f}", f"{metrics.bcubed_f1:.5f}")
+    console.print(table)
+
+
+def _print_resolution(result) -> None:
+    sources = Table(title="records", title_justify="left")
+    for name in ("source", "file", "read", "resolved", "quarantined"):
+        sources.add_column(name, justify="left" if name in ("source", "file") else "right")
+    for name, stat in result.stats.items():
+        sources.add_row(name, stat.file, f"{stat.read:,}", f"{stat.resolved:,}", f"{stat.quarantined:,}")
+    sources.add_row("all", "", f"{result.read:,}", f"{result.records:,}", f"{result.quarantined:,}")
+    console.print(sources)
+    blocking = Table(title=f"blocking: {result.candidate_pairs:,} candidate pairs, reduction ratio "
+                           f"{result.reduction_ratio:.6f}", title_justify="left")
+    for name in ("rule", "pairs", "blocks over the size cap"):
+        blocking.add_column(name, justify="left" if name == "rule" else "right")
+    for report in result.blocking:
+        blocking.add_row(report["rule"], f"{report['pairs']:,}", f"{report['blocks_skipped']:,}")
+    console.print(blocking)
+    timing = ", ".join(f"{step} {seconds:.1f}s" for step, seconds in result.seconds.items())
+    console.print(f"{result.records:,} records -> {result.entities:,} customers; "
+                  f"clustering guard split {result.clustering['components_split']:,} components; "
+                  f"EM {result.em['iterations']} iterations")
+    console.print(f"time: {timing}")
+    console.print(f"wrote {result.out_dir}: entities.parquet, pairs.parquet, golden.parquet, model.json, "
+                  "profile.json, quarantine.parquet, records.parquet, run.json")
 
 
 def _progress() -> Progress:

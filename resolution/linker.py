@@ -126,6 +126,7 @@ class Linker:
             comparisons=[c.name for c in comparisons], levels=[list(c.levels) for c in comparisons], m=m,
             u=u_random, lambda_=lambda_random, lambda_candidates=lambda_candidates,
             tf_comparisons=[c.name for c in comparisons if c.tf], pairs_trained=len(gamma),
+            shared_value_limit=self.settings.shared_value_limit,
             iterations=iterations, converged=converged)
 
     # The whole run ------------------------------------------------------------------

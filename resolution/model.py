@@ -55,6 +55,7 @@ class FellegiSunterModel:
     lambda_: float = 0.1
     tf_comparisons: list[str] = field(default_factory=list)
     pairs_trained: int = 0
+    shared_value_limit: int = 2
     iterations: int = 0
     converged: bool = False
 
@@ -85,6 +86,7 @@ class FellegiSunterModel:
         return {"model": "fellegi_sunter", "lambda": self.lambda_, "iterations": self.iterations,
                 "converged": self.converged, "tf_comparisons": self.tf_comparisons,
                 "lambda_candidates": self.lambda_candidates, "pairs_trained": self.pairs_trained,
+                "shared_value_limit": self.shared_value_limit,
                 "comparisons": [{"name": n, "levels": [{"label": lab, "m": m, "u": u, "weight": float(w)}
                                                        for lab, m, u, w in zip(levels, ms, us, ws)]}
                                 for n, levels, ms, us, ws in zip(self.comparisons, self.levels, self.m, self.u,
@@ -97,6 +99,7 @@ class FellegiSunterModel:
                    m=[[lv["m"] for lv in c["levels"]] for c in comps], u=[[lv["u"] for lv in c["levels"]] for c in comps],
                    lambda_=data["lambda"], tf_comparisons=data.get("tf_comparisons", []),
                    lambda_candidates=data.get("lambda_candidates", 0.5), pairs_trained=data.get("pairs_trained", 0),
+                   shared_value_limit=data.get("shared_value_limit", 2),
                    iterations=data.get("iterations", 0), converged=data.get("converged", False))
 
     def save(self, path: Path) -> None:
