@@ -172,7 +172,8 @@ def demo(
     customers: Annotated[int, typer.Option(help="Size of the synthetic data set.", min=1000)] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
 ) -> None:
-    """Run the whole pipeline that exists so far on synthetic data, with no server."""
+    """Run the whole pipeline that exists so far on synthetic data, with no server:
+    generate, profile, resolve and evaluate against the truth."""
     from synthetic import GeneratorConfig, generate_dataset
     from synthetic.profile import profile_dataset
 
@@ -186,6 +187,24 @@ def demo(
                   f"written to {data_dir} in {summary.seconds:.1f}s")
     console.rule("2. data profile")
     _print_profile(profile_dataset(data_dir))
+
+    import pandas as pd
+
+    from resolution.config import load_config
+    from resolution.evaluation import evaluate_entities
+    from resolution.linker import Linker
+
+    console.rule("3. identity resolution")
+    resolution_dir = out / "resolution"
+    with console.status("resolving") as status:
+        result = Linker(load_config(data_dir / "linkage.toml"), progress=lambda step: status.update(step)).run(
+            [data_dir], resolution_dir)
+    _print_resolution(result)
+    truth = pd.read_parquet(data_dir / "truth" / "records.parquet")
+    metrics = evaluate_entities(pd.read_parquet(resolution_dir / "entities.parquet"), truth, "record_id",
+                                "customer_id", "source")
+    console.print("accuracy against the generator's truth:")
+    _print_metrics(metrics)
 
 
 @neo4j_app.command("start")

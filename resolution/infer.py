@@ -31,6 +31,11 @@ NAME_PATTERNS: tuple[tuple[str, str], ...] = (
     ("gender", r"gender|^sex$"),
     ("category", r"^state$|county|region|province"),
 )
+# Kinds of personal data; a file is about people when it has at least two of them (a
+# product catalogue has a "name" but nothing else of a person).
+PERSONAL_KINDS = {"first_name": "name", "last_name": "name", "full_name": "name", "date_of_birth": "dob",
+                  "email": "email", "phone": "phone", "postcode": "address", "street_address": "address",
+                  "identifier": "identifier"}
 ID_PATTERN = re.compile(r"(^|_)(id|ref|no|key|number)$|^unique_?id$|^rec_?id$")
 
 
@@ -72,7 +77,7 @@ def infer_config(files: list[Path]) -> LinkageConfig:
         sample = read_table_checked(path).table.slice(0, 5000).to_pandas()
         id_column = infer_id_column(sample)
         fields = {c: infer_column_type(c, sample[c]) for c in sample.columns if c != id_column}
-        if not any(kind not in ("ignore", "text") for kind in fields.values()):
+        if len({PERSONAL_KINDS[k] for k in fields.values() if k in PERSONAL_KINDS}) < 2:
             continue  # not a file about people (orders, sessions, products)
         sources[path.stem] = SourceConfig(id_column=id_column, fields=fields)
     if not sources:
