@@ -290,10 +290,11 @@ def _print_profile(profile) -> None:
     for filename, (rows, columns) in profile.channels.items():
         table = Table(title=f"{filename}: {rows:,} rows", title_justify="left")
         for name, justify in (("column", "left"), ("complete", "right"), ("unique", "right"),
-                              ("distinct", "right"), ("most frequent", "left")):
+                              ("consistent", "right"), ("distinct", "right"), ("most frequent", "left")):
             table.add_column(name, justify=justify)
         for column in columns:
-            table.add_row(column.column, f"{column.completeness:.1%}", f"{column.uniqueness:.1%}",
+            consistent = "" if column.consistency is None else f"{column.consistency:.1%}"
+            table.add_row(column.column, f"{column.completeness:.1%}", f"{column.uniqueness:.1%}", consistent,
                           f"{column.distinct:,}", _mask(column.column, column.example))
         console.print(table)
     if profile.events:

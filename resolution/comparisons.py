@@ -21,16 +21,20 @@ from resolution.encoding import EncodedRecords
 NULL = -1
 
 
-def _distinct_pair_scores(values: np.ndarray, left: np.ndarray, right: np.ndarray, scorer) -> np.ndarray:
-    """``scorer`` on (values[left], values[right]), computed once per distinct code pair."""
+def _per_distinct_pair(values: np.ndarray, left: np.ndarray, right: np.ndarray, function) -> np.ndarray:
+    """``function(a_values, b_values) -> array`` applied once per distinct pair of codes and
+    spread back to every pair."""
     if len(left) == 0:
-        return np.empty(0, dtype=np.float32)
+        return function(values[:0], values[:0])
     key = left.astype(np.int64) * len(values) + right
     distinct, inverse = np.unique(key, return_inverse=True)
-    a = values[distinct // len(values)].tolist()
-    b = values[distinct % len(values)].tolist()
-    scores = process.cpdist(a, b, scorer=scorer, workers=-1)
-    return np.asarray(scores, dtype=np.float32)[inverse]
+    return np.asarray(function(values[distinct // len(values)], values[distinct % len(values)]))[inverse]
+
+
+def _distinct_pair_scores(values: np.ndarray, left: np.ndarray, right: np.ndarray, scorer) -> np.ndarray:
+    """A rapidfuzz ``scorer`` on (values[left], values[right]), once per distinct pair."""
+    return _per_distinct_pair(values, left, right, lambda a, b: np.asarray(
+        process.cpdist(a.tolist(), b.tolist(), scorer=scorer, workers=-1), dtype=np.float32))
 
 
 @lru_cache(maxsize=1)
@@ -107,10 +111,8 @@ class GivenName(FuzzyString):
     def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
         values = encoded[self.column].values
         relation = nickname_pairs()
-        key = a.astype(np.int64) * len(values) + b
-        distinct, inverse = np.unique(key, return_inverse=True)
-        is_nick = np.array([(values[k // len(values)], values[k % len(values)]) in relation for k in distinct],
-                           dtype=bool)[inverse] if len(distinct) else np.zeros(0, dtype=bool)
+        is_nick = _per_distinct_pair(values, a, b, lambda x, y: np.array(
+            [pair in relation for pair in zip(x, y)], dtype=bool))
         level[index[is_nick]] = 1
         score = _distinct_pair_scores(values, a, b, JaroWinkler.normalized_similarity)
         level[index[~is_nick & (score >= 0.92)]] = 2
@@ -124,64 +126,65 @@ class DateOfBirth(Comparison):
     levels: tuple[str, ...] = ("exact", "day_month_transposed", "one_edit", "same_year", "else")
 
     def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
-        values = encoded[self.column].values  # ISO YYYY-MM-DD
-        key = a.astype(np.int64) * len(values) + b
-        distinct, inverse = np.unique(key, return_inverse=True)
-        left = values[distinct // len(values)]
-        right = values[distinct % len(values)]
-        transposed = np.array([l[:4] == r[:4] and l[5:7] == r[8:10] and l[8:10] == r[5:7] for l, r in zip(left, right)])
+        level[index] = _per_distinct_pair(encoded[self.column].values, a, b, self._date_levels)
+
+    @staticmethod
+    def _date_levels(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Levels of distinct pairs of ISO ``YYYY-MM-DD`` dates that are not equal."""
+        transposed = np.array([l[:4] == r[:4] and l[5:7] == r[8:10] and l[8:10] == r[5:7] for l, r in zip(left, right)],
+                              dtype=bool)
         edits = np.asarray(process.cpdist(left.tolist(), right.tolist(), scorer=Levenshtein.distance, workers=-1))
-        same_year = np.array([l[:4] == r[:4] for l, r in zip(left, right)])
-        result = np.full(len(distinct), 4, dtype=np.int8)
+        same_year = np.array([l[:4] == r[:4] for l, r in zip(left, right)], dtype=bool)
+        result = np.full(len(left), 4, dtype=np.int8)
         result[same_year] = 3
         result[edits <= 1] = 2
         result[transposed] = 1
-        level[index] = result[inverse]
+        return result
 
 
 @dataclass(frozen=True)
-class Email(Comparison):
+class PartThenEdits(Comparison):
+    """exact | same ``part`` of the value | at most ``max_edits`` characters different | else."""
+
+    max_edits: int = 1
+
+    @staticmethod
+    def part(value: str) -> str:
+        raise NotImplementedError
+
+    def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
+        values = encoded[self.column].values
+        parts = np.array([self.part(v) for v in values], dtype=object)
+        same_part = parts[a] == parts[b]
+        edits = _distinct_pair_scores(values, a, b, Levenshtein.distance)
+        level[index[same_part]] = 1
+        level[index[~same_part & (edits <= self.max_edits)]] = 2
+
+
+@dataclass(frozen=True)
+class Email(PartThenEdits):
     """exact | same local part (another domain) | at most two characters different | else.
 
     Local parts are mostly built from names ("bethanbrown741"), so "similar" local parts
     of two people with one name are common: only typo-sized differences count."""
 
     levels: tuple[str, ...] = ("exact", "same_local_part", "two_edits", "else")
+    max_edits: int = 2
 
-    def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
-        values = encoded[self.column].values
-        local = np.array([v.split("@")[0] for v in values], dtype=object)
-        same_local = local[a] == local[b]
-        edits = _distinct_pair_scores(values, a, b, Levenshtein.distance)
-        level[index[same_local]] = 1
-        level[index[~same_local & (edits <= 2)]] = 2
+    @staticmethod
+    def part(value: str) -> str:
+        return value.split("@")[0]
 
 
 @dataclass(frozen=True)
-class Phone(Comparison):
+class Phone(PartThenEdits):
     """exact | last 7 digits equal | one digit different | else."""
 
     levels: tuple[str, ...] = ("exact", "last_7_digits", "one_edit", "else")
 
-    def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
-        values = encoded[self.column].values
-        tail = np.array([v[-7:] for v in values], dtype=object)
-        same_tail = tail[a] == tail[b]
-        edits = _distinct_pair_scores(values, a, b, Levenshtein.distance)
-        level[index[same_tail]] = 1
-        level[index[~same_tail & (edits <= 1)]] = 2
-
-
-@dataclass(frozen=True)
-class Postcode(Comparison):
-    """exact | same district (UK outward code, else first three characters) | else."""
-
-    levels: tuple[str, ...] = ("exact", "same_district", "else")
-
-    def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
-        values = encoded[self.column].values
-        district = np.array([v[:-3] if len(v) >= 5 and not v.isdigit() else v[:3] for v in values], dtype=object)
-        level[index[district[a] == district[b]]] = 1
+    @staticmethod
+    def part(value: str) -> str:
+        return value[-7:]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from resolution import standardise as std
 from resolution.config import ConfigError, LinkageConfig, SourceConfig
 from resolution.io import READABLE_SUFFIXES, read_table_checked
+from resolution.profiling import present_values, profile_column
 
 # Standardised columns every record table has, whatever the sources provide.
 STANDARD_COLUMNS = (
@@ -188,36 +189,22 @@ _VALIDITY_COLUMN = {"first_name": "first_name", "last_name": "last_name", "date_
                     "city": "city", "gender": "gender", "identifier": "identifier", "country": "country"}
 
 
-def _shapes(values: pa.Array) -> pa.Array:
-    """"SW1A 1AA" -> "AA9A 9AA": the format of each value, for consistency."""
-    digits = pc.replace_substring_regex(values, pattern=r"\p{N}", replacement="9")
-    return pc.replace_substring_regex(digits, pattern=r"\p{L}", replacement="A")
-
-
 def _profile_source(table: pa.Table, source: SourceConfig, columns: dict[str, pa.Array], stat: SourceStats) -> dict:
-    """Per field: completeness (has a value), validity (the standardiser accepted it),
-    uniqueness (distinct / present) and consistency (share in the most common format)."""
-    n = table.num_rows
+    """Per field: completeness, uniqueness, consistency (``profiling.profile_column``) and
+    validity: the share of present values the standardiser accepted."""
     fields = {}
     for column, kind in source.fields.items():
         if kind == "ignore":
             continue
-        raw = std.as_string_array(table[column])
-        raw = pc.if_else(pc.equal(pc.utf8_trim_whitespace(raw), ""), pa.scalar(None, pa.string()), raw)
-        present = n - raw.null_count
+        raw = present_values(table[column])
+        measures = profile_column(column, raw)
         standard = columns.get(_VALIDITY_COLUMN.get(kind, ""))
+        present = len(raw) - raw.null_count
         valid = None
         if standard is not None and present:
             valid = float(pc.sum(pc.and_kleene(pc.is_valid(raw), pc.is_valid(standard))).as_py() or 0) / present
-        shapes = pd.Series(_shapes(raw.drop_null().slice(0, 20_000)).to_pandas())
-        consistency = float(shapes.value_counts(normalize=True).iloc[0]) if len(shapes) else None
-        fields[column] = {
-            "type": kind,
-            "completeness": present / n if n else 0.0,
-            "validity": valid,
-            "uniqueness": (pc.count_distinct(raw).as_py() / present) if present else None,
-            "consistency": consistency,
-        }
+        fields[column] = {"type": kind, "completeness": measures.completeness, "validity": valid,
+                          "uniqueness": measures.uniqueness, "consistency": measures.consistency}
     return {"file": stat.file, "read": stat.read, "resolved": stat.resolved, "quarantined": stat.quarantined,
             "unmapped_columns": stat.unmapped_columns, "fields": fields}
 
