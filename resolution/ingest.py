@@ -164,20 +164,18 @@ def ingest(files: list[Path], config: LinkageConfig) -> IngestResult:
             table = table.filter(keep)
             ids = ids.filter(keep)
         columns = standardise_source(table, source, config.model.default_phone_region)
-        frame = pd.DataFrame({"source": source_name, "record_id": ids.to_pandas()})
-        for name in STANDARD_COLUMNS:
-            frame[name] = columns[name].to_pandas()
-        for name, values in columns.items():
-            if name not in STANDARD_COLUMNS:
-                frame[name] = values.to_pandas()
-        stat.resolved = len(frame)
+        names = ["source", "record_id", *STANDARD_COLUMNS, *(c for c in columns if c not in STANDARD_COLUMNS)]
+        arrays = [pa.array(np.full(len(ids), source_name, dtype=object), type=pa.string()), ids,
+                  *(columns[c].cast(pa.string()) for c in names[2:])]
+        part = pa.table(arrays, names=names)
+        stat.resolved = part.num_rows
         stat.quarantined = stat.read - stat.resolved
         stats[source_name] = stat
         profile["sources"][source_name] = _profile_source(table, source, columns, stat)
-        parts.append(frame)
-    records = pd.concat(parts, ignore_index=True)
-    for name in records.columns:
-        records[name] = records[name].astype(object).where(records[name].notna(), None)
+        parts.append(part)
+    # Arrow concatenation: pandas checks object columns for NA value by value.
+    combined = pa.concat_tables(parts, promote_options="default")
+    records = pd.DataFrame({name: combined[name].to_numpy(zero_copy_only=False) for name in combined.column_names})
     quarantine = (pd.concat(quarantined, ignore_index=True) if quarantined
                   else pd.DataFrame({c: pd.Series(dtype="object") for c in QUARANTINE_COLUMNS}))
     return IngestResult(records, quarantine, stats, profile)

@@ -101,3 +101,15 @@ def test_standardisers_never_crash_on_arbitrary_text(text):
     assert len(std.phones(array)[0]) == 2
     assert len(std.parse_dates(array)) == 2
     assert len(std.streets(array)[0]) == 2
+
+
+phone_like = st.text(alphabet="+0123456789 ()-.", min_size=0, max_size=18)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(phone_like, min_size=1, max_size=20))
+def test_vectorised_phones_equal_the_reference_function(numbers):
+    key, e164 = std.phones(numbers, "GB")
+    expected = [std.phone_parts(n.strip(), "44") for n in numbers]
+    assert values(key) == [k for k, _ in expected]
+    assert values(e164) == [e for _, e in expected]
