@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 READABLE_SUFFIXES = (".csv", ".jsonl", ".parquet")
@@ -67,6 +68,14 @@ def _read_csv(path: Path) -> ReadResult:
 
 
 def _read_jsonl(path: Path) -> ReadResult:
+    """Arrow's JSON reader when every line parses; line by line, keeping bad lines, when not."""
+    try:
+        return ReadResult(_all_strings(pajson.read_json(path)))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return _read_jsonl_keeping_bad_lines(path)
+
+
+def _read_jsonl_keeping_bad_lines(path: Path) -> ReadResult:
     rows, bad = [], []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
