@@ -170,8 +170,15 @@ def block(encoded: EncodedRecords, rules: list[BlockingRule], link_type: str, ma
         left, right = _filter_link_type(encoded, left, right, link_type)
         keys.append(left * n + right)
         reports.append(RuleReport(rule.name, len(left), skipped, skipped_records))
-    combined = np.unique(np.concatenate(keys)) if keys else np.empty(0, dtype=np.int64)
+    combined = _sorted_distinct(np.concatenate(keys)) if keys else np.empty(0, dtype=np.int64)
     return BlockingResult(combined // n, combined % n, reports, possible_pairs(encoded, link_type))
+
+
+def _sorted_distinct(keys: np.ndarray) -> np.ndarray:
+    # An in-place sort and a neighbour test: np.unique's hash path is several times slower
+    # on the ~10M pair keys of a 1M-record run.
+    keys.sort()
+    return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
 
 
 def _filter_link_type(encoded: EncodedRecords, left, right, link_type: str):

@@ -30,15 +30,29 @@ def _members_by_label(labels: np.ndarray, wanted: np.ndarray) -> list[np.ndarray
     return np.split(records, np.flatnonzero(np.diff(labels[records])) + 1) if len(records) else []
 
 
-def _within_component_pairs(groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    lefts, rights = [], []
-    for members in groups:
-        i, j = np.triu_indices(len(members), k=1)
-        lefts.append(members[i])
-        rights.append(members[j])
-    if not lefts:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+def _within_component_pairs(labels: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every record pair inside each wanted component, left < right. Components of one size
+    share one triangle of index pairs, so the work is per size, not per component."""
+    records = np.flatnonzero(np.isin(labels, wanted))
+    records = records[np.lexsort((records, labels[records]))]
+    starts = np.flatnonzero(np.r_[True, labels[records][1:] != labels[records][:-1]])
+    sizes = np.diff(np.r_[starts, len(records)])
+    lefts, rights = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
+    for size in np.unique(sizes).tolist():
+        members = records[starts[sizes == size][:, None] + np.arange(size)]  # one row per component
+        i, j = np.triu_indices(size, k=1)
+        lefts.append(members[:, i].ravel())
+        rights.append(members[:, j].ravel())
     return np.concatenate(lefts), np.concatenate(rights)
+
+
+def _is_known_pair(keys: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``np.isin(keys, known)`` by binary search: ``known`` (millions of candidate pair keys)
+    comes sorted from blocking, and isin would sort it again."""
+    if len(known) > 1 and not bool((known[1:] >= known[:-1]).all()):
+        known = np.sort(known)
+    position = np.searchsorted(known, keys).clip(max=max(len(known) - 1, 0))
+    return (known[position] == keys) if len(known) else np.zeros(len(keys), dtype=bool)
 
 
 def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, probability: np.ndarray,
@@ -60,8 +74,8 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, pro
     if score_pairs is not None:
         small = np.flatnonzero((sizes >= 3) & (sizes <= complete_up_to))
         if len(small):
-            all_left, all_right = _within_component_pairs(_members_by_label(labels, small))
-            unknown = ~np.isin(all_left * n + all_right, left * n + right)
+            all_left, all_right = _within_component_pairs(labels, small)
+            unknown = ~_is_known_pair(all_left * n + all_right, left * n + right)
             extra_left, extra_right = all_left[unknown], all_right[unknown]
             report["pairs_scored_for_completion"] = int(len(extra_left))
             if len(extra_left):

@@ -48,6 +48,10 @@ class EncodedRecords:
             self._columns[name] = EncodedColumn.of(values)
         return self._columns[name]
 
+    def codes_so_far(self) -> dict[str, np.ndarray]:
+        """Codes of the columns encoded so far (later steps reuse them rather than factorise again)."""
+        return {name: column.codes for name, column in self._columns.items()}
+
     def __contains__(self, column: str) -> bool:
         return column in self._columns or column in self.records.columns
 

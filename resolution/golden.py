@@ -27,9 +27,13 @@ ATTRIBUTES = {
 }
 
 
-def _chosen_rows(entity: np.ndarray, key: np.ndarray, present: np.ndarray, source_rank: np.ndarray,
-                 completeness: np.ndarray, shouting: np.ndarray) -> np.ndarray:
-    """Row index of the surviving value per entity that has one (all numpy)."""
+def _chosen_rows(entity: np.ndarray, key: np.ndarray, present: np.ndarray, tie_rank: np.ndarray,
+                 shouting: np.ndarray) -> np.ndarray:
+    """Row index of the surviving value per entity that has one.
+
+    The rules become one integer per row, (fewer votes, tie rank, shouting, row) from high
+    bits to low, and each entity keeps its smallest: one pass instead of a sort per attribute.
+    """
     rows = np.flatnonzero(present)
     if len(rows) == 0:
         return rows
@@ -37,22 +41,36 @@ def _chosen_rows(entity: np.ndarray, key: np.ndarray, present: np.ndarray, sourc
     pair = e.astype(np.int64) * (int(k.max(initial=0)) + 1) + k
     _, inverse, counts = np.unique(pair, return_inverse=True, return_counts=True)
     votes = counts[inverse]
-    order = np.lexsort((shouting[rows], -completeness[rows], source_rank[rows], -votes, e))
-    sorted_entities = e[order]
-    first = np.r_[True, sorted_entities[1:] != sorted_entities[:-1]]
-    return rows[order[first]]
+    row_bits = int(len(entity)).bit_length()
+    rank_bits = int(tie_rank.max(initial=0)).bit_length()
+    fewer_votes = int(votes.max()) - votes
+    if int(fewer_votes.max(initial=0)).bit_length() + rank_bits + 1 + row_bits > 62:
+        order = np.lexsort((rows, shouting[rows], tie_rank[rows], -votes, e))
+        first = np.r_[True, e[order][1:] != e[order][:-1]]
+        return rows[order[first]]
+    composite = (((fewer_votes.astype(np.int64) << rank_bits | tie_rank[rows]) << 1 | shouting[rows]) << row_bits) | rows
+    best = np.full(int(e.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(best, e, composite)
+    best = best[best != np.iinfo(np.int64).max]
+    return best & ((1 << row_bits) - 1)
 
 
-def golden_records(records: pd.DataFrame, entity_id: np.ndarray, source_priority: list[str]) -> pd.DataFrame:
+def golden_records(records: pd.DataFrame, entity_id: np.ndarray, source_priority: list[str],
+                   key_codes: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """``key_codes``: integer codes of standardised columns already factorised by the caller
+    (the linker's encoded columns), to save factorising a million strings again."""
+    key_codes = key_codes or {}
     entity_codes, entities = pd.factorize(pd.Series(entity_id, dtype=object))
     entity_codes = entity_codes.astype(np.int64)
     rank = {source: i for i, source in enumerate(source_priority)}
     sources = records["source"].to_numpy(object)
     source_codes, source_names = pd.factorize(pd.Series(sources))
-    source_rank = pd.Series(sources).map(rank).fillna(len(rank)).to_numpy()
+    source_rank = pd.Series(sources).map(rank).fillna(len(rank)).to_numpy().astype(np.int64)
     provenance = (records["source"].astype(str) + ":" + records["record_id"].astype(str)).to_numpy(object)
     value_columns = [v for v, _ in ATTRIBUTES.values() if v in records]
     completeness = records[value_columns].notna().sum(axis=1).to_numpy()
+    # Source priority first, then the more complete record: one rank per (source, completeness).
+    tie_rank = source_rank * (len(value_columns) + 1) + (len(value_columns) - completeness)
 
     golden = pd.DataFrame({"entity_id": np.asarray(entities, dtype=object),
                            "record_count": np.bincount(entity_codes, minlength=len(entities))})
@@ -67,11 +85,17 @@ def golden_records(records: pd.DataFrame, entity_id: np.ndarray, source_priority
         if value_column not in records or key_column not in records:
             continue
         values = records[value_column].to_numpy(object)
-        key_codes = pd.factorize(pd.Series(records[key_column].to_numpy(object)))[0]
-        present = (key_codes >= 0) & pd.notna(values)
-        shouting = np.zeros(len(values), dtype=bool)
-        shouting[present] = pd.Series(values[present], dtype=object).astype(str).str.isupper().to_numpy()
-        chosen = _chosen_rows(entity_codes, key_codes, present, source_rank, completeness, shouting)
+        codes = key_codes.get(key_column)
+        if codes is None:
+            codes = pd.factorize(pd.Series(records[key_column].to_numpy(object)))[0]
+        present = codes >= 0
+        if value_column != key_column:
+            present &= pd.notna(values)
+        shouting = np.zeros(len(values), dtype=np.int64)
+        # Capitals only break ties, so only entities with more than one candidate row need the test.
+        contested = present & (np.bincount(entity_codes[present], minlength=len(entities))[entity_codes] > 1)
+        shouting[contested] = pd.Series(values[contested], dtype=object).astype(str).str.isupper().to_numpy()
+        chosen = _chosen_rows(entity_codes, codes, present, tie_rank, shouting)
         column = np.full(len(entities), None, dtype=object)
         origin = np.full(len(entities), None, dtype=object)
         column[entity_codes[chosen]] = values[chosen]

@@ -40,6 +40,7 @@ class SourceStats:
 @dataclass
 class IngestResult:
     records: pd.DataFrame  # source, record_id, STANDARD_COLUMNS, category__*/text__* columns
+    records_table: pa.Table  # the same records as Arrow, for writing records.parquet without converting back
     quarantine: pd.DataFrame
     stats: dict[str, SourceStats]
     profile: dict
@@ -178,7 +179,7 @@ def ingest(files: list[Path], config: LinkageConfig) -> IngestResult:
     records = pd.DataFrame({name: combined[name].to_numpy(zero_copy_only=False) for name in combined.column_names})
     quarantine = (pd.concat(quarantined, ignore_index=True) if quarantined
                   else pd.DataFrame({c: pd.Series(dtype="object") for c in QUARANTINE_COLUMNS}))
-    return IngestResult(records, quarantine, stats, profile)
+    return IngestResult(records, combined, quarantine, stats, profile)
 
 
 # Which standardised column measures a raw field's validity.

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from resolution.blocking import (BlockingResult, add_blocking_keys, block, comparison_columns, default_rules,
                                  group_ids, possible_pairs, random_pairs, rule_columns, training_rules)
@@ -164,12 +165,12 @@ class Linker:
         ids = entity_ids(records, labels)
         self._step("golden records and artifacts")
         entities = pd.DataFrame({"record_id": records["record_id"], "source": records["source"], "entity_id": ids})
-        entities["cluster_size"] = entities.groupby("entity_id")["entity_id"].transform("size").astype(np.int32)
+        entities["cluster_size"] = np.bincount(labels)[labels].astype(np.int32)
         entities.to_parquet(out_dir / "entities.parquet", index=False)
         self._write_pairs(out_dir / "pairs.parquet", records, comparisons, left, right, gamma, scores)
         source_priority = list(self.config.sources) or sorted(records["source"].unique())
-        golden_records(records, ids, source_priority).to_parquet(out_dir / "golden.parquet", index=False)
-        records.to_parquet(out_dir / "records.parquet", index=False)
+        golden_records(records, ids, source_priority, encoded.codes_so_far()).to_parquet(out_dir / "golden.parquet", index=False)
+        pq.write_table(ingested.records_table, out_dir / "records.parquet")
         ingested.quarantine.to_parquet(out_dir / "quarantine.parquet", index=False)
         model.save(out_dir / "model.json")
         write_profile(ingested.profile, out_dir / "profile.json")

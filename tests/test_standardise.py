@@ -113,3 +113,15 @@ def test_vectorised_phones_equal_the_reference_function(numbers):
     expected = [std.phone_parts(n.strip(), "44") for n in numbers]
     assert values(key) == [k for k, _ in expected]
     assert values(e164) == [e for _, e in expected]
+
+
+email_like = st.text(alphabet="ab.+@ -_\t\x1cÉé", max_size=12) | st.builds(
+    lambda local, domain: local + "@" + domain, st.text(alphabet="ab.+ TE", max_size=8),
+    st.sampled_from(["gmail.com", "GMAIL.COM", "gmial.com", "hotmail.con", "example.com", "x", "outlook.com",
+                     "ya hoo.com", "gmail.com\n"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(email_like | st.none(), min_size=1, max_size=20))
+def test_vectorised_emails_equal_the_reference_function(addresses):
+    assert values(std.emails(addresses)) == [std.canonical_email(a) for a in addresses]
