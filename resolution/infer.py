@@ -11,11 +11,13 @@ from pathlib import Path
 import pandas as pd
 
 from resolution.config import LinkageConfig, SourceConfig
-from resolution.io import read_table_checked
+from resolution.io import read_sample
 
 # (semantic type, column-name pattern), first match wins; names are lower-cased first.
 NAME_PATTERNS: tuple[tuple[str, str], ...] = (
     ("ignore", r"(created|updated|modified|signup|registered|joined|call)_?(at|on|ts|date|time)?$|_ts$|_at$|timestamp|^notes?$|^reason$|^comment"),
+    # "Mr"/"Mrs" say little about who someone is and disagree across channels.
+    ("ignore", r"^(title|salutation|honorific|name_?(prefix|suffix))$"),
     ("date_of_birth", r"dob|birth|bday"),
     ("email", r"e_?mail"),
     ("phone", r"phone|mobile|^tel|telephone|cell"),
@@ -74,9 +76,13 @@ def infer_config(files: list[Path]) -> LinkageConfig:
     """One [sources.<stem>] table per file."""
     sources = {}
     for path in files:
-        sample = read_table_checked(path).table.slice(0, 5000).to_pandas()
+        sample = read_sample(path)
         id_column = infer_id_column(sample)
         fields = {c: infer_column_type(c, sample[c]) for c in sample.columns if c != id_column}
+        if infer_column_type(id_column, sample[id_column]) == "identifier":
+            # A store keyed by loyalty number: the key is also evidence against other
+            # channels that record the same card.
+            fields[id_column] = "identifier"
         if len({PERSONAL_KINDS[k] for k in fields.values() if k in PERSONAL_KINDS}) < 2:
             continue  # not a file about people (orders, sessions, products)
         sources[path.stem] = SourceConfig(id_column=id_column, fields=fields)

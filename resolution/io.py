@@ -6,6 +6,7 @@ its line and the parser's message, and the caller quarantines it.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,9 +49,12 @@ def _all_strings(table: pa.Table) -> pa.Table:
     return pa.table(columns, names=table.column_names)
 
 
-def _read_csv(path: Path) -> ReadResult:
-    with open(path, encoding="utf-8") as handle:
-        header_line = handle.readline()
+def _read_csv(path: Path | io.BytesIO) -> ReadResult:
+    if isinstance(path, io.BytesIO):
+        header_line = path.getvalue().split(b"\n", 1)[0].decode("utf-8")
+    else:
+        with open(path, encoding="utf-8") as handle:
+            header_line = handle.readline()
     names = list(pd.read_csv(io.StringIO(header_line), dtype=str, nrows=0).columns) if header_line.strip() else []
     bad: list[BadRow] = []
 
@@ -67,17 +71,20 @@ def _read_csv(path: Path) -> ReadResult:
     return ReadResult(table, bad)
 
 
-def _read_jsonl(path: Path) -> ReadResult:
+def _read_jsonl(path: Path | io.BytesIO) -> ReadResult:
     """Arrow's JSON reader when every line parses; line by line, keeping bad lines, when not."""
     try:
         return ReadResult(_all_strings(pajson.read_json(path)))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        if isinstance(path, io.BytesIO):
+            path.seek(0)  # Arrow's reader consumed it
         return _read_jsonl_keeping_bad_lines(path)
 
 
-def _read_jsonl_keeping_bad_lines(path: Path) -> ReadResult:
+def _read_jsonl_keeping_bad_lines(path: Path | io.BytesIO) -> ReadResult:
     rows, bad = [], []
-    with open(path, encoding="utf-8") as handle:
+    opened = io.TextIOWrapper(path, encoding="utf-8") if isinstance(path, io.BytesIO) else open(path, encoding="utf-8")
+    with opened as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -114,6 +121,25 @@ def read_table_checked(path: Path) -> ReadResult:
             raise InputFileError(f"{path}: not UTF-8 text ({message}); re-save the file as UTF-8") from error
         raise InputFileError(f"{path}: could not be read as {suffix[1:].upper()}: {message}") from error
     raise InputFileError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(READABLE_SUFFIXES)}")
+
+
+def read_sample(path: Path, rows: int = 5000) -> pd.DataFrame:
+    """The first ``rows`` rows as text columns, for inferring a config without reading a
+    whole extract; the full reader (and its error messages) where the head does not parse."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            batch = next(pq.ParquetFile(path).iter_batches(batch_size=rows), None)
+            if batch is not None:
+                return _all_strings(pa.Table.from_batches([batch])).to_pandas()
+        elif suffix in (".csv", ".jsonl"):
+            with open(path, "rb") as handle:
+                head = io.BytesIO(b"".join(itertools.islice(handle, rows + (suffix == ".csv"))))
+            return (_read_csv(head) if suffix == ".csv" else _read_jsonl(head)).table.to_pandas()
+    except (pa.ArrowInvalid, OSError, ValueError, UnicodeDecodeError):
+        pass  # e.g. a quoted value cut by the head; the full read names the problem
+    return read_table_checked(path).table.slice(0, rows).to_pandas()
 
 
 def read_table(path: Path) -> pd.DataFrame:

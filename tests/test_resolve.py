@@ -15,6 +15,7 @@ from resolution.config import ConfigError, load_config, parse_config
 from resolution.evaluation import evaluate_entities
 from resolution.infer import infer_config
 from resolution.ingest import input_files
+from resolution.io import read_sample, read_table
 from resolution.linker import Linker
 
 runner = CliRunner()
@@ -158,6 +159,28 @@ def test_cli_resolve_infers_writes_and_reuses_the_config(small_dataset, tmp_path
                                 "--model", str(tmp_path / "a" / "model.json")])
     assert again.exit_code == 0, again.output
     assert pd.read_parquet(tmp_path / "a" / "entities.parquet").equals(pd.read_parquet(tmp_path / "b" / "entities.parquet"))
+
+
+def test_inferred_config_on_the_channel_folder_equals_the_hand_written_one(small_dataset):
+    written = load_config(small_dataset / "linkage.toml")
+    inferred = infer_config(input_files([small_dataset], None))  # orders, sessions, products left out
+    assert set(inferred.sources) == set(written.sources)
+    for name, source in written.sources.items():
+        assert inferred.sources[name].id_column == source.id_column
+        assert inferred.sources[name].fields == source.fields, name
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_a_sample_for_inference_is_the_head_of_the_full_read(tmp_path, suffix):
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(50)],
+                          "note": ["line one\nline two" if i % 7 == 0 else f"n{i}" for i in range(50)],
+                          "n": [str(i) for i in range(50)]})
+    path = tmp_path / f"extract{suffix}"
+    {".csv": lambda: frame.to_csv(path, index=False), ".jsonl": lambda: frame.to_json(path, orient="records", lines=True),
+     ".parquet": lambda: frame.to_parquet(path)}[suffix]()
+    sample = read_sample(path, rows=10)
+    assert 5 <= len(sample) <= 10  # CSV heads are cut by line, and two values span two lines
+    assert sample.astype(str).equals(read_table(path).head(len(sample)).astype(str))
 
 
 def test_cli_explain_and_evaluate(small_dataset, resolved):
