@@ -19,6 +19,8 @@ app = typer.Typer(
 neo4j_app = typer.Typer(help="Run the local Neo4j 5.26 server (for machines without Docker).",
                         no_args_is_help=True)
 app.add_typer(neo4j_app, name="neo4j")
+graph_app = typer.Typer(help="Build the knowledge graph's tables and set up its Neo4j schema.", no_args_is_help=True)
+app.add_typer(graph_app, name="graph")
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # one line per error, for logs and grep
 
@@ -205,6 +207,165 @@ def demo(
                                 "customer_id", "source")
     console.print("accuracy against the generator's truth:")
     _print_metrics(metrics)
+
+
+NeoUri = Annotated[str | None, typer.Option("--neo4j-uri", envvar="NEO4J_URI",
+                                              help="Bolt URI; default: $NEO4J_URI, else the local launcher's server.")]
+NeoUser = Annotated[str, typer.Option("--neo4j-user", envvar="NEO4J_USER", help="User name.")]
+NeoPassword = Annotated[str | None, typer.Option("--neo4j-password", envvar="NEO4J_PASSWORD", show_default=False,
+                                                 help="Password (prefer $NEO4J_PASSWORD: options show in `ps`).")]
+NeoDatabase = Annotated[str, typer.Option("--database", envvar="NEO4J_DATABASE", help="Database name.")]
+
+
+def _neo4j_driver(uri: str | None, user: str, password: str | None, database: str):
+    """(driver, settings) for the named server, else the environment's or the local launcher's."""
+    from graph.connection import Neo4jNotConfigured, Neo4jSettings, resolve_settings
+
+    try:
+        if uri:
+            if not password:
+                raise Neo4jNotConfigured(f"--neo4j-uri {uri} needs a password: export NEO4J_PASSWORD")
+            settings = Neo4jSettings(uri=uri, user=user, password=password, database=database)
+        else:
+            settings = resolve_settings()
+        driver = settings.driver()
+        driver.verify_connectivity()
+    except Neo4jNotConfigured as error:
+        raise fail(str(error))
+    except Exception as error:  # the driver raises several types for one verdict: not reachable
+        raise fail(f"cannot reach Neo4j at {settings.uri} as {settings.user}: {type(error).__name__}: {error}. "
+                   "Check that the server runs (`identigraph neo4j status`) and the credentials.")
+    return driver, settings
+
+
+@graph_app.command("build")
+def graph_build(
+    resolved: Annotated[Path, typer.Argument(help="The --out folder of `identigraph resolve`.")],
+    out: Annotated[Path, typer.Option(help="Folder for nodes/*.parquet, edges/*.parquet, quarantine.parquet.")],
+    events: Annotated[Path | None, typer.Option(help="Folder with orders, sessions, products (and fraud_labels).")] = None,
+) -> None:
+    """Turn resolution outputs and events into node and edge tables (the embedded graph)."""
+    from graph.build import GraphInputError, build_graph_tables
+
+    try:
+        with console.status("building graph tables"):
+            summary = build_graph_tables(resolved, out, events)
+    except GraphInputError as error:
+        raise fail(str(error))
+    _print_graph_summary(summary)
+
+
+@graph_app.command("init")
+def graph_init(uri: NeoUri = None, user: NeoUser = "neo4j", password: NeoPassword = None,
+               database: NeoDatabase = "neo4j") -> None:
+    """Create the constraints and indexes of cypher/schema.cypher (idempotent)."""
+    from graph.load import init_schema
+
+    driver, settings = _neo4j_driver(uri, user, password, database)
+    with driver:
+        statements = init_schema(driver, settings.database)
+    console.print(f"schema applied to {settings.uri} ({len(statements)} constraints and indexes, IF NOT EXISTS)")
+
+
+@app.command()
+def load(
+    tables: Annotated[Path, typer.Argument(help="The --out folder of `identigraph graph build`.")],
+    uri: NeoUri = None, user: NeoUser = "neo4j", password: NeoPassword = None, database: NeoDatabase = "neo4j",
+    batch_size: Annotated[int, typer.Option(help="Rows per transaction.", min=1)] = 5000,
+) -> None:
+    """Load the graph tables into Neo4j with batched MERGE (safe to rerun)."""
+    from graph.load import GraphTablesError, load_graph, table_counts
+
+    try:
+        node_counts, edge_counts = table_counts(tables)
+    except GraphTablesError as error:
+        raise fail(str(error))
+    driver, settings = _neo4j_driver(uri, user, password, database)
+    with driver, _progress() as progress:
+        tasks = {name: progress.add_task(name, total=count) for name, count in {**node_counts, **edge_counts}.items()}
+        summary = load_graph(tables, driver, settings.database, batch_size,
+                             progress=lambda name, done, total: progress.update(tasks[name], completed=done))
+    console.print(f"loaded {sum(summary.nodes.values()):,} nodes and {sum(summary.relationships.values()):,} "
+                  f"relationships into {settings.uri} in {summary.seconds:.1f}s "
+                  f"({summary.per_second:,.0f} per second)")
+
+
+@app.command()
+def query(
+    name: Annotated[str | None, typer.Argument(help="A cookbook query (cypher/*.cypher); leave out to list them.")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help="key=value, repeatable.")] = None,
+    cypher: Annotated[str | None, typer.Option(help="Ad-hoc Cypher instead of a cookbook query (read-only).")] = None,
+    output: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    uri: NeoUri = None, user: NeoUser = "neo4j", password: NeoPassword = None, database: NeoDatabase = "neo4j",
+) -> None:
+    """Run a cookbook query or ad-hoc Cypher, read-only."""
+    from graph.cookbook import QueryError, cookbook, run_cookbook_query, run_read_query
+
+    if output not in ("table", "csv", "json"):
+        raise fail(f"--format {output!r}: use table, csv or json")
+    if name is None and cypher is None:
+        listing = Table(title="cookbook (cypher/)", title_justify="left")
+        listing.add_column("query")
+        listing.add_column("parameters")
+        listing.add_column("answers")
+        for query_name, item in cookbook().items():
+            listing.add_row(query_name, ", ".join(f"{p.name}" + (f"={p.default}" if p.default else "")
+                                                  for p in item.parameters), item.description)
+        console.print(listing)
+        return
+    given = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise fail(f"--param {item!r}: write key=value")
+        given[key.strip()] = value
+    driver, settings = _neo4j_driver(uri, user, password, database)
+    try:
+        with driver:
+            if cypher is not None:
+                columns, rows = run_read_query(driver, cypher, given, settings.database)
+            else:
+                columns, rows = run_cookbook_query(driver, name, given, settings.database)
+    except QueryError as error:
+        raise fail(str(error))
+    _print_rows(columns, rows, output)
+
+
+def _print_rows(columns: list[str], rows: list[dict], output: str) -> None:
+    import csv
+    import json
+    import sys
+
+    def plain(value):
+        return value.iso_format() if hasattr(value, "iso_format") else value
+
+    if output == "json":
+        sys.stdout.write(json.dumps([{c: plain(r[c]) for c in columns} for r in rows], default=str, indent=1) + "\n")
+        return
+    if output == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([json.dumps(plain(row[c]), default=str) if isinstance(row[c], (list, dict))
+                             else plain(row[c]) for c in columns])
+        return
+    table = Table(title=f"{len(rows):,} rows", title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(plain(row[c])) if row[c] is not None else "" for c in columns))
+    console.print(table)
+
+
+def _print_graph_summary(summary) -> None:
+    table = Table(title=f"graph tables in {summary.out_dir} ({summary.seconds:.1f}s)", title_justify="left")
+    table.add_column("nodes / relationships")
+    table.add_column("rows", justify="right")
+    for name, count in {**summary.nodes, **summary.edges}.items():
+        table.add_row(name, f"{count:,}")
+    console.print(table)
+    for name, account in summary.events.items():
+        console.print(f"{name}: read {account.read:,} = used {account.used:,} + quarantined {account.quarantined:,}")
 
 
 @neo4j_app.command("start")

@@ -1,0 +1,255 @@
+"""Node and edge tables -> Neo4j: batched ``UNWIND … MERGE`` in write transactions.
+
+Every statement is a fixed text with the rows as a parameter; labels and relationship types
+come from ``graph.model``, never from input data. Loading is idempotent: nodes are merged on
+their key, relationships on their two ends, and properties set from the row, so a second load
+of the same tables changes nothing and a load killed half way, run again, ends with exactly
+the graph a clean load gives. Managed transactions (``execute_write``) retry transient
+errors (deadlocks, leader switches) with back-off.
+"""
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import neo4j
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from graph.model import EDGE_TYPES, EDGES, NODE_TYPES, NODES
+
+SCHEMA_FILE = Path(__file__).resolve().parents[1] / "cypher" / "schema.cypher"
+
+
+class GraphTablesError(ValueError):
+    """The table folder is not one ``identigraph graph build`` wrote."""
+
+
+@dataclass
+class LoadSummary:
+    nodes: dict[str, int] = field(default_factory=dict)
+    relationships: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.nodes.values()) + sum(self.relationships.values())
+
+    @property
+    def per_second(self) -> float:
+        return self.total / self.seconds if self.seconds else 0.0
+
+
+def schema_statements(path: Path = SCHEMA_FILE) -> list[str]:
+    """The statements of ``schema.cypher`` (comments dropped, split on ``;``)."""
+    text = "\n".join(line for line in path.read_text().splitlines() if not line.strip().startswith("//"))
+    return [statement.strip() for statement in text.split(";") if statement.strip()]
+
+
+def init_schema(driver: neo4j.Driver, database: str = "neo4j") -> list[str]:
+    """Apply ``cypher/schema.cypher``; every statement says IF NOT EXISTS, so reruns are no-ops."""
+    statements = schema_statements()
+    for statement in statements:
+        driver.execute_query(statement, database_=database)
+    driver.execute_query("CALL db.awaitIndexes(300)", database_=database)
+    return statements
+
+
+SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _temporal_assignments(variable: str, temporal_columns: list[str]) -> str:
+    """``SET`` items turning ISO strings into LocalDateTime on the server: the driver packs
+    Python datetimes one by one in Python (3 s per 80k values), strings go through its Rust
+    packer. A null removes the property, as ``+=`` does for the other columns."""
+    for column in temporal_columns:
+        if not SAFE_NAME.match(column):
+            raise GraphTablesError(f"column name {column!r} cannot be a property name; rebuild the tables")
+    return "".join(f", {variable}.`{c}` = localdatetime(row.times.`{c}`)" for c in temporal_columns)
+
+
+def node_statement(label: str, temporal_columns: list[str] = ()) -> str:
+    key = NODES[label].key
+    return (f"UNWIND $rows AS row MERGE (n:{label} {{{key}: row.key}}) "
+            f"SET n += row.properties{_temporal_assignments('n', list(temporal_columns))}")
+
+
+def edge_statement(edge_type: str, temporal_columns: list[str] = ()) -> str:
+    edge = EDGES[edge_type]
+    start_key, end_key = NODES[edge.start].key, NODES[edge.end].key
+    return (f"UNWIND $rows AS row "
+            f"MATCH (a:{edge.start} {{{start_key}: row.start}}) "
+            f"MATCH (b:{edge.end} {{{end_key}: row.end}}) "
+            f"MERGE (a)-[r:{edge_type}]->(b) SET r += row.properties{_temporal_assignments('r', list(temporal_columns))}")
+
+
+def _plain(value):
+    """A cell as the driver sends it: numpy scalars and arrays as Python values, NaN as null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    return value
+
+
+def temporal_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
+
+
+def _rows(frame: pd.DataFrame, key_columns: list[str], names: list[str]) -> list[dict]:
+    """Parameter rows: the key column(s) by their role name, timestamps as ISO strings under
+    ``times``, the rest under ``properties`` (nulls kept: ``+=`` removes a property set to null,
+    so a reload with a value gone leaves no stale one)."""
+    keys = [frame[c].astype(str).tolist() for c in key_columns]
+    times = temporal_columns(frame)
+    property_columns = [c for c in frame.columns if c not in key_columns and c not in times]
+    values = [[_plain(v) for v in frame[c].tolist()] for c in property_columns]
+    iso = [frame[c].dt.strftime("%Y-%m-%dT%H:%M:%S").where(frame[c].notna(), None).tolist() for c in times]
+    rows = []
+    for i in range(len(frame)):
+        row = {name: key[i] for name, key in zip(names, keys)}
+        row["properties"] = {c: column[i] for c, column in zip(property_columns, values)}
+        if times:
+            row["times"] = {c: column[i] for c, column in zip(times, iso)}
+        rows.append(row)
+    return rows
+
+
+def _batches(path: Path, batch_size: int) -> Iterator[pd.DataFrame]:
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
+        yield batch.to_pandas()
+
+
+def _file_temporal_columns(path: Path) -> list[str]:
+    schema = pq.read_schema(path)
+    return [field.name for field in schema if pa.types.is_timestamp(field.type)]
+
+
+def table_files(tables_dir: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """(label -> nodes file, type -> edges file) present in a built table folder."""
+    tables_dir = Path(tables_dir)
+    if not (tables_dir / "nodes").is_dir():
+        raise GraphTablesError(f"{tables_dir}: no nodes/ folder; build the tables first with "
+                               "`identigraph graph build RESOLVED_DIR --events DATA_DIR --out {tables_dir}`")
+    nodes = {n.label: tables_dir / "nodes" / f"{n.label}.parquet" for n in NODE_TYPES
+             if (tables_dir / "nodes" / f"{n.label}.parquet").exists()}
+    edges = {e.type: tables_dir / "edges" / f"{e.type}.parquet" for e in EDGE_TYPES
+             if (tables_dir / "edges" / f"{e.type}.parquet").exists()}
+    return nodes, edges
+
+
+def table_counts(tables_dir: Path) -> tuple[dict[str, int], dict[str, int]]:
+    nodes, edges = table_files(tables_dir)
+    return ({label: pq.ParquetFile(p).metadata.num_rows for label, p in nodes.items()},
+            {t: pq.ParquetFile(p).metadata.num_rows for t, p in edges.items()})
+
+
+@dataclass(frozen=True)
+class _TableJob:
+    name: str
+    path: Path
+    statement: str
+    key_columns: tuple[str, ...]
+    row_names: tuple[str, ...]
+    rows: int
+    labels: frozenset[str]  # labels whose nodes the job writes or locks
+
+
+def _write_tables(driver: neo4j.Driver, database: str, jobs: list[_TableJob], batch_size: int, workers: int,
+                  progress: Callable[[str, int, int], None] | None) -> dict[str, int]:
+    """Workers take the largest pending table that touches no label another worker is on, and
+    write it batch by batch in their own session: while one waits on the server the other
+    builds its next batch. Two relationship tables on the same nodes would deadlock on node
+    locks (Neo4j resolves it, and ``execute_write`` retries, but the time is lost)."""
+    pending = sorted(jobs, key=lambda j: -j.rows)
+    busy: set[str] = set()
+    written: dict[str, int] = {}
+    failure: list[BaseException] = []
+    turn = threading.Condition()
+
+    def next_job() -> _TableJob | None:
+        with turn:
+            while pending and not failure:
+                for job in pending:
+                    if not job.labels & busy:
+                        pending.remove(job)
+                        busy.update(job.labels)
+                        return job
+                turn.wait()
+            return None
+
+    def work() -> None:
+        with driver.session(database=database) as session:
+            while (job := next_job()) is not None:
+                try:
+                    done = 0
+                    for frame in _batches(job.path, batch_size):
+                        rows = _rows(frame, list(job.key_columns), list(job.row_names))
+                        session.execute_write(lambda tx, rows=rows: tx.run(job.statement, rows=rows).consume())
+                        done += len(frame)
+                        if progress:
+                            progress(job.name, done, job.rows)
+                    written[job.name] = done
+                except BaseException as error:
+                    failure.append(error)
+                    raise
+                finally:
+                    with turn:
+                        busy.difference_update(job.labels)
+                        turn.notify_all()
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(work) for _ in range(max(1, workers))]
+    if failure:
+        raise failure[0]
+    for future in futures:
+        future.result()
+    return written
+
+
+def load_graph(tables_dir: Path, driver: neo4j.Driver, database: str = "neo4j", batch_size: int = 5000,
+               progress: Callable[[str, int, int], None] | None = None, workers: int = 2) -> LoadSummary:
+    """Load every node table, then every edge table (their ends must exist first).
+
+    ``progress(table, rows_done, rows_total)`` is called after each committed batch.
+    """
+    node_files, edge_files = table_files(tables_dir)
+    node_counts, edge_counts = table_counts(tables_dir)
+    init_schema(driver, database)
+    summary = LoadSummary()
+    started = time.perf_counter()
+    node_jobs = [_TableJob(label, path, node_statement(label, _file_temporal_columns(path)), (NODES[label].key,),
+                           ("key",), node_counts[label], frozenset([label])) for label, path in node_files.items()]
+    summary.nodes = _write_tables(driver, database, node_jobs, batch_size, workers, progress)
+    edge_jobs = [_TableJob(edge_type, path, edge_statement(edge_type, _file_temporal_columns(path)), ("start", "end"),
+                           ("start", "end"), edge_counts[edge_type],
+                           frozenset([EDGES[edge_type].start, EDGES[edge_type].end]))
+                 for edge_type, path in edge_files.items()]
+    summary.relationships = _write_tables(driver, database, edge_jobs, batch_size, workers, progress)
+    summary.seconds = round(time.perf_counter() - started, 3)
+    return summary
+
+
+def graph_counts(driver: neo4j.Driver, database: str = "neo4j") -> tuple[dict[str, int], dict[str, int]]:
+    """Node count per model label and relationship count per model type, as Neo4j has them."""
+    nodes, relationships = {}, {}
+    for node in NODE_TYPES:
+        # Labels and types are the model's constants; Cypher takes no parameter for them.
+        records, _, _ = driver.execute_query(f"MATCH (n:{node.label}) RETURN count(n) AS c", database_=database,
+                                             routing_=neo4j.RoutingControl.READ)
+        nodes[node.label] = records[0]["c"]
+    for edge in EDGE_TYPES:
+        records, _, _ = driver.execute_query(f"MATCH ()-[r:{edge.type}]->() RETURN count(r) AS c", database_=database,
+                                             routing_=neo4j.RoutingControl.READ)
+        relationships[edge.type] = records[0]["c"]
+    return nodes, relationships
