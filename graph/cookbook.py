@@ -107,7 +107,10 @@ def run_read_query(driver: neo4j.Driver, text: str, parameters: dict | None = No
         return list(result.keys()), rows
 
     try:
-        with driver.session(database=database, default_access_mode=neo4j.READ_ACCESS) as session:
+        # No notifications: "label Segment does not exist yet" is the expected state before
+        # the segmentation stage ran, not something to print on every query.
+        with driver.session(database=database, default_access_mode=neo4j.READ_ACCESS,
+                            notifications_min_severity="OFF") as session:
             return session.execute_read(work)
     except neo4j.exceptions.ClientError as error:
         if "AccessMode" in (error.code or "") or "read access mode" in (error.message or "").lower():
