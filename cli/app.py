@@ -175,7 +175,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
 ) -> None:
     """Run the whole pipeline that exists so far on synthetic data, with no server:
-    generate, profile, resolve and evaluate against the truth."""
+    generate, profile, resolve, evaluate against the truth, build the graph tables; with
+    NEO4J_URI set, also load them into Neo4j and run two cookbook queries."""
     from synthetic import GeneratorConfig, generate_dataset
     from synthetic.profile import profile_dataset
 
@@ -207,6 +208,42 @@ def demo(
                                 "customer_id", "source")
     console.print("accuracy against the generator's truth:")
     _print_metrics(metrics)
+
+    from graph.build import build_graph_tables
+    from graph.networkx_view import shared_identifier_groups
+
+    console.rule("4. knowledge graph (embedded tables)")
+    tables_dir = out / "graph"
+    with console.status("building graph tables"):
+        graph_summary = build_graph_tables(resolution_dir, tables_dir, data_dir)
+    _print_graph_summary(graph_summary)
+    groups = shared_identifier_groups(tables_dir)
+    sizes = ", ".join(str(len(g)) for g in groups[:10])
+    console.print(f"customers joined by shared devices or phones (networkx, no server): {len(groups):,} groups "
+                  f"of 3 or more; largest: {sizes}")
+    import os
+
+    if os.environ.get("NEO4J_URI"):
+        from graph.cookbook import run_cookbook_query
+        from graph.load import load_graph
+
+        console.rule("5. Neo4j")
+        driver, settings = _neo4j_driver(None, "neo4j", None, "neo4j")
+        with driver:
+            with console.status(f"loading into {settings.uri}"):
+                loaded = load_graph(tables_dir, driver, settings.database)
+            console.print(f"loaded {loaded.total:,} nodes and relationships in {loaded.seconds:.1f}s "
+                          f"({loaded.per_second:,.0f} per second)")
+            top = graph_summary.nodes and pd.read_parquet(tables_dir / "nodes" / "Customer.parquet",
+                                                          columns=["customer_id", "record_count"])
+            customer = top.sort_values(["record_count", "customer_id"], ascending=[False, True])["customer_id"].iloc[0]
+            console.print(f"cookbook: cross_channel_journey --param customer_id={customer}")
+            _print_rows(*run_cookbook_query(driver, "cross_channel_journey", {"customer_id": customer},
+                                            settings.database), "table")
+            console.print("cookbook: shared_devices --param limit=5")
+            _print_rows(*run_cookbook_query(driver, "shared_devices", {"limit": "5"}, settings.database), "table")
+    else:
+        console.print("set NEO4J_URI (and NEO4J_PASSWORD) to also load the graph into Neo4j and run the cookbook")
 
 
 NeoUri = Annotated[str | None, typer.Option("--neo4j-uri", envvar="NEO4J_URI",

@@ -260,3 +260,25 @@ def test_cli_query_formats_and_parameter_errors(loaded, graph_tables, neo4j_sett
     assert missing.exit_code == 1 and "needs --param customer_id" in missing.output
     unknown = runner.invoke(app, ["query", "no_such_query", "--neo4j-uri", neo4j_settings.uri], env=env)
     assert unknown.exit_code == 1 and "customer_360" in unknown.output
+
+
+def test_networkx_groups_of_shared_devices_and_phones_are_rings_or_households(graph_tables, small_dataset):
+    from graph.networkx_view import shared_identifier_groups
+
+    groups = shared_identifier_groups(graph_tables)
+    assert groups and all(len(g) >= 3 for g in groups)
+    truth = pd.read_parquet(small_dataset / "truth" / "records.parquet")
+    customers = pd.read_parquet(small_dataset / "truth" / "customers.parquet")
+    entity = _entities(graph_tables).merge(truth, on=["source", "record_id"]).merge(customers, on="customer_id")
+    ring = entity.groupby("entity_id")["ring_id"].first()
+    household = entity.groupby("entity_id")["household_id"].first()
+    # Every ring of three or more resolved customers shows up inside one group.
+    rings = ring.dropna()
+    for ring_id, members in rings.groupby(rings).groups.items():
+        if len(members) >= 3:
+            assert any(set(members) <= g for g in groups), ring_id
+    # and each group is mostly one ring or one household.
+    for group in groups:
+        keys = pd.concat([ring.reindex(list(group)).dropna().astype(str) + "r",
+                          household.reindex(list(group)).dropna().astype(str) + "h"])
+        assert keys.value_counts().iloc[0] >= 0.5 * len(group), group

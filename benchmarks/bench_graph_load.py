@@ -1,0 +1,64 @@
+"""Graph table build and Neo4j load throughput on the synthetic data.
+
+    python benchmarks/bench_graph_load.py [--customers 100000]
+
+Generates the channel data, resolves it, builds the node/edge tables, then loads them into
+the *local launcher's* Neo4j (started if needed) twice: into an emptied database (a fresh
+load) and again on top (an idempotent reload that changes nothing). It empties the local
+development database first and never touches a server named by NEO4J_URI.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from graph import local_neo4j  # noqa: E402
+from graph.build import build_graph_tables  # noqa: E402
+from graph.load import graph_counts, load_graph  # noqa: E402
+from resolution.config import load_config  # noqa: E402
+from resolution.linker import Linker  # noqa: E402
+from synthetic import GeneratorConfig, generate_dataset  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    local_neo4j.start()
+    settings = local_neo4j.running_settings()
+    driver = settings.driver()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        generate_dataset(GeneratorConfig(customers=args.customers, seed=5), work / "data")
+        Linker(load_config(work / "data" / "linkage.toml")).run([work / "data"], work / "resolved")
+        started = time.perf_counter()
+        summary = build_graph_tables(work / "resolved", work / "tables", work / "data")
+        build_s = time.perf_counter() - started
+        with driver.session(database=settings.database) as session:
+            session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
+        fresh = load_graph(work / "tables", driver, settings.database, workers=args.workers)
+        again = load_graph(work / "tables", driver, settings.database, workers=args.workers)
+        nodes, relationships = graph_counts(driver, settings.database)
+    driver.close()
+    result = {"customers": args.customers, "nodes": sum(summary.nodes.values()),
+              "relationships": sum(summary.edges.values()), "build_s": round(build_s, 1),
+              "fresh_load_s": fresh.seconds, "fresh_per_s": round(fresh.per_second),
+              "reload_s": again.seconds, "reload_per_s": round(again.per_second),
+              "counts_match_tables": nodes == {k: summary.nodes.get(k, 0) for k in nodes}
+              and relationships == {k: summary.edges.get(k, 0) for k in relationships}}
+    print(json.dumps(result))
+    print(f"\n| customers | nodes | relationships | table build s | fresh load s | per s | reload s | per s |\n"
+          f"|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+          f"| {args.customers:,} | {result['nodes']:,} | {result['relationships']:,} | {result['build_s']} | "
+          f"{fresh.seconds:.1f} | {fresh.per_second:,.0f} | {again.seconds:.1f} | {again.per_second:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
