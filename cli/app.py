@@ -230,8 +230,9 @@ def demo(
         console.rule("5. Neo4j")
         driver, settings = _neo4j_driver(None, "neo4j", None, "neo4j")
         with driver:
-            with console.status(f"loading into {settings.uri}"):
-                loaded = load_graph(tables_dir, driver, settings.database)
+            # The demo's graph replaces the model's nodes there (other labels are kept).
+            with console.status(f"loading into {settings.uri} (replacing identigraph's nodes)"):
+                loaded = load_graph(tables_dir, driver, settings.database, replace=True)
             console.print(f"loaded {loaded.total:,} nodes and relationships in {loaded.seconds:.1f}s "
                           f"({loaded.per_second:,.0f} per second)")
             top = graph_summary.nodes and pd.read_parquet(tables_dir / "nodes" / "Customer.parquet",
@@ -309,6 +310,8 @@ def load(
     tables: Annotated[Path, typer.Argument(help="The --out folder of `identigraph graph build`.")],
     uri: NeoUri = None, user: NeoUser = "neo4j", password: NeoPassword = None, database: NeoDatabase = "neo4j",
     batch_size: Annotated[int, typer.Option(help="Rows per transaction.", min=1)] = 5000,
+    replace: Annotated[bool, typer.Option(help="First delete the nodes of the graph model's labels (not others), "
+                                               "so the graph is exactly these tables.")] = False,
 ) -> None:
     """Load the graph tables into Neo4j with batched MERGE (safe to rerun)."""
     from graph.load import GraphTablesError, load_graph, table_counts
@@ -321,7 +324,8 @@ def load(
     with driver, _progress() as progress:
         tasks = {name: progress.add_task(name, total=count) for name, count in {**node_counts, **edge_counts}.items()}
         summary = load_graph(tables, driver, settings.database, batch_size,
-                             progress=lambda name, done, total: progress.update(tasks[name], completed=done))
+                             progress=lambda name, done, total: progress.update(tasks[name], completed=done),
+                             replace=replace)
     console.print(f"loaded {sum(summary.nodes.values()):,} nodes and {sum(summary.relationships.values()):,} "
                   f"relationships into {settings.uri} in {summary.seconds:.1f}s "
                   f"({summary.per_second:,.0f} per second)")
@@ -386,11 +390,18 @@ def _print_rows(columns: list[str], rows: list[dict], output: str) -> None:
             writer.writerow([json.dumps(plain(row[c]), default=str) if isinstance(row[c], (list, dict))
                              else plain(row[c]) for c in columns])
         return
+    def short(value) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, list) and len(value) > 3:  # a table cell, not an export
+            return ", ".join(map(str, value[:3])) + f", … ({len(value)})"
+        return str(plain(value))
+
     table = Table(title=f"{len(rows):,} rows", title_justify="left")
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*(str(plain(row[c])) if row[c] is not None else "" for c in columns))
+        table.add_row(*(short(row[c]) for c in columns))
     console.print(table)
 
 

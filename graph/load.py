@@ -217,14 +217,27 @@ def _write_tables(driver: neo4j.Driver, database: str, jobs: list[_TableJob], ba
     return written
 
 
+def delete_model_nodes(driver: neo4j.Driver, database: str = "neo4j") -> None:
+    """Remove every node of the model's labels (and their relationships), in batches; other
+    labels in the database are left alone."""
+    with driver.session(database=database) as session:  # IN TRANSACTIONS needs auto-commit
+        for node in NODE_TYPES:
+            session.run(f"MATCH (n:{node.label}) CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF 10000 ROWS").consume()
+
+
 def load_graph(tables_dir: Path, driver: neo4j.Driver, database: str = "neo4j", batch_size: int = 5000,
-               progress: Callable[[str, int, int], None] | None = None, workers: int = 2) -> LoadSummary:
+               progress: Callable[[str, int, int], None] | None = None, workers: int = 2,
+               replace: bool = False) -> LoadSummary:
     """Load every node table, then every edge table (their ends must exist first).
 
+    Loading adds to and updates what is there; ``replace`` first removes the model's nodes,
+    so the graph is exactly these tables (a run of other data leaves nothing behind).
     ``progress(table, rows_done, rows_total)`` is called after each committed batch.
     """
     node_files, edge_files = table_files(tables_dir)
     node_counts, edge_counts = table_counts(tables_dir)
+    if replace:
+        delete_model_nodes(driver, database)
     init_schema(driver, database)
     summary = LoadSummary()
     started = time.perf_counter()

@@ -282,3 +282,18 @@ def test_networkx_groups_of_shared_devices_and_phones_are_rings_or_households(gr
         keys = pd.concat([ring.reindex(list(group)).dropna().astype(str) + "r",
                           household.reindex(list(group)).dropna().astype(str) + "h"])
         assert keys.value_counts().iloc[0] >= 0.5 * len(group), group
+
+
+def test_replace_removes_what_other_data_left_and_keeps_other_labels(graph_tables, neo4j_db, neo4j_settings):
+    database = neo4j_settings.database
+    wipe(neo4j_db, database)
+    load_graph(graph_tables, neo4j_db, database)
+    clean = snapshot(neo4j_db, database)
+    neo4j_db.execute_query("CREATE (:Customer {customer_id: $id}), (:AnalystNote {text: $text})",
+                           id="left-over", text="keep me", database_=database)
+    load_graph(graph_tables, neo4j_db, database)
+    assert snapshot(neo4j_db, database) != clean  # a plain load adds and updates, deletes nothing
+    load_graph(graph_tables, neo4j_db, database, replace=True)
+    assert snapshot(neo4j_db, database) == clean
+    records, _, _ = neo4j_db.execute_query("MATCH (n:AnalystNote) RETURN count(n) AS n", database_=database)
+    assert records[0]["n"] == 1
