@@ -221,13 +221,22 @@ def demo(
     sizes = ", ".join(str(len(g)) for g in groups[:10])
     console.print(f"customers joined by shared devices or phones (networkx, no server): {len(groups):,} groups "
                   f"of 3 or more; largest: {sizes}")
+    from embeddings.pipeline import embed as train_embeddings
+
+    console.rule("5. GNN embeddings (heterogeneous GraphSAGE, link prediction)")
+    with _progress() as progress:
+        task = progress.add_task("training", total=100)
+        embedded = train_embeddings(tables_dir, out / "embeddings",
+                                    progress=lambda epoch, loss: progress.update(task, completed=epoch))
+    _print_link_report(embedded.report)
+
     import os
 
     if os.environ.get("NEO4J_URI"):
         from graph.cookbook import run_cookbook_query
         from graph.load import load_graph
 
-        console.rule("5. Neo4j")
+        console.rule("6. Neo4j")
         driver, settings = _neo4j_driver(None, "neo4j", None, "neo4j")
         with driver:
             # The demo's graph replaces the model's nodes there (other labels are kept).
@@ -243,6 +252,12 @@ def demo(
                                             settings.database), "table")
             console.print("cookbook: shared_devices --param limit=5")
             _print_rows(*run_cookbook_query(driver, "shared_devices", {"limit": "5"}, settings.database), "table")
+            from embeddings.neo4j_io import write_customer_embeddings
+
+            write_customer_embeddings(driver, out / "embeddings" / "embeddings.parquet", settings.database)
+            console.print(f"cookbook: similar_customers --param customer_id={customer} --param k=5")
+            _print_rows(*run_cookbook_query(driver, "similar_customers", {"customer_id": customer, "k": "5"},
+                                            settings.database), "table")
     else:
         console.print("set NEO4J_URI (and NEO4J_PASSWORD) to also load the graph into Neo4j and run the cookbook")
 
@@ -370,6 +385,76 @@ def query(
     except QueryError as error:
         raise fail(str(error))
     _print_rows(columns, rows, output)
+
+
+@app.command()
+def embed(
+    tables: Annotated[Path | None, typer.Argument(help="The --out folder of `identigraph graph build`.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for embeddings.parquet, model.pt, metrics.json "
+                                                  "(default: TABLES/embeddings).")] = None,
+    dim: Annotated[int, typer.Option(help="Embedding size.", min=2)] = 64,
+    epochs: Annotated[int, typer.Option(help="Full-batch training epochs.", min=1)] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed (split, initialisation, negatives).")] = 7,
+    apply_checkpoint: Annotated[Path | None, typer.Option("--apply", help="model.pt of an earlier run: embed "
+                                                          "the (grown) graph with it, no training.")] = None,
+    from_neo4j: Annotated[bool, typer.Option(help="Read the graph from Neo4j instead of the tables.")] = False,
+    to_neo4j: Annotated[bool, typer.Option(help="Write Customer.embedding to Neo4j and create its vector index.")] = False,
+    uri: NeoUri = None, user: NeoUser = "neo4j", password: NeoPassword = None, database: NeoDatabase = "neo4j",
+) -> None:
+    """Learn GNN embeddings of customers, products and devices (heterogeneous GraphSAGE, link prediction)."""
+    from embeddings.data import EmbeddingInputError
+    from embeddings.pipeline import apply, embed as train_embeddings
+    from embeddings.train import TrainingConfig
+
+    if tables is None and not from_neo4j:
+        raise fail("give the graph tables folder, or --from-neo4j")
+    out = out or (tables / "embeddings" if tables is not None else Path("embeddings"))
+    driver = settings = None
+    if from_neo4j or to_neo4j:
+        driver, settings = _neo4j_driver(uri, user, password, database)
+    try:
+        frames = None
+        if from_neo4j:
+            from embeddings.neo4j_io import read_graph_frames_from_neo4j
+
+            with console.status(f"reading the graph from {settings.uri}"):
+                frames = read_graph_frames_from_neo4j(driver, settings.database)
+        if apply_checkpoint is not None:
+            with console.status("embedding with the saved model"):
+                result = apply(tables, apply_checkpoint, out, frames=frames)
+        else:
+            config = TrainingConfig(dim=dim, hidden=dim, epochs=epochs, seed=seed)
+            with _progress() as progress:
+                task = progress.add_task("training (link prediction)", total=epochs)
+                result = train_embeddings(tables, out, config, frames=frames,
+                                          progress=lambda epoch, loss: progress.update(
+                                              task, completed=epoch, description=f"training, loss {loss:.3f}"))
+            _print_link_report(result.report)
+        console.print(f"embedded {', '.join(f'{n:,} {t}s' for t, n in result.nodes.items())} in {result.seconds:.1f}s; "
+                      f"wrote {out}/embeddings.parquet" + ("" if apply_checkpoint else ", model.pt, metrics.json"))
+        if to_neo4j:
+            from embeddings.neo4j_io import write_customer_embeddings
+
+            with console.status("writing Customer.embedding"):
+                written = write_customer_embeddings(driver, out / "embeddings.parquet", settings.database)
+            console.print(f"wrote {written:,} customer embeddings to {settings.uri}; vector index customer_embedding "
+                          "(cosine); try `identigraph query similar_customers --param customer_id=…`")
+    except (EmbeddingInputError, ValueError, FileNotFoundError) as error:
+        raise fail(str(error))
+    finally:
+        if driver is not None:
+            driver.close()
+
+
+def _print_link_report(report) -> None:
+    table = Table(title=f"held-out edges ({report.edges:,} edges, {report.epochs} epochs, {report.seconds:.1f}s training)",
+                  title_justify="left")
+    for name in ("model", "AUC purchased", "AUC used_device", f"Recall@{report.gnn.k} purchases"):
+        table.add_column(name, justify="left" if name == "model" else "right")
+    for name, metrics in (("GraphSAGE (hetero)", report.gnn), ("FastRP baseline", report.baseline)):
+        table.add_row(name, f"{metrics.auc['purchased']:.4f}", f"{metrics.auc['used_device']:.4f}",
+                      f"{metrics.recall_at_k:.4f}")
+    console.print(table)
 
 
 def _print_rows(columns: list[str], rows: list[dict], output: str) -> None:

@@ -14,12 +14,11 @@ class SAGEEncoder(nn.Module):
     def __init__(self, hidden: int, out: int, layers: int = 2, dropout: float = 0.1):
         super().__init__()
         self.convs = nn.ModuleList([SAGEConv((-1, -1), hidden) for _ in range(layers - 1)] + [SAGEConv((-1, -1), out)])
-        self.dropout = dropout
+        self.dropout = nn.Dropout(dropout)  # a module: to_hetero's tracing keeps its train/eval switch
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         for conv in self.convs[:-1]:
-            x = conv(x, edge_index).relu()
-            x = nn.functional.dropout(x, p=self.dropout, training=self.training)
+            x = self.dropout(conv(x, edge_index).relu())
         return self.convs[-1](x, edge_index)
 
 
@@ -27,13 +26,32 @@ class HeteroLinkModel(nn.Module):
     """Per-type input projection (features differ in width and meaning), the hetero SAGE
     encoder, and dot-product scores for (source, relation, target) pairs."""
 
-    def __init__(self, metadata, input_dims: dict[str, int], hidden: int = 64, out: int = 64, layers: int = 2):
+    def __init__(self, metadata, input_dims: dict[str, int], hidden: int = 64, out: int = 64, layers: int = 2,
+                 catalogue_sizes: dict[str, int] | None = None):
         super().__init__()
         self.project = nn.ModuleDict({node_type: nn.Linear(dim, hidden) for node_type, dim in input_dims.items()})
+        # Catalogue nodes (products) also get a learned vector each: two products of one
+        # category and price differ in how well they sell, which features cannot say.
+        # Customers and devices stay feature-based, so new ones embed without retraining.
+        self.identity = nn.ModuleDict({node_type: nn.Embedding(size, hidden)
+                                       for node_type, size in (catalogue_sizes or {}).items()})
         self.encoder = to_hetero(SAGEEncoder(hidden, out, layers), metadata, aggr="sum")
 
-    def forward(self, x_dict: dict[str, torch.Tensor], edge_index_dict) -> dict[str, torch.Tensor]:
-        hidden = {node_type: self.project[node_type](x).relu() for node_type, x in x_dict.items()}
+    def forward(self, x_dict: dict[str, torch.Tensor], edge_index_dict,
+                catalogue_index: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """``catalogue_index[type]``: each node's row in the learned table, -1 for a node the
+        model has not seen (it then has its features only); default: rows in order."""
+        hidden = {}
+        for node_type, x in x_dict.items():
+            h = self.project[node_type](x)
+            if node_type in self.identity:
+                table = self.identity[node_type]
+                index = (catalogue_index or {}).get(node_type)
+                if index is None:
+                    index = torch.arange(x.size(0)).clamp(max=table.num_embeddings - 1)
+                known = (index >= 0).unsqueeze(1).float()
+                h = h + table(index.clamp(min=0)) * known
+            hidden[node_type] = h.relu()
         return self.encoder(hidden, edge_index_dict)
 
     @staticmethod

@@ -26,6 +26,9 @@ PERSONA_BEHAVIOUR = {
 }
 
 
+BRAND_LINES = 3
+
+
 def make_products(rng: np.random.Generator, per_category: int = 100) -> pd.DataFrame:
     rows = []
     for category, (median, _) in CATEGORIES.items():
@@ -79,11 +82,24 @@ def make_orders(rng: np.random.Generator, people: pd.DataFrame, records: pd.Data
     category[explore] = rng.choice(len(categories), explore.sum())
     risky_pick = fraud & (rng.random(n) < 0.8)
     category[risky_pick] = rng.choice(np.flatnonzero(risky), risky_pick.sum())
+    # Within a category sales follow a Zipf law (weight 1/rank, the catalogue's first products
+    # selling most), and half of a customer's purchases stay in their brand line (every third
+    # product): real baskets are skewed and loyal, not uniform, and it is this structure that
+    # recommenders and embeddings learn from.
+    brand = rng.integers(0, BRAND_LINES, len(people))[owner]
+    loyal = rng.random(n) < 0.5
     by_category = products.groupby("category").indices
     product_row = np.empty(n, dtype=np.int64)
     for k, name in enumerate(categories):
+        rows = by_category[name]
+        weight = 1.0 / np.arange(1, len(rows) + 1)
         chosen = category == k
-        product_row[chosen] = rng.choice(by_category[name], chosen.sum())
+        anywhere = chosen & ~loyal
+        product_row[anywhere] = rng.choice(rows, anywhere.sum(), p=weight / weight.sum())
+        for line in range(BRAND_LINES):
+            in_line = chosen & loyal & (brand == line)
+            line_weight = weight[line::BRAND_LINES]
+            product_row[in_line] = rng.choice(rows[line::BRAND_LINES], in_line.sum(), p=line_weight / line_weight.sum())
 
     quantity = rng.geometric(0.6, n)
     quantity[fraud] = rng.integers(1, 6, fraud.sum())
