@@ -18,7 +18,7 @@ class SAGEEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         for conv in self.convs[:-1]:
-            x = self.dropout(conv(x, edge_index).relu())
+            x = self.dropout(nn.functional.leaky_relu(conv(x, edge_index), 0.1))
         return self.convs[-1](x, edge_index)
 
 
@@ -51,7 +51,9 @@ class HeteroLinkModel(nn.Module):
                     index = torch.arange(x.size(0)).clamp(max=table.num_embeddings - 1)
                 known = (index >= 0).unsqueeze(1).float()
                 h = h + table(index.clamp(min=0)) * known
-            hidden[node_type] = h.relu()
+            # Leaky: with plain ReLU, full-batch training at useful learning rates could kill
+            # every unit and collapse all embeddings to zero (loss stuck at 2 x log 2).
+            hidden[node_type] = nn.functional.leaky_relu(h, 0.1)
         return self.encoder(hidden, edge_index_dict)
 
     @staticmethod

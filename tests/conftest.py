@@ -81,3 +81,16 @@ def small_dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synthetic") / "data"
     generate_dataset(GeneratorConfig(customers=2_000, seed=11, chunk_size=1_000, fraud_rate=0.02), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def graph_tables(small_dataset, tmp_path_factory) -> Path:
+    """The small data set resolved and built into graph tables (``resolved/`` beside them)."""
+    from graph.build import build_graph_tables
+    from resolution.config import load_config
+    from resolution.linker import Linker
+
+    work = tmp_path_factory.mktemp("graph")
+    Linker(load_config(small_dataset / "linkage.toml")).run([small_dataset], work / "resolved")
+    build_graph_tables(work / "resolved", work / "tables", small_dataset)
+    return work / "tables"

@@ -20,19 +20,9 @@ from graph.build import build_graph_tables
 from graph.cookbook import ReadOnlyViolation, cookbook, run_cookbook_query, run_read_query
 from graph.load import graph_counts, init_schema, load_graph, schema_statements, table_counts
 from graph.model import EDGE_TYPES, NODE_TYPES, NODES
-from resolution.config import load_config
-from resolution.linker import Linker
 
 pytestmark = pytest.mark.neo4j
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def graph_tables(small_dataset, tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("graph")
-    Linker(load_config(small_dataset / "linkage.toml")).run([small_dataset], work / "resolved")
-    build_graph_tables(work / "resolved", work / "tables", small_dataset)
-    return work / "tables"
 
 
 def snapshot(driver, database: str) -> str:
