@@ -446,6 +446,145 @@ def embed(
             driver.close()
 
 
+def _embeddings_path(tables: Path, embeddings: Path | None, no_embeddings: bool) -> Path | None:
+    if no_embeddings:
+        return None
+    path = embeddings or tables / "embeddings" / "embeddings.parquet"
+    if not path.exists():
+        raise fail(f"{path} is missing: train embeddings first (`identigraph embed {tables}`), pass --embeddings, "
+                   "or run without them (--no-embeddings)")
+    return path
+
+
+EmbeddingsOption = Annotated[Path | None, typer.Option(help="embeddings.parquet (default: TABLES/embeddings/).")]
+NoEmbeddings = Annotated[bool, typer.Option("--no-embeddings", help="Leave the GNN embeddings out.")]
+
+
+@app.command()
+def segment(
+    tables: Annotated[Path, typer.Argument(help="The --out folder of `identigraph graph build`.")],
+    k: Annotated[str, typer.Option(help="Number of segments, or auto (silhouette over --k-min..--k-max).")] = "auto",
+    k_min: Annotated[int, typer.Option(min=2)] = 3,
+    k_max: Annotated[int, typer.Option(min=2)] = 8,
+    seed: Annotated[int, typer.Option(help="Random seed (k-means, PCA, silhouette sample).")] = 7,
+    embeddings: EmbeddingsOption = None, no_embeddings: NoEmbeddings = False,
+    to_neo4j: Annotated[bool, typer.Option(help="Write (:Segment) nodes and IN_SEGMENT edges to Neo4j.")] = False,
+    uri: NeoUri = None, user: NeoUser = "neo4j", password: NeoPassword = None, database: NeoDatabase = "neo4j",
+) -> None:
+    """Cluster customers into labelled segments on embeddings + RFM features."""
+    from scoring.segments import SegmentConfig, segment_customers
+
+    if k != "auto" and not k.isdigit():
+        raise fail(f"--k {k!r}: give a number of segments or auto")
+    try:
+        config = SegmentConfig(k=None if k == "auto" else int(k), k_range=(k_min, k_max), seed=seed)
+        with console.status("segmenting customers (k-means, silhouette, stability over seeds)"):
+            result = segment_customers(tables, tables, _embeddings_path(tables, embeddings, no_embeddings), config,
+                                       risk_path=tables / "risk.parquet")
+    except (ValueError, FileNotFoundError) as error:
+        raise fail(str(error))
+    _print_segments(result)
+    if to_neo4j:
+        from scoring.neo4j_io import write_segments
+
+        driver, settings = _neo4j_driver(uri, user, password, database)
+        with driver, console.status("writing segments"):
+            written = write_segments(driver, tables, settings.database)
+        console.print(f"wrote {result.k} (:Segment) nodes and {written:,} IN_SEGMENT edges to {settings.uri}; "
+                      "try `identigraph query segment_summary`")
+
+
+def _print_segments(result) -> None:
+    tried = ", ".join(f"k={k}: {s:.3f}" for k, s in result.silhouette.items())
+    table = Table(title=f"{result.k} segments" + (f" (silhouette {tried})" if tried else "") +
+                  f"; stability ARI across seeds {result.stability_ari:.3f}", title_justify="left")
+    for name in ("id", "segment", "customers", "avg spend", "median orders", "recency d", "tenure d",
+                 "top categories", "risky"):
+        table.add_column(name, justify="right" if name in ("customers", "avg spend", "median orders", "recency d",
+                                                           "tenure d", "risky") else "left")
+    for p in result.profiles.itertuples():
+        table.add_row(p.segment_id, p.segment, f"{p.customers:,}", f"{p.avg_spend:,.0f}", f"{p.median_orders:g}",
+                      f"{p.median_recency_days:,.0f}", f"{p.median_tenure_days:,.0f}", p.top_categories,
+                      f"{p.risky_share:.1%}")
+    console.print(table)
+    console.print(f"wrote {result.path}, segment_profiles.parquet, segments.json in {result.seconds:.1f}s")
+
+
+@app.command()
+def score(
+    tables: Annotated[Path, typer.Argument(help="The --out folder of `identigraph graph build`.")],
+    customer: Annotated[str | None, typer.Option(help="Print this customer's score and reasons from risk.parquet.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Fraud labels (source,record_id,label or customer_id,label); "
+                                                     "default: the fraud_label of the source records.")] = None,
+    truth: Annotated[Path | None, typer.Option(help="The generator's truth/ folder: evaluate against it.")] = None,
+    unsupervised: Annotated[bool, typer.Option(help="Ignore labels: anomaly score (a rank, not a probability).")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed (folds, trees).")] = 7,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds.", min=2)] = 5,
+    embeddings: EmbeddingsOption = None, no_embeddings: NoEmbeddings = False,
+    to_neo4j: Annotated[bool, typer.Option(help="Set Customer.risk_score, risk_band, risk_reasons in Neo4j.")] = False,
+    uri: NeoUri = None, user: NeoUser = "neo4j", password: NeoPassword = None, database: NeoDatabase = "neo4j",
+) -> None:
+    """Fraud-risk score with reason codes for every customer (supervised with labels, else anomaly)."""
+    import pandas as pd
+
+    if customer is not None:
+        path = tables / "risk.parquet"
+        if not path.exists():
+            raise fail(f"{path} is missing: run `identigraph score {tables}` first")
+        risk = pd.read_parquet(path)
+        row = risk[risk["customer_id"] == customer]
+        if row.empty:
+            raise fail(f"customer {customer!r} is not in {path}")
+        row = row.iloc[0]
+        console.print(f"{customer}: risk {row.risk_score:.4f} ({row.risk_band}, {row.score_kind})"
+                      + (f", labelled {row.label}" if row.label else ""))
+        for number, reason in enumerate(row.risk_reasons, 1):
+            console.print(f"  {number}. {reason}")
+        return
+    from scoring.pipeline import score_customers
+    from scoring.risk import RiskConfig
+
+    try:
+        config = RiskConfig(seed=seed, folds=folds)
+        with _progress() as progress:
+            task = progress.add_task("cross-validated training", total=folds + 1)
+            result = score_customers(tables, tables, _embeddings_path(tables, embeddings, no_embeddings), labels,
+                                     truth, config, supervised=False if unsupervised else None,
+                                     progress=lambda done, total: progress.update(task, completed=done))
+    except (ValueError, FileNotFoundError) as error:
+        raise fail(str(error))
+    _print_risk(result)
+    if to_neo4j:
+        from scoring.neo4j_io import write_risk
+
+        driver, settings = _neo4j_driver(uri, user, password, database)
+        with driver, console.status("writing risk scores"):
+            written = write_risk(driver, tables, settings.database)
+        console.print(f"set risk_score, risk_band, risk_reasons on {written:,} customers in {settings.uri}; "
+                      "try `identigraph query top_risk_customers`")
+
+
+def _print_risk(result) -> None:
+    kind = "supervised (calibrated probability)" if result.supervised else "anomaly score (unsupervised rank)"
+    console.print(f"{result.customers:,} customers scored, {kind}: " +
+                  ", ".join(f"{band} {n:,}" for band, n in result.band_counts.items()))
+    if result.comparison is not None:
+        c = result.comparison
+        table = Table(title=f"out-of-fold evaluation against the {c.against} (whole identity components per fold)",
+                      title_justify="left")
+        for name in ("model", "ROC-AUC", "average precision", "precision@1%", "ring recall@2%"):
+            table.add_column(name, justify="left" if name == "model" else "right")
+        for name, m in (("graph + embeddings (GBT)", c.model), ("no-graph baseline (GBT)", c.baseline)):
+            ring = "" if m.ring_recall_at_2pct is None else f"{m.ring_recall_at_2pct:.3f}"
+            table.add_row(name, f"{m.roc_auc:.4f}", f"{m.average_precision:.4f}", f"{m.precision_at_1pct:.4f}", ring)
+        console.print(table)
+        if c.baseline.average_precision > 0:
+            console.print(f"average precision {c.model.average_precision / c.baseline.average_precision:.2f}x the "
+                          "no-graph baseline's")
+    console.print(f"wrote {result.path} and risk.json in {result.seconds:.1f}s; "
+                  "one customer: identigraph score TABLES --customer ID")
+
+
 def _print_link_report(report) -> None:
     table = Table(title=f"held-out edges ({report.edges:,} edges, {report.epochs} epochs, {report.seconds:.1f}s training)",
                   title_justify="left")

@@ -1,9 +1,15 @@
 """Plants fraud among the last ``n_fraud`` rows of a chunk's people.
 
 About 70% of fraudulent identities belong to rings of 3-12 synthetic identities that
-share devices and often a phone or a drop address; the rest are lone fraudsters. All are
-new accounts. Their buying behaviour (velocity, risky categories, chargebacks) is
-produced by ``synthetic.events`` from ``fraud_type``.
+share devices and often a phone or a drop address; the rest are lone fraudsters (stolen
+cards, taken-over accounts) who bust out at once: new accounts with the "fraud" persona,
+whose buying behaviour (velocity, risky categories, chargebacks) ``synthetic.events``
+produces.
+
+Synthetic-identity rings cultivate their identities for months, buying like ordinary
+customers to build trust and credit, before they bust out. At the moment the data is taken,
+``CULTIVATING_SHARE`` of ring members are still in that phase: ordinary personas and
+accounts 90-540 days old, found only through what they share with the rest of the ring.
 """
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ import pandas as pd
 from synthetic.people import ChunkPeople, _hex_ids
 
 RING_SHARE = 0.7
+CULTIVATING_SHARE = 0.75
+CULTIVATING_PERSONAS = np.array(["regular", "occasional"], dtype=object)
 
 
 def plant_fraud(rng: np.random.Generator, people: ChunkPeople, n_fraud: int, first_ring_number: int,
@@ -42,6 +50,9 @@ def plant_fraud(rng: np.random.Generator, people: ChunkPeople, n_fraud: int, fir
     ring_of = np.repeat(np.arange(len(ring_sizes)), ring_sizes)
     frame.loc[in_rings, "fraud_type"] = "ring"
     frame.loc[in_rings, "ring"] = first_ring_number + ring_of
+    cultivating = in_rings[rng.random(len(in_rings)) < CULTIVATING_SHARE]
+    frame.loc[cultivating, "persona"] = rng.choice(CULTIVATING_PERSONAS, len(cultivating))
+    frame.loc[cultivating, "first_seen"] = as_of - rng.integers(90, 540, size=len(cultivating)).astype("timedelta64[D]")
 
     new_devices = [devices[~devices["owner_row"].isin(in_rings)]]
     for ring in range(len(ring_sizes)):

@@ -53,7 +53,9 @@ TRUTH_CUSTOMERS_SCHEMA = pa.schema([
     ("locale", pa.string()),
 ])
 LABELS_SCHEMA = string_schema("source", "record_id", "label", "labelled_at")
-FRAUD_LABEL_RATE = 0.5  # share of fraudulent customers whose accounts were caught and labelled
+# Share of fraudulent customers caught and labelled: most of those that busted out (losses
+# make them visible), few of the ring identities still cultivating.
+FRAUD_LABEL_RATE = {"bust_out": 0.6, "cultivating": 0.2}
 LEGIT_LABEL_RATE = 0.02  # share of genuine customers cleared by a review
 
 
@@ -257,7 +259,7 @@ def generate_dataset(config: GeneratorConfig, out_dir: Path,
                 "household_id": np.array(["H" + h[1:] for h in household_head], dtype=object),
                 "persona": frame["persona"].to_numpy(object), "locale": frame["locale"].to_numpy(object),
             }))
-            labels_writer.write(_labels(rng, records, is_fraud, as_of))
+            labels_writer.write(_labels(rng, records, is_fraud, (frame["persona"] == "fraud").to_numpy(), as_of))
 
             summary.fraud_customers += int(is_fraud.sum())
             summary.rings += rings
@@ -279,11 +281,12 @@ def generate_dataset(config: GeneratorConfig, out_dir: Path,
     return summary
 
 
-def _labels(rng: np.random.Generator, records: pd.DataFrame, is_fraud: np.ndarray,
+def _labels(rng: np.random.Generator, records: pd.DataFrame, is_fraud: np.ndarray, busted: np.ndarray,
             as_of: np.datetime64) -> pd.DataFrame:
     """Investigated accounts: all records of caught fraudsters, one record of cleared customers."""
     n = len(is_fraud)
-    caught = is_fraud & (rng.random(n) < FRAUD_LABEL_RATE)
+    rate = np.where(busted, FRAUD_LABEL_RATE["bust_out"], FRAUD_LABEL_RATE["cultivating"])
+    caught = is_fraud & (rng.random(n) < rate)
     cleared = ~is_fraud & (rng.random(n) < LEGIT_LABEL_RATE)
     owner = records["owner_row"].to_numpy()
     fraud_rows = records[caught[owner]]
