@@ -91,12 +91,14 @@ def fold_assignment(frame: CustomerFrame, target: np.ndarray, config: RiskConfig
     return folds
 
 
-def fit_risk_model(frame: CustomerFrame, config: RiskConfig = RiskConfig(), progress=None) -> RiskModel:
+def fit_risk_model(frame: CustomerFrame, config: RiskConfig = RiskConfig(), progress=None,
+                   folds: np.ndarray | None = None) -> RiskModel:
+    """``folds`` (fold number per customer) defaults to ``fold_assignment``."""
     target = frame.known_fraud
     if target.sum() < config.folds:
         raise ValueError(f"only {int(target.sum())} confirmed fraudsters: too few to train with {config.folds} folds; "
-                         "score without labels (anomaly score) or add labels")
-    folds = fold_assignment(frame, target, config)
+                         "score without labels (--unsupervised) or add labels")
+    folds = fold_assignment(frame, target, config) if folds is None else folds
     raw_oof = np.zeros(len(target))
     for fold in range(config.folds):
         train = folds != fold

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from embeddings.train import TrainingConfig
 from graph import local_neo4j
 from graph.connection import Neo4jNotConfigured, Neo4jSettings, resolve_settings
 
@@ -94,3 +95,17 @@ def graph_tables(small_dataset, tmp_path_factory) -> Path:
     Linker(load_config(small_dataset / "linkage.toml")).run([small_dataset], work / "resolved")
     build_graph_tables(work / "resolved", work / "tables", small_dataset)
     return work / "tables"
+
+
+# The embedding tests and the scoring tests share one small training run.
+SMALL_EMBEDDINGS = TrainingConfig(dim=16, hidden=16, epochs=100, seed=3)
+
+
+@pytest.fixture(scope="session")
+def embedded(graph_tables, tmp_path_factory) -> Path:
+    """Embeddings of ``graph_tables`` (16 dimensions), trained once per test session."""
+    from embeddings.pipeline import embed
+
+    out = tmp_path_factory.mktemp("embeddings")
+    embed(graph_tables, out, SMALL_EMBEDDINGS)
+    return out

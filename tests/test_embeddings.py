@@ -16,15 +16,9 @@ from embeddings.data import GraphFrames, build_hetero_data, read_graph_frames
 from embeddings.pipeline import apply, embed
 from embeddings.train import TrainingConfig, train_and_evaluate
 
+from tests.conftest import SMALL_EMBEDDINGS as SMALL
+
 runner = CliRunner()
-SMALL = TrainingConfig(dim=16, hidden=16, epochs=100, seed=3)
-
-
-@pytest.fixture(scope="module")
-def embedded(graph_tables, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("embeddings")
-    embed(graph_tables, out, SMALL)
-    return out
 
 
 def _vectors(path: Path, node_type: str) -> pd.Series:
