@@ -4,7 +4,10 @@ Artifacts in the tables folder (or ``out``):
 - ``risk.parquet``: ``customer_id``, ``risk_score`` (calibrated probability of confirmed
   fraud, or an anomaly rank in [0, 1] without labels), ``risk_band`` (low, medium, high,
   critical), ``score_kind`` (``supervised`` or ``anomaly``), ``reason_codes`` (list),
-  ``risk_reasons`` (list of sentences), ``label`` (``fraud``/``legit`` where known).
+  ``risk_reasons`` (list of sentences), ``label`` (``fraud``/``legit`` where known); when
+  supervised also ``oof_score`` and ``baseline_oof_score``, the customer's score from the
+  cross-validation fold that held it out (the model's and the no-graph baseline's, before
+  calibration): what the evaluation and the report's curves use.
 - ``risk.json``: what was trained on, the out-of-fold evaluation beside the no-graph
   baseline (against the truth when ``truth`` is given), calibration, band counts, seconds.
 """
@@ -81,10 +84,12 @@ def score_customers(tables_dir: Path, out_dir: Path | None = None, embeddings_pa
         truth = ring = None
         if truth_dir is not None:
             truth, ring = truth_for_customers(tables_dir, frame.customers, truth_dir)
-        comparison = compare_with_baseline(frame, model, truth, ring)
+        comparison, baseline_oof = compare_with_baseline(frame, model, truth, ring)
+        held_out = {"oof_score": np.round(model.oof_raw, 6), "baseline_oof_score": np.round(baseline_oof, 6)}
         report.update(score_kind="supervised", model="HistGradientBoostingClassifier", folds=config.folds,
                       calibration=model.calibration, evaluation=comparison.to_json())
     else:
+        held_out = {}
         features, forest = fit_anomaly_model(frame, config.seed)
         score = anomaly_rank(forest, features)
         drops = contributions(features, lambda x: -forest.score_samples(x), features.median())
@@ -94,7 +99,7 @@ def score_customers(tables_dir: Path, out_dir: Path | None = None, embeddings_pa
     label = np.where(frame.known_fraud == 1, "fraud", np.where(frame.known_legit == 1, "legit", None))
     risk = pd.DataFrame({"customer_id": frame.customers, "risk_score": np.round(score, 6), "risk_band": band,
                          "score_kind": "supervised" if supervised else "anomaly", "reason_codes": codes,
-                         "risk_reasons": texts, "label": label})
+                         "risk_reasons": texts, "label": label, **held_out})
     risk.to_parquet(out_dir / "risk.parquet", index=False)
     counts = {name: int((band == name).sum()) for name in ("critical", "high", "medium", "low")}
     seconds = round(time.perf_counter() - started, 2)

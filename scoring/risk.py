@@ -168,9 +168,10 @@ class Comparison:
 
 
 def compare_with_baseline(frame: CustomerFrame, model: RiskModel, truth: np.ndarray | None,
-                          ring_member: np.ndarray | None = None) -> Comparison:
+                          ring_member: np.ndarray | None = None) -> tuple[Comparison, np.ndarray]:
     """Scores the no-graph baseline (behaviour only) with the model's folds and compares
-    both against the truth when given, else against the labels."""
+    both against the truth when given, else against the labels. Returns the comparison and
+    the baseline's out-of-fold scores."""
     started = time.perf_counter()
     target = frame.known_fraud
     baseline_config = RiskConfig(seed=model.config.seed, folds=model.config.folds, max_iter=model.config.max_iter,
@@ -184,4 +185,4 @@ def compare_with_baseline(frame: CustomerFrame, model: RiskModel, truth: np.ndar
     reference = truth if truth is not None else target
     return Comparison(rank_metrics(model.oof_raw, reference, ring_member),
                       rank_metrics(baseline_oof, reference, ring_member),
-                      "truth" if truth is not None else "labels", round(time.perf_counter() - started, 2))
+                      "truth" if truth is not None else "labels", round(time.perf_counter() - started, 2)), baseline_oof
