@@ -174,9 +174,10 @@ def demo(
     customers: Annotated[int, typer.Option(help="Size of the synthetic data set.", min=1000)] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
 ) -> None:
-    """Run the whole pipeline that exists so far on synthetic data, with no server:
-    generate, profile, resolve, evaluate against the truth, build the graph tables; with
-    NEO4J_URI set, also load them into Neo4j and run two cookbook queries."""
+    """Run the whole pipeline on synthetic data, with no server: generate, profile, resolve,
+    evaluate against the truth, build the graph tables, train embeddings, score fraud risk,
+    segment, and write report.html; with NEO4J_URI set, also load everything into Neo4j and
+    run cookbook queries."""
     from synthetic import GeneratorConfig, generate_dataset
     from synthetic.profile import profile_dataset
 
@@ -230,13 +231,31 @@ def demo(
                                     progress=lambda epoch, loss: progress.update(task, completed=epoch))
     _print_link_report(embedded.report)
 
+    from scoring.pipeline import score_customers
+    from scoring.report import write_report
+    from scoring.segments import segment_customers
+
+    console.rule("6. fraud risk (graph features + embeddings, reason codes)")
+    embeddings_path = out / "embeddings" / "embeddings.parquet"
+    with _progress() as progress:
+        task = progress.add_task("cross-validated training", total=6)
+        risk = score_customers(tables_dir, tables_dir, embeddings_path, truth_dir=data_dir / "truth",
+                               progress=lambda done, total: progress.update(task, completed=done, total=total))
+    _print_risk(risk)
+    console.rule("7. segments")
+    with console.status("segmenting customers"):
+        segments = segment_customers(tables_dir, tables_dir, embeddings_path, risk_path=tables_dir / "risk.parquet")
+    _print_segments(segments)
+    with console.status("drawing the report"):
+        report_file = write_report(tables_dir, out / "report.html", resolution_dir, data_dir / "truth")
+
     import os
 
     if os.environ.get("NEO4J_URI"):
         from graph.cookbook import run_cookbook_query
         from graph.load import load_graph
 
-        console.rule("6. Neo4j")
+        console.rule("8. Neo4j")
         driver, settings = _neo4j_driver(None, "neo4j", None, "neo4j")
         with driver:
             # The demo's graph replaces the model's nodes there (other labels are kept).
@@ -258,8 +277,15 @@ def demo(
             console.print(f"cookbook: similar_customers --param customer_id={customer} --param k=5")
             _print_rows(*run_cookbook_query(driver, "similar_customers", {"customer_id": customer, "k": "5"},
                                             settings.database), "table")
+            from scoring.neo4j_io import write_risk, write_segments
+
+            write_segments(driver, tables_dir, settings.database)
+            write_risk(driver, tables_dir, settings.database)
+            console.print("cookbook: top_risk_customers --param limit=5")
+            _print_rows(*run_cookbook_query(driver, "top_risk_customers", {"limit": "5"}, settings.database), "table")
     else:
         console.print("set NEO4J_URI (and NEO4J_PASSWORD) to also load the graph into Neo4j and run the cookbook")
+    console.print(f"report: {report_file.path.resolve()}")
 
 
 NeoUri = Annotated[str | None, typer.Option("--neo4j-uri", envvar="NEO4J_URI",
@@ -498,15 +524,14 @@ def _print_segments(result) -> None:
     tried = ", ".join(f"k={k}: {s:.3f}" for k, s in result.silhouette.items())
     table = Table(title=f"{result.k} segments" + (f" (silhouette {tried})" if tried else "") +
                   f"; stability ARI across seeds {result.stability_ari:.3f}", title_justify="left")
-    for name in ("id", "segment", "customers", "avg spend", "median orders", "recency d", "tenure d",
-                 "top categories", "risky"):
-        table.add_column(name, justify="right" if name in ("customers", "avg spend", "median orders", "recency d",
-                                                           "tenure d", "risky") else "left")
+    for name in ("id", "segment", "customers", "spend", "orders", "recency", "tenure", "risky"):
+        table.add_column(name, justify="left" if name in ("id", "segment") else "right")
     for p in result.profiles.itertuples():
         table.add_row(p.segment_id, p.segment, f"{p.customers:,}", f"{p.avg_spend:,.0f}", f"{p.median_orders:g}",
-                      f"{p.median_recency_days:,.0f}", f"{p.median_tenure_days:,.0f}", p.top_categories,
-                      f"{p.risky_share:.1%}")
+                      f"{p.median_recency_days:,.0f}d", f"{p.median_tenure_days:,.0f}d", f"{p.risky_share:.1%}")
     console.print(table)
+    console.print("spend: average per customer; orders, recency, tenure: medians; risky: share in the high and "
+                  "critical risk bands; categories, channel and device mix in segment_profiles.parquet")
     console.print(f"wrote {result.path}, segment_profiles.parquet, segments.json in {result.seconds:.1f}s")
 
 
@@ -570,11 +595,11 @@ def _print_risk(result) -> None:
                   ", ".join(f"{band} {n:,}" for band, n in result.band_counts.items()))
     if result.comparison is not None:
         c = result.comparison
-        table = Table(title=f"out-of-fold evaluation against the {c.against} (whole identity components per fold)",
-                      title_justify="left")
-        for name in ("model", "ROC-AUC", "average precision", "precision@1%", "ring recall@2%"):
+        table = Table(title=f"held-out folds (whole identity components) against the {c.against}; gradient-boosted "
+                            "trees on graph features + embeddings beside behaviour only", title_justify="left")
+        for name in ("model", "ROC-AUC", "AP", "precision@1%", "ring recall@2%"):
             table.add_column(name, justify="left" if name == "model" else "right")
-        for name, m in (("graph + embeddings (GBT)", c.model), ("no-graph baseline (GBT)", c.baseline)):
+        for name, m in (("graph", c.model), ("no-graph baseline", c.baseline)):
             ring = "" if m.ring_recall_at_2pct is None else f"{m.ring_recall_at_2pct:.3f}"
             table.add_row(name, f"{m.roc_auc:.4f}", f"{m.average_precision:.4f}", f"{m.precision_at_1pct:.4f}", ring)
         console.print(table)

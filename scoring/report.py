@@ -208,7 +208,7 @@ def _risk_section(tables: Path, truth: Path | None) -> tuple[str, int]:
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1150px;color:#111827}
 h1{font-size:1.6rem}h2{border-bottom:1px solid #e5e7eb;padding-bottom:.3rem;margin-top:2.5rem}
-table{border-collapse:collapse;font-size:.85rem;margin:1rem 0}td,th{border:1px solid #e5e7eb;padding:.25rem .5rem;
+table{border-collapse:collapse;font-size:.8rem;margin:1rem 0;display:block;overflow-x:auto}td,th{border:1px solid #e5e7eb;padding:.25rem .5rem;
 text-align:left}th{background:#f3f4f6}svg{max-width:100%;height:auto}.missing{color:#6b7280}"""
 
 

@@ -223,3 +223,54 @@ def test_segments_and_risk_in_neo4j_feed_the_cookbook(scored, tables, neo4j_db, 
         "MATCH (s:Segment) OPTIONAL MATCH (s)<-[r:IN_SEGMENT]-() RETURN count(DISTINCT s) AS segments, "
         "count(r) AS edges", database_=database)
     assert records[0]["segments"] == 3 and records[0]["edges"] == len(pd.read_parquet(tables / "segments.parquet"))
+
+
+def test_report_is_one_self_contained_page_with_every_section(scored, tables, graph_tables, small_dataset, tmp_path):
+    from html.parser import HTMLParser
+
+    from scoring.report import write_report
+
+    segment_customers(tables, tables, tables / "embeddings" / "embeddings.parquet", SegmentConfig(k=4, seed=3))
+    result = write_report(tables, tmp_path / "report.html", graph_tables.parent / "resolved", small_dataset / "truth")
+    assert result.sections == ["Linkage", "Segments", "Risk"] and result.figures >= 5
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.open, self.tags, self.external = [], [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            if tag not in ("meta", "br", "img", "input", "link") and not tag.startswith(("path", "use")):
+                self.open.append(tag)
+            for name, value in attrs:
+                if name in ("src", "href") and value and not value.startswith("#"):
+                    self.external.append(value)
+
+        def handle_startendtag(self, tag, attrs):
+            self.tags.append(tag)
+
+        def handle_endtag(self, tag):
+            if self.open and self.open[-1] == tag:
+                self.open.pop()
+
+    text = result.path.read_text(encoding="utf-8")
+    page = Page()
+    page.feed(text)
+    assert page.tags.count("svg") == result.figures
+    assert "script" not in page.tags and page.external == []  # nothing fetched, nothing run
+    assert page.open == []  # every element closed
+    risk = pd.read_parquet(tables / "risk.parquet")
+    top = risk.sort_values("risk_score", ascending=False).iloc[0]
+    assert top["customer_id"] in text and "precision-recall" in text
+    for name in pd.read_parquet(tables / "segment_profiles.parquet")["segment"]:
+        assert name in text
+
+
+def test_report_says_which_command_is_missing(graph_tables, tmp_path):
+    from scoring.report import write_report
+
+    result = write_report(graph_tables, tmp_path / "report.html")
+    text = result.path.read_text()
+    assert result.sections == ["Linkage"]
+    assert "run <code>identigraph segment</code> first" in text and "run <code>identigraph score</code> first" in text
