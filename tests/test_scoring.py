@@ -4,6 +4,7 @@ drove the score, determinism, the anomaly fallback, segments, and the write-back
 Neo4j with the cookbook queries that read it."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -274,3 +275,23 @@ def test_report_says_which_command_is_missing(graph_tables, tmp_path):
     text = result.path.read_text()
     assert result.sections == ["Linkage"]
     assert "run <code>identigraph segment</code> first" in text and "run <code>identigraph score</code> first" in text
+
+
+def test_cli_chain_segment_score_report(graph_tables, small_dataset, tmp_path):
+    tables = tmp_path / "tables"
+    shutil.copytree(graph_tables, tables)
+    missing = runner.invoke(app, ["score", str(tables)])
+    assert missing.exit_code == 1 and "identigraph embed" in missing.output and "--no-embeddings" in missing.output
+    scored = runner.invoke(app, ["score", str(tables), "--no-embeddings", "--truth", str(small_dataset / "truth")])
+    assert scored.exit_code == 0, scored.output
+    assert "no-graph baseline" in scored.output and "x the no-graph baseline" in scored.output
+    segmented = runner.invoke(app, ["segment", str(tables), "--no-embeddings", "--k", "4"])
+    assert segmented.exit_code == 0, segmented.output
+    assert "4 segments" in segmented.output
+    bad_k = runner.invoke(app, ["segment", str(tables), "--no-embeddings", "--k", "many"])
+    assert bad_k.exit_code == 1 and "--k 'many'" in bad_k.output
+    reported = runner.invoke(app, ["report", str(tables), "--truth", str(small_dataset / "truth")])
+    assert reported.exit_code == 0, reported.output
+    assert (tables / "report.html").exists() and "3 sections" in reported.output
+    assert set(json.loads((tables / "risk.json").read_text())["feature_groups"]) == \
+        {"behaviour", "structure", "identity", "labels"}
