@@ -223,10 +223,11 @@ def demo(
     console.print(f"customers joined by shared devices or phones (networkx, no server): {len(groups):,} groups "
                   f"of 3 or more; largest: {sizes}")
     from embeddings.pipeline import embed as train_embeddings
+    from embeddings.train import TrainingConfig
 
     console.rule("5. GNN embeddings (heterogeneous GraphSAGE, link prediction)")
     with _progress() as progress:
-        task = progress.add_task("training", total=100)
+        task = progress.add_task("training", total=TrainingConfig.epochs)
         embedded = train_embeddings(tables_dir, out / "embeddings",
                                     progress=lambda epoch, loss: progress.update(task, completed=epoch))
     _print_link_report(embedded.report)
@@ -419,7 +420,7 @@ def embed(
     out: Annotated[Path | None, typer.Option(help="Folder for embeddings.parquet, model.pt, metrics.json "
                                                   "(default: TABLES/embeddings).")] = None,
     dim: Annotated[int, typer.Option(help="Embedding size.", min=2)] = 64,
-    epochs: Annotated[int, typer.Option(help="Full-batch training epochs.", min=1)] = 100,
+    epochs: Annotated[int | None, typer.Option(help="Full-batch training epochs [default: 100].", min=1)] = None,
     seed: Annotated[int, typer.Option(help="Random seed (split, initialisation, negatives).")] = 7,
     apply_checkpoint: Annotated[Path | None, typer.Option("--apply", help="model.pt of an earlier run: embed "
                                                           "the (grown) graph with it, no training.")] = None,
@@ -449,9 +450,9 @@ def embed(
             with console.status("embedding with the saved model"):
                 result = apply(tables, apply_checkpoint, out, frames=frames)
         else:
-            config = TrainingConfig(dim=dim, hidden=dim, epochs=epochs, seed=seed)
+            config = TrainingConfig(dim=dim, hidden=dim, seed=seed, **({"epochs": epochs} if epochs else {}))
             with _progress() as progress:
-                task = progress.add_task("training (link prediction)", total=epochs)
+                task = progress.add_task("training (link prediction)", total=config.epochs)
                 result = train_embeddings(tables, out, config, frames=frames,
                                           progress=lambda epoch, loss: progress.update(
                                               task, completed=epoch, description=f"training, loss {loss:.3f}"))

@@ -27,8 +27,16 @@ class HeteroLinkModel(nn.Module):
     encoder, and dot-product scores for (source, relation, target) pairs."""
 
     def __init__(self, metadata, input_dims: dict[str, int], hidden: int = 64, out: int = 64, layers: int = 2,
-                 catalogue_sizes: dict[str, int] | None = None):
+                 catalogue_sizes: dict[str, int] | None = None, bias_types: tuple[str, ...] = ()):
+        """``bias_types``: node types that are link targets. Their last embedding column is a
+        learned bias (how readily anyone buys this product or uses this device) and every
+        other type's is 1, so a plain dot product scores ``z_s . z_t + bias_t``: the popularity
+        a dot product of encoder outputs otherwise has to discover by itself."""
         super().__init__()
+        self.bias_types = tuple(bias_types)
+        if self.bias_types:
+            out -= 1
+            self.bias = nn.ModuleDict({node_type: nn.Linear(hidden, 1) for node_type in self.bias_types})
         self.project = nn.ModuleDict({node_type: nn.Linear(dim, hidden) for node_type, dim in input_dims.items()})
         # Catalogue nodes (products) also get a learned vector each: two products of one
         # category and price differ in how well they sell, which features cannot say.
@@ -54,7 +62,11 @@ class HeteroLinkModel(nn.Module):
             # Leaky: with plain ReLU, full-batch training at useful learning rates could kill
             # every unit and collapse all embeddings to zero (loss stuck at 2 x log 2).
             hidden[node_type] = nn.functional.leaky_relu(h, 0.1)
-        return self.encoder(hidden, edge_index_dict)
+        z = self.encoder(hidden, edge_index_dict)
+        if self.bias_types:
+            z = {node_type: torch.cat([value, self.bias[node_type](hidden[node_type]) if node_type in self.bias
+                                       else torch.ones(value.size(0), 1)], dim=1) for node_type, value in z.items()}
+        return z
 
     @staticmethod
     def score(z_dict: dict[str, torch.Tensor], edge_type: tuple[str, str, str], pairs: torch.Tensor) -> torch.Tensor:

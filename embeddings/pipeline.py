@@ -25,7 +25,7 @@ import torch
 
 from embeddings.data import FeatureRecipe, GraphFrames, build_hetero_data, read_graph_frames
 from embeddings.model import HeteroLinkModel
-from embeddings.train import TrainingConfig, TrainingReport, train_and_evaluate
+from embeddings.train import TrainingConfig, TrainingReport, deterministic, link_targets, train_and_evaluate
 
 
 @dataclass
@@ -56,9 +56,9 @@ def embed(tables_dir: Path, out_dir: Path, config: TrainingConfig = TrainingConf
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = frames or read_graph_frames(tables_dir)
-    data, recipe = build_hetero_data(frames)
-    model, report = train_and_evaluate(data, config, progress)
-    with torch.no_grad():
+    model, report, recipe = train_and_evaluate(frames, config, progress)
+    data, _ = build_hetero_data(frames, recipe)  # every edge now, scaled as in training
+    with torch.no_grad(), deterministic():
         z = model(data.x_dict, data.edge_index_dict)  # every edge: the final embeddings see the whole graph
     pq.write_table(_embeddings_table(z, data), out_dir / "embeddings.parquet")
     torch.save({"state_dict": model.state_dict(), "config": asdict(config), "recipe": recipe.to_json(),
@@ -74,7 +74,8 @@ def load_model(checkpoint: Path) -> tuple[HeteroLinkModel, dict]:
     config = TrainingConfig(**saved["config"])
     metadata = (saved["metadata"][0], [tuple(e) for e in saved["metadata"][1]])
     model = HeteroLinkModel(metadata, saved["input_dims"], hidden=config.hidden, out=config.dim, layers=config.layers,
-                            catalogue_sizes={t: len(ids) for t, ids in saved["catalogue"].items()})
+                            catalogue_sizes={t: len(ids) for t, ids in saved["catalogue"].items()},
+                            bias_types=link_targets(config))
     model.load_state_dict(saved["state_dict"])
     model.eval()
     return model, saved
@@ -92,7 +93,7 @@ def apply(tables_dir: Path, checkpoint: Path, out_dir: Path, frames: GraphFrames
         position = pd.Series(np.arange(len(ids)), index=ids)
         catalogue_index[node_type] = torch.tensor(
             pd.Series(data[node_type].node_id).map(position).fillna(-1).to_numpy(np.int64))
-    with torch.no_grad():
+    with torch.no_grad(), deterministic():
         z = model(data.x_dict, data.edge_index_dict, catalogue_index)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

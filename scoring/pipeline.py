@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scoring.features import CustomerFrame, customer_frame, feature_matrix
+from scoring.features import CustomerFrame, customer_frame
 from scoring.reasons import contributions, top_reasons
 from scoring.risk import (
     Comparison, RiskConfig, anomaly_rank, bands, compare_with_baseline, fit_anomaly_model, fit_risk_model,
@@ -77,7 +77,7 @@ def score_customers(tables_dir: Path, out_dir: Path | None = None, embeddings_pa
                     "confirmed_legit": int(frame.known_legit.sum()), "feature_groups": list(config.groups)}
     if supervised:
         model = fit_risk_model(frame, config, progress)
-        features = feature_matrix(frame, frame.known_fraud, config.groups)
+        features = model.features
         score = model.predict(features)
         typical = features[frame.known_fraud == 0].median()
         drops = contributions(features, model.predict, typical)

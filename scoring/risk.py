@@ -71,6 +71,7 @@ class RiskModel:
     oof_probability: np.ndarray  # calibrated out-of-fold probability of every customer
     oof_raw: np.ndarray  # the same before calibration: the ranking evaluations use (no isotonic ties)
     folds: np.ndarray  # fold of each customer in cross-validation
+    features: pd.DataFrame  # what the final model was fitted on (every label known): what it scores
     calibration: dict = field(default_factory=dict)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
@@ -118,7 +119,7 @@ def fit_risk_model(frame: CustomerFrame, config: RiskConfig = RiskConfig(), prog
     oof = calibrator.predict(raw_oof)
     calibration = {"brier_oof_vs_labels": float(brier_score_loss(target, oof)),
                    "mean_probability": float(oof.mean()), "label_rate": float(target.mean())}
-    return RiskModel(config, list(features.columns), classifier, calibrator, oof, raw_oof, folds, calibration)
+    return RiskModel(config, list(features.columns), classifier, calibrator, oof, raw_oof, folds, features, calibration)
 
 
 def fit_anomaly_model(frame: CustomerFrame, seed: int = 7) -> tuple[pd.DataFrame, IsolationForest]:

@@ -102,8 +102,9 @@ def planted_frames(seed: int = 0) -> GraphFrames:
 
 
 def test_planted_communities_are_recovered():
-    data, _ = build_hetero_data(planted_frames())
-    model, report = train_and_evaluate(data, TrainingConfig(dim=16, hidden=16, epochs=100, seed=1))
+    frames = planted_frames()
+    model, report, recipe = train_and_evaluate(frames, TrainingConfig(dim=16, hidden=16, seed=1))
+    data, _ = build_hetero_data(frames, recipe)
     with torch.no_grad():
         z = model(data.x_dict, data.edge_index_dict)
     group = torch.arange(400) % 2

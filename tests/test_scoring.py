@@ -198,7 +198,7 @@ def test_segment_labels_follow_the_profiles(tables):
 
 
 @pytest.mark.neo4j
-def test_segments_and_risk_in_neo4j_feed_the_cookbook(scored, tables, neo4j_db, neo4j_settings):
+def test_segments_and_risk_in_neo4j_feed_the_cookbook(scored, tables, small_dataset, neo4j_db, neo4j_settings):
     from scoring.neo4j_io import write_risk, write_segments
 
     database = neo4j_settings.database
@@ -216,6 +216,14 @@ def test_segments_and_risk_in_neo4j_feed_the_cookbook(scored, tables, neo4j_db, 
     risk = pd.read_parquet(tables / "risk.parquet").sort_values(["risk_score", "customer_id"], ascending=[False, True])
     assert [r["customer_id"] for r in rows] == list(risk["customer_id"].head(5))
     assert rows[0]["risk_reasons"] == list(risk["risk_reasons"].iloc[0])
+
+    # The riskiest shared identifiers are held by the planted rings.
+    _, rows = run_cookbook_query(neo4j_db, "risky_rings", {"limit": "3"}, database)
+    ring_of = _truth_column(tables, small_dataset, "ring_id")
+    assert len(rows) == 3
+    for row in rows:
+        members = ring_of.reindex(row["customer_ids"])
+        assert members.notna().mean() >= 0.8 and members.nunique() == 1, row
 
     # A rerun with another k leaves exactly the new segmentation.
     segment_customers(tables, tables, tables / "embeddings" / "embeddings.parquet", SegmentConfig(k=3, seed=3))
