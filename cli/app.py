@@ -565,7 +565,7 @@ def score(
         console.print(f"{customer}: risk {row.risk_score:.4f} ({row.risk_band}, {row.score_kind})"
                       + (f", labelled {row.label}" if row.label else ""))
         for number, reason in enumerate(row.risk_reasons, 1):
-            console.print(f"  {number}. {reason}")
+            console.print(f"  {number}. {reason}", soft_wrap=True)  # one line each, for grep and logs
         return
     from scoring.pipeline import score_customers
     from scoring.risk import RiskConfig

@@ -4,7 +4,7 @@
   ``(:Customer)-[:IN_SEGMENT]->(:Segment)``: a customer's earlier IN_SEGMENT edges are
   replaced, and segments no customer belongs to any more are removed, so a rerun with
   another k leaves exactly the new segmentation.
-- ``Customer.risk_score``, ``risk_band``, ``risk_reasons`` (list of sentences),
+- ``Customer.risk_score``, ``risk_rank``, ``risk_band``, ``risk_reasons`` (list of sentences),
   ``risk_kind`` (``supervised`` or ``anomaly``).
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ SEGMENT_EDGES = ("UNWIND $rows AS row MATCH (c:Customer {customer_id: row.custom
                  "MERGE (c)-[:IN_SEGMENT]->(s) RETURN count(c) AS n")
 EMPTY_SEGMENTS = "MATCH (s:Segment) WHERE NOT (s)<-[:IN_SEGMENT]-() DETACH DELETE s"
 RISK = ("UNWIND $rows AS row MATCH (c:Customer {customer_id: row.customer_id}) "
-        "SET c.risk_score = row.risk_score, c.risk_band = row.risk_band, c.risk_reasons = row.risk_reasons, "
+        "SET c.risk_score = row.risk_score, c.risk_rank = row.risk_rank, c.risk_band = row.risk_band, "
+        "c.risk_reasons = row.risk_reasons, "
         "c.risk_kind = row.score_kind RETURN count(c) AS n")
 
 
@@ -53,6 +54,6 @@ def write_segments(driver: neo4j.Driver, directory: Path, database: str = "neo4j
 def write_risk(driver: neo4j.Driver, directory: Path, database: str = "neo4j", batch_size: int = 5000) -> int:
     """Risk of ``directory/risk.parquet`` onto the customers; returns how many were set."""
     risk = pd.read_parquet(Path(directory) / "risk.parquet",
-                           columns=["customer_id", "risk_score", "risk_band", "score_kind", "risk_reasons"])
+                           columns=["customer_id", "risk_score", "risk_rank", "risk_band", "score_kind", "risk_reasons"])
     risk["risk_reasons"] = risk["risk_reasons"].map(list)
     return _write_batches(driver, RISK, risk.to_dict("records"), database, batch_size)

@@ -2,7 +2,8 @@
 
 Artifacts in the tables folder (or ``out``):
 - ``risk.parquet``: ``customer_id``, ``risk_score`` (calibrated probability of confirmed
-  fraud, or an anomaly rank in [0, 1] without labels), ``risk_band`` (low, medium, high,
+  fraud, or an anomaly rank in [0, 1] without labels), ``risk_rank`` (1 = riskiest; equal
+  scores ordered by the model's uncalibrated score), ``risk_band`` (low, medium, high,
   critical), ``score_kind`` (``supervised`` or ``anomaly``), ``reason_codes`` (list),
   ``risk_reasons`` (list of sentences), ``label`` (``fraud``/``legit`` where known); when
   supervised also ``oof_score`` and ``baseline_oof_score``, the customer's score from the
@@ -79,6 +80,7 @@ def score_customers(tables_dir: Path, out_dir: Path | None = None, embeddings_pa
         model = fit_risk_model(frame, config, progress)
         features = model.features
         score = model.predict(features)
+        order_by = model.predict_raw(features)
         typical = features[frame.known_fraud == 0].median()
         drops = contributions(features, model.predict, typical)
         truth = ring = None
@@ -92,12 +94,16 @@ def score_customers(tables_dir: Path, out_dir: Path | None = None, embeddings_pa
         held_out = {}
         features, forest = fit_anomaly_model(frame, config.seed)
         score = anomaly_rank(forest, features)
+        order_by = score
         drops = contributions(features, lambda x: -forest.score_samples(x), features.median())
         report.update(score_kind="anomaly", model="IsolationForest (unsupervised; a rank, not a probability)")
     codes, texts = top_reasons(drops, features)
     band = bands(score, supervised)
     label = np.where(frame.known_fraud == 1, "fraud", np.where(frame.known_legit == 1, "legit", None))
-    risk = pd.DataFrame({"customer_id": frame.customers, "risk_score": np.round(score, 6), "risk_band": band,
+    # 1 = riskiest; ties (equal calibrated scores) ordered by the uncalibrated score, then by id.
+    rank = np.lexsort((frame.customers, -order_by, -np.round(score, 6))).argsort() + 1
+    risk = pd.DataFrame({"customer_id": frame.customers, "risk_score": np.round(score, 6), "risk_rank": rank,
+                         "risk_band": band,
                          "score_kind": "supervised" if supervised else "anomaly", "reason_codes": codes,
                          "risk_reasons": texts, "label": label, **held_out})
     risk.to_parquet(out_dir / "risk.parquet", index=False)

@@ -74,9 +74,13 @@ class RiskModel:
     features: pd.DataFrame  # what the final model was fitted on (every label known): what it scores
     calibration: dict = field(default_factory=dict)
 
+    def predict_raw(self, features: pd.DataFrame) -> np.ndarray:
+        """The trees' probability before calibration: strictly ordered where the calibrated
+        one has steps (isotonic regression gives a whole stretch of the top one value)."""
+        return self.classifier.predict_proba(features[self.columns])[:, 1]
+
     def predict(self, features: pd.DataFrame) -> np.ndarray:
-        raw = self.classifier.predict_proba(features[self.columns])[:, 1]
-        return self.calibrator.predict(raw)
+        return self.calibrator.predict(self.predict_raw(features))
 
 
 def _classifier(config: RiskConfig) -> HistGradientBoostingClassifier:

@@ -146,6 +146,9 @@ def make_sessions(rng: np.random.Generator, people: pd.DataFrame, records: pd.Da
     per_record_orders = key.map(order_counts).fillna(0).to_numpy()
     fraud = (people["persona"].to_numpy() == "fraud")[online["owner_row"].to_numpy()]
     counts = rng.poisson(2.0 + 2.0 * per_record_orders + 6.0 * fraud)
+    # A ring keeps its cultivating identities active: each logs in at least once.
+    in_ring = (people["fraud_type"].to_numpy() == "ring")[online["owner_row"].to_numpy()]
+    counts[in_ring] = np.maximum(counts[in_ring], 1)
     row = np.repeat(np.arange(len(online)), counts)
     owner = online["owner_row"].to_numpy()[row]
     device_row = _pick_device(rng, devices, owner)

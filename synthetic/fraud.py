@@ -62,12 +62,14 @@ def plant_fraud(rng: np.random.Generator, people: ChunkPeople, n_fraud: int, fir
             "device_type": rng.choice(np.array(["android", "windows", "ios"], dtype=object)),
             "ip": devices["ip"].iloc[int(rng.integers(0, len(devices)))],
         })
-        # Every member uses at least one of the ring's devices; some also their own phone.
+        # Every member uses at least one of the ring's devices; some busted-out members also
+        # their own phone. A cultivating identity has no owner of its own: the ring runs it
+        # from its devices only.
         for member in members:
             pick = ring_devices.sample(n=int(rng.integers(1, len(ring_devices) + 1)),
                                        random_state=int(rng.integers(0, 2**31)))
             new_devices.append(pick.assign(owner_row=member))
-            if rng.random() < 0.3:
+            if frame.loc[member, "persona"] == "fraud" and rng.random() < 0.3:
                 new_devices.append(devices[devices["owner_row"] == member].head(1))
         if rng.random() < 0.6:
             frame.loc[members, ["phone_country", "mobile"]] = frame.loc[members[0], ["phone_country", "mobile"]].to_numpy()
