@@ -228,7 +228,7 @@ def demo(
     console.rule("5. GNN embeddings (heterogeneous GraphSAGE, link prediction)")
     with _progress() as progress:
         task = progress.add_task("training", total=TrainingConfig.epochs)
-        embedded = train_embeddings(tables_dir, out / "embeddings",
+        embedded = train_embeddings(tables_dir, tables_dir / "embeddings",
                                     progress=lambda epoch, loss: progress.update(task, completed=epoch))
     _print_link_report(embedded.report)
 
@@ -237,7 +237,7 @@ def demo(
     from scoring.segments import segment_customers
 
     console.rule("6. fraud risk (graph features + embeddings, reason codes)")
-    embeddings_path = out / "embeddings" / "embeddings.parquet"
+    embeddings_path = tables_dir / "embeddings" / "embeddings.parquet"
     with _progress() as progress:
         task = progress.add_task("cross-validated training", total=6)
         risk = score_customers(tables_dir, tables_dir, embeddings_path, truth_dir=data_dir / "truth",
@@ -274,7 +274,7 @@ def demo(
             _print_rows(*run_cookbook_query(driver, "shared_devices", {"limit": "5"}, settings.database), "table")
             from embeddings.neo4j_io import write_customer_embeddings
 
-            write_customer_embeddings(driver, out / "embeddings" / "embeddings.parquet", settings.database)
+            write_customer_embeddings(driver, embeddings_path, settings.database)
             console.print(f"cookbook: similar_customers --param customer_id={customer} --param k=5")
             _print_rows(*run_cookbook_query(driver, "similar_customers", {"customer_id": customer, "k": "5"},
                                             settings.database), "table")
