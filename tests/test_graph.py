@@ -288,3 +288,28 @@ def test_replace_removes_what_other_data_left_and_keeps_other_labels(graph_table
     assert snapshot(neo4j_db, database) == clean
     records, _, _ = neo4j_db.execute_query("MATCH (n:AnalystNote) RETURN count(n) AS n", database_=database)
     assert records[0]["n"] == 1
+
+
+def test_bulk_import_gives_exactly_the_graph_a_merge_load_gives(graph_tables, neo4j_db, neo4j_settings, tmp_path,
+                                                                monkeypatch):
+    from graph import local_neo4j
+    from graph.bulk_import import bulk_import
+
+    wipe(neo4j_db, neo4j_settings.database)
+    load_graph(graph_tables, neo4j_db, neo4j_settings.database)
+    merged = snapshot(neo4j_db, neo4j_settings.database)
+    # A second local server of its own: the import stops and restarts the server it writes to.
+    monkeypatch.setenv("IDENTIGRAPH_NEO4J_DIR", str(tmp_path / "neo4j"))
+    try:
+        summary = bulk_import(graph_tables)
+        settings = local_neo4j.running_settings()
+        with settings.driver() as driver:
+            assert snapshot(driver, settings.database) == merged
+            assert graph_counts(driver, settings.database) == table_counts(graph_tables)
+            records, _, _ = driver.execute_query(
+                "SHOW CONSTRAINTS YIELD type, labelsOrTypes, properties WHERE type = 'UNIQUENESS' "
+                "RETURN labelsOrTypes[0] AS label, properties[0] AS key", database_=settings.database)
+            assert {(n.label, n.key) for n in NODE_TYPES} <= {(r["label"], r["key"]) for r in records}
+    finally:
+        local_neo4j.stop()
+    assert summary.total == sum(table_counts(graph_tables)[0].values()) + sum(table_counts(graph_tables)[1].values())

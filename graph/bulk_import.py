@@ -1,0 +1,160 @@
+"""Bulk import of the graph tables into a fresh database: Neo4j's own offline importer
+(``neo4j-admin database import full``) on the local launcher's store.
+
+``identigraph load`` merges over Bolt, which is what an existing or remote graph needs
+(idempotent, rerunnable), but on two cores it cannot pass ~48k nodes+relationships per
+second even with keys only (docs/benchmarks.md). For a first load, Neo4j's importer writes
+the store files directly. This module turns the tables into the importer's CSV files (header
+``key:ID(Label)``, ``:START_ID(Label)``/``:END_ID(Label)``, typed properties), stops the
+local server, runs the importer from the Maven jars the launcher already resolves, starts
+the server again and applies ``cypher/schema.cypher``. The result is the graph a MERGE load
+gives: same nodes, relationships and properties (tested).
+
+A server elsewhere cannot be imported into over Bolt: ``write_import_files`` writes the
+files and ``import_command`` prints the ``neo4j-admin`` line to run on that server's machine.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from graph import local_neo4j
+from graph.load import GraphTablesError, init_schema
+from graph.model import EDGE_TYPES, NODE_TYPES
+
+ARRAY_DELIMITER = "\x1f"  # never inside our values (unit separator)
+
+
+@dataclass
+class ImportSummary:
+    nodes: dict[str, int] = field(default_factory=dict)
+    relationships: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0  # importer, restart and schema: the time until the graph answers
+    import_seconds: float = 0.0  # the importer alone
+    files_seconds: float = 0.0  # writing the CSV files
+
+    @property
+    def total(self) -> int:
+        return sum(self.nodes.values()) + sum(self.relationships.values())
+
+    @property
+    def per_second(self) -> float:
+        return self.total / self.seconds if self.seconds else 0.0
+
+
+def _import_type(series: pd.Series) -> str | None:
+    """The importer's type for a column (None: a string, its default)."""
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(series):
+        return "long"
+    if pd.api.types.is_float_dtype(series):
+        return "double"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "localdatetime"
+    sample = series.dropna().head(1)
+    if len(sample) and isinstance(sample.iloc[0], (list, np.ndarray)):
+        return "string[]"
+    return None
+
+
+def _cells(series: pd.Series, kind: str | None) -> pd.Series:
+    if kind == "double" and series.dtype == np.float32:
+        # Neo4j stores doubles, and the MERGE load sends a float32 widened (8.91919994354248);
+        # float32's own shortest text ("8.9192") would import as another double.
+        return series.astype(np.float64)
+    if kind == "localdatetime":
+        return series.dt.strftime("%Y-%m-%dT%H:%M:%S")  # what the MERGE load stores: seconds
+    if kind == "string[]":
+        return series.map(lambda v: None if v is None else ARRAY_DELIMITER.join(map(str, v)))
+    return series
+
+
+def _write(frame: pd.DataFrame, roles: dict[str, str], path: Path) -> int:
+    """Write ``frame`` as an importer CSV; ``roles`` gives the header of the key columns
+    (``customer_id:ID(Customer)``, ``:START_ID(…)``), other columns get ``name:type``."""
+    header, cells = [], {}
+    for column in frame.columns:
+        kind = None if column in roles else _import_type(frame[column])
+        header.append(roles.get(column) or (column if kind is None else f"{column}:{kind}"))
+        cells[header[-1]] = frame[column].astype(str) if column in roles else _cells(frame[column], kind)
+    pd.DataFrame(cells, columns=header).to_csv(path, index=False)
+    return len(frame)
+
+
+def write_import_files(tables_dir: Path, out_dir: Path) -> tuple[list[str], dict[str, int], dict[str, int]]:
+    """CSV files for the importer; returns its ``--nodes``/``--relationships`` arguments and
+    the row counts per label and type."""
+    tables_dir, out_dir = Path(tables_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    arguments, nodes, relationships = [], {}, {}
+    for node in NODE_TYPES:
+        path = tables_dir / "nodes" / f"{node.label}.parquet"
+        if path.exists():
+            target = out_dir / f"{node.label}.csv"
+            nodes[node.label] = _write(pd.read_parquet(path), {node.key: f"{node.key}:ID({node.label})"}, target)
+            arguments.append(f"--nodes={node.label}={target}")
+    for edge in EDGE_TYPES:
+        path = tables_dir / "edges" / f"{edge.type}.parquet"
+        if path.exists():
+            target = out_dir / f"{edge.type}.csv"
+            roles = {"start": f":START_ID({edge.start})", "end": f":END_ID({edge.end})"}
+            relationships[edge.type] = _write(pd.read_parquet(path), roles, target)
+            arguments.append(f"--relationships={edge.type}={target}")
+    if not nodes:
+        raise GraphTablesError(f"{tables_dir}/nodes holds no node table; pass the --out folder of `identigraph graph build`")
+    return arguments, nodes, relationships
+
+
+def import_command(arguments: list[str], database: str = "neo4j") -> list[str]:
+    """The importer's arguments after ``neo4j-admin`` (or ``org.neo4j.cli.AdminTool``)."""
+    # The database name first: --nodes/--relationships take several files each and would
+    # read a name after them as one more file.
+    return ["database", "import", "full", database, "--overwrite-destination=true",
+            f"--array-delimiter={ARRAY_DELIMITER}", "--threads=2", *arguments]
+
+
+def bulk_import(tables_dir: Path, work_dir: Path | None = None, progress=None) -> ImportSummary:
+    """Replace the local launcher's ``neo4j`` database with the tables: stop, import, start, schema."""
+    summary = ImportSummary()
+    work_dir = Path(work_dir or local_neo4j.state_dir() / "import")
+    say = progress or (lambda message: None)
+    say("writing the importer's CSV files")
+    started = time.perf_counter()
+    arguments, summary.nodes, summary.relationships = write_import_files(tables_dir, work_dir)
+    summary.files_seconds = round(time.perf_counter() - started, 2)
+    java = local_neo4j._require_tool("java", "Neo4j's importer runs on Java 17+")
+    classpath = local_neo4j.resolve_classpath()
+    home = local_neo4j.state_dir() / "data"  # the launcher's DBMS home: data/databases/neo4j below it
+    (home / "conf").mkdir(parents=True, exist_ok=True)
+    (home / "conf" / "neo4j.conf").touch()
+    started = time.perf_counter()
+    say("stopping the local Neo4j (the importer writes the store offline)")
+    local_neo4j.stop()
+    say("importing")
+    log = work_dir / "import.log"
+    with open(log, "w") as output:
+        result = subprocess.run([java, "-Xmx1g", "-cp", classpath, "org.neo4j.cli.AdminTool",
+                                 *import_command(arguments)],
+                                env={**os.environ, "NEO4J_HOME": str(home), "NEO4J_CONF": str(home / "conf")},
+                                stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    summary.import_seconds = round(time.perf_counter() - started, 2)
+    if result.returncode:
+        tail = "\n".join(log.read_text().splitlines()[-15:])
+        raise local_neo4j.LocalNeo4jError(f"Neo4j's importer failed (exit {result.returncode}); the database was "
+                                          f"not changed past the importer's own rollback. Log {log}:\n{tail}")
+    say("starting the local Neo4j and creating the schema")
+    status = local_neo4j.start()
+    settings = local_neo4j.running_settings()
+    with settings.driver() as driver:
+        init_schema(driver, settings.database)
+    summary.seconds = round(time.perf_counter() - started, 2)
+    if not status.running:
+        raise local_neo4j.LocalNeo4jError("the local Neo4j did not come back after the import; see its server.log")
+    return summary
