@@ -532,11 +532,16 @@ def segment(
     if to_neo4j:
         from scoring.neo4j_io import write_segments
 
-        driver, settings = _neo4j_driver(uri, user, password, database)
-        with driver, console.status("writing segments"):
-            written = write_segments(driver, tables, settings.database)
-        console.print(f"wrote {result.k} (:Segment) nodes and {written:,} IN_SEGMENT edges to {settings.uri}; "
+        written, where = _write_to_neo4j(write_segments, tables, "writing segments", uri, user, password, database)
+        console.print(f"wrote {result.k} (:Segment) nodes and {written:,} IN_SEGMENT edges to {where}; "
                       "try `identigraph query segment_summary`")
+
+
+def _write_to_neo4j(write, tables: Path, doing: str, uri, user, password, database) -> tuple[int, str]:
+    """Run a write-back function (driver, tables, database) -> count; returns it and the URI."""
+    driver, settings = _neo4j_driver(uri, user, password, database)
+    with driver, console.status(doing):
+        return write(driver, tables, settings.database), settings.uri
 
 
 def _print_segments(result) -> None:
@@ -601,10 +606,8 @@ def score(
     if to_neo4j:
         from scoring.neo4j_io import write_risk
 
-        driver, settings = _neo4j_driver(uri, user, password, database)
-        with driver, console.status("writing risk scores"):
-            written = write_risk(driver, tables, settings.database)
-        console.print(f"set risk_score, risk_band, risk_reasons on {written:,} customers in {settings.uri}; "
+        written, where = _write_to_neo4j(write_risk, tables, "writing risk scores", uri, user, password, database)
+        console.print(f"set risk_score, risk_rank, risk_band, risk_reasons on {written:,} customers in {where}; "
                       "try `identigraph query top_risk_customers`")
 
 

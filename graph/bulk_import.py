@@ -18,34 +18,26 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from pyarrow import csv
 
 from graph import local_neo4j
-from graph.load import GraphTablesError, init_schema
+from graph.load import GraphTablesError, LoadSummary, init_schema
 from graph.model import EDGE_TYPES, NODE_TYPES
 
 ARRAY_DELIMITER = "\x1f"  # never inside our values (unit separator)
 
 
 @dataclass
-class ImportSummary:
-    nodes: dict[str, int] = field(default_factory=dict)
-    relationships: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0  # importer, restart and schema: the time until the graph answers
+class ImportSummary(LoadSummary):
+    """``seconds`` is the importer, restart and schema: the time until the graph answers."""
     import_seconds: float = 0.0  # the importer alone
-    files_seconds: float = 0.0  # writing the CSV files
-
-    @property
-    def total(self) -> int:
-        return sum(self.nodes.values()) + sum(self.relationships.values())
-
-    @property
-    def per_second(self) -> float:
-        return self.total / self.seconds if self.seconds else 0.0
+    files_seconds: float = 0.0  # writing the CSV files, before that
 
 
 def _import_type(series: pd.Series) -> str | None:
@@ -78,13 +70,17 @@ def _cells(series: pd.Series, kind: str | None) -> pd.Series:
 
 def _write(frame: pd.DataFrame, roles: dict[str, str], path: Path) -> int:
     """Write ``frame`` as an importer CSV; ``roles`` gives the header of the key columns
-    (``customer_id:ID(Customer)``, ``:START_ID(…)``), other columns get ``name:type``."""
-    header, cells = [], {}
+    (``customer_id:ID(Customer)``, ``:START_ID(…)``), other columns get ``name:type``.
+    Arrow's CSV writer: pandas' took 16 s of a 61 s import of 100k customers."""
+    header, arrays = [], []
     for column in frame.columns:
         kind = None if column in roles else _import_type(frame[column])
         header.append(roles.get(column) or (column if kind is None else f"{column}:{kind}"))
-        cells[header[-1]] = frame[column].astype(str) if column in roles else _cells(frame[column], kind)
-    pd.DataFrame(cells, columns=header).to_csv(path, index=False)
+        cells = frame[column].astype(str) if column in roles else _cells(frame[column], kind)
+        arrays.append(pa.array(cells.to_numpy(dtype=object) if cells.dtype == object else cells.to_numpy(),
+                               from_pandas=True))
+    csv.write_csv(pa.Table.from_arrays(arrays, names=header), path,
+                  write_options=csv.WriteOptions(quoting_style="needed"))
     return len(frame)
 
 

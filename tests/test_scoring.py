@@ -236,9 +236,10 @@ def test_segments_and_risk_in_neo4j_feed_the_cookbook(scored, tables, small_data
         members = ring_of.reindex(row["customer_ids"])
         assert members.notna().mean() >= 0.8 and members.nunique() == 1, row
 
-    # A rerun with another k leaves exactly the new segmentation.
-    segment_customers(tables, tables, tables / "embeddings" / "embeddings.parquet", SegmentConfig(k=3, seed=3))
-    write_segments(neo4j_db, tables, database)
+    # A rerun with another k, through the command, leaves exactly the new segmentation.
+    rerun = runner.invoke(app, ["segment", str(tables), "--k", "3", "--seed", "3", "--to-neo4j"])
+    assert rerun.exit_code == 0, rerun.output
+    assert "IN_SEGMENT edges" in rerun.output
     records, _, _ = neo4j_db.execute_query(
         "MATCH (s:Segment) OPTIONAL MATCH (s)<-[r:IN_SEGMENT]-() RETURN count(DISTINCT s) AS segments, "
         "count(r) AS edges", database_=database)
