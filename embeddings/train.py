@@ -4,7 +4,8 @@ FastRP baseline scored the same way in the same run.
 Edges of ``purchased`` and ``used_device`` are split by PyG's ``RandomLinkSplit`` (reverse
 edges follow their forward edge, so a held-out purchase is not visible backwards). The
 model trains full-batch: pyg-lib and torch-sparse, which neighbour-sampling loaders need,
-have no PyPI wheels; with pyg-lib installed, ``LinkNeighborLoader`` mini-batches are used.
+have no PyPI wheels, and a ``LinkNeighborLoader`` mini-batch path is not built yet
+(``TrainingReport.mini_batches`` is always False).
 """
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ from embeddings.model import HeteroLinkModel
 PURCHASED = ("customer", "purchased", "product")
 USED_DEVICE = ("customer", "used_device", "device")
 SUPERVISED = (PURCHASED, USED_DEVICE)
-# The end a negative example replaces, by the question each relation answers: which
-# product will this customer buy (0 = keep the customer, draw a product), whose device is
-# this (1 = keep the device, draw a customer). Drawing both ends at random instead lets a
+# The end of a pair (0 = source, 1 = target) a negative example replaces, by the question
+# each relation answers: which product will this customer buy (1: keep the customer, draw a
+# product), whose device is this (0: keep the device, draw a customer). Drawing both ends at random instead lets a
 # model win on degree alone: a device with no known customer exists only because of the
 # held-out edge, and a random device hardly ever looks like that.
 CORRUPTED_END = {PURCHASED: 1, USED_DEVICE: 0}
@@ -81,14 +82,6 @@ class TrainingReport:
 
 def link_targets(config: TrainingConfig) -> tuple[str, ...]:
     return tuple(target for _, _, target in SUPERVISED) if config.target_bias else ()
-
-
-def has_pyg_lib() -> bool:
-    try:
-        import pyg_lib  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 @contextmanager

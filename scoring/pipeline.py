@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.features import CustomerFrame, customer_frame
-from scoring.reasons import contributions, top_reasons
+from scoring.reasons import LOG_ODDS_CONTRIBUTION, MIN_CONTRIBUTION, contributions, log_odds, top_reasons
 from scoring.risk import (
     Comparison, RiskConfig, anomaly_rank, bands, compare_with_baseline, fit_anomaly_model, fit_risk_model,
 )
@@ -82,7 +82,11 @@ def score_customers(tables_dir: Path, out_dir: Path | None = None, embeddings_pa
         score = model.predict(features)
         order_by = model.predict_raw(features)
         typical = features[frame.known_fraud == 0].median()
-        drops = contributions(features, model.predict, typical)
+        # In log-odds of the trees' own probability: the calibrated one is a step function (a
+        # change inside one step would read as no contribution), and a raw probability of
+        # 0.003 moves by less than any fixed threshold on the probability scale.
+        drops = contributions(features, lambda x: log_odds(model.predict_raw(x)), typical)
+        threshold = LOG_ODDS_CONTRIBUTION
         truth = ring = None
         if truth_dir is not None:
             truth, ring = truth_for_customers(tables_dir, frame.customers, truth_dir)
@@ -96,8 +100,9 @@ def score_customers(tables_dir: Path, out_dir: Path | None = None, embeddings_pa
         score = anomaly_rank(forest, features)
         order_by = score
         drops = contributions(features, lambda x: -forest.score_samples(x), features.median())
+        threshold = MIN_CONTRIBUTION
         report.update(score_kind="anomaly", model="IsolationForest (unsupervised; a rank, not a probability)")
-    codes, texts = top_reasons(drops, features)
+    codes, texts = top_reasons(drops, features, min_contribution=threshold)
     band = bands(score, supervised)
     label = np.where(frame.known_fraud == 1, "fraud", np.where(frame.known_legit == 1, "legit", None))
     # 1 = riskiest; ties (equal calibrated scores) ordered by the uncalibrated score, then by id.

@@ -29,7 +29,8 @@ REASON_FEATURES: dict[str, list[str]] = {
     "channel_hopping": ["channels", "devices", "sessions_per_device", "records"],
     "embedding": [],  # filled with the embedding columns present
 }
-MIN_CONTRIBUTION = 0.002  # smaller drops are noise, not reasons
+MIN_CONTRIBUTION = 0.002  # anomaly score drops smaller than this are noise, not reasons
+LOG_ODDS_CONTRIBUTION = 0.05  # the same for a classifier's log-odds (about 5% on the odds)
 NO_REASON = "no risk signal stands out"
 
 
@@ -104,14 +105,21 @@ def contributions(features: pd.DataFrame, predict: Callable[[pd.DataFrame], np.n
     return out
 
 
-def top_reasons(drops: pd.DataFrame, raw: pd.DataFrame, top: int = 3) -> tuple[list[list[str]], list[list[str]]]:
-    """(codes, sentences) per customer: up to ``top`` reasons, largest contribution first."""
+def log_odds(probability: np.ndarray) -> np.ndarray:
+    p = np.clip(probability, 1e-9, 1 - 1e-9)
+    return np.log(p / (1 - p))
+
+
+def top_reasons(drops: pd.DataFrame, raw: pd.DataFrame, top: int = 3,
+                min_contribution: float = MIN_CONTRIBUTION) -> tuple[list[list[str]], list[list[str]]]:
+    """(codes, sentences) per customer: up to ``top`` reasons, largest contribution first,
+    each at least ``min_contribution``."""
     values = drops.to_numpy()
     order = np.argsort(-values, axis=1, kind="stable")[:, :top]
     names = np.asarray(drops.columns)
     codes, texts = [], []
     for i, picks in enumerate(order):
-        chosen = [names[j] for j in picks if values[i, j] >= MIN_CONTRIBUTION]
+        chosen = [names[j] for j in picks if values[i, j] >= min_contribution]
         codes.append(chosen)
         row = raw.iloc[i]
         texts.append([reason_text(c, row) for c in chosen] or [NO_REASON])
