@@ -39,6 +39,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--compare-gnn", action="store_true",
+                        help="also a GNN node classifier on the same folds (graph features, no embeddings)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -52,10 +54,12 @@ def main() -> None:
         frame = customer_frame(work / "tables", vectors)
         frame_seconds = time.perf_counter() - started
         for name, path in (("graph + embeddings", vectors), ("graph, no embeddings", None)):
+            config = RiskConfig(compare_gnn=args.compare_gnn and path is None)
             result = score_customers(work / "tables", work / name.replace(" ", "_").replace(",", ""), path,
-                                     truth_dir=work / "data" / "truth", config=RiskConfig(), frame=frame)
+                                     truth_dir=work / "data" / "truth", config=config, frame=frame)
             rows[name] = {"seconds": round(result.seconds + frame_seconds, 1), "bands": result.band_counts,
-                          **{k: v for k, v in result.comparison.to_json().items() if k in ("model", "baseline")}}
+                          **{k: v for k, v in result.comparison.to_json().items()
+                             if k in ("model", "baseline", "gnn", "label_ap", "kept")}}
         segments = segment_customers(work / "tables", work / "segments", vectors,
                                      risk_path=work / "graph_+_embeddings" / "risk.parquet")
     report = {"customers": args.customers, "scored": frame.graph.size, "confirmed_fraud": int(frame.known_fraud.sum()),
@@ -67,7 +71,11 @@ def main() -> None:
     print(json.dumps(report, indent=1))
     print("\n| features | ROC-AUC | average precision | precision@1% | ring recall@2% | s |\n|---|---:|---:|---:|---:|---:|")
     baseline = rows["graph + embeddings"]["baseline"]
-    for name, row in (*rows.items(), ("no-graph baseline (behaviour only)", {"model": baseline, "seconds": ""})):
+    extra = []
+    if rows["graph, no embeddings"].get("gnn"):
+        extra = [("graph, GNN node classifier (no embeddings)", {"model": rows["graph, no embeddings"]["gnn"],
+                                                                 "seconds": ""})]
+    for name, row in (*rows.items(), *extra, ("no-graph baseline (behaviour only)", {"model": baseline, "seconds": ""})):
         m = row["model"]
         print(f"| {name} | {m['roc_auc']:.4f} | {m['average_precision']:.4f} | {m['precision_at_1pct']:.4f} | "
               f"{m['ring_recall_at_2pct']:.4f} | {row['seconds']} |")

@@ -569,6 +569,8 @@ def score(
     unsupervised: Annotated[bool, typer.Option(help="Ignore labels: anomaly score (a rank, not a probability).")] = False,
     seed: Annotated[int, typer.Option(help="Random seed (folds, trees).")] = 7,
     folds: Annotated[int, typer.Option(help="Cross-validation folds.", min=2)] = 5,
+    compare_gnn: Annotated[bool, typer.Option(help="Also train a GNN node classifier on the same folds and "
+                                                   "report it beside the trees (five more trainings).")] = False,
     embeddings: EmbeddingsOption = None, no_embeddings: NoEmbeddings = False,
     to_neo4j: Annotated[bool, typer.Option(help="Set Customer.risk_score, risk_band, risk_reasons in Neo4j.")] = False,
     uri: NeoUri = None, user: NeoUser = "neo4j", password: NeoPassword = None, database: NeoDatabase = "neo4j",
@@ -594,7 +596,7 @@ def score(
     from scoring.risk import RiskConfig
 
     try:
-        config = RiskConfig(seed=seed, folds=folds)
+        config = RiskConfig(seed=seed, folds=folds, compare_gnn=compare_gnn)
         with _progress() as progress:
             task = progress.add_task("cross-validated training", total=folds + 1)
             result = score_customers(tables, tables, _embeddings_path(tables, embeddings, no_embeddings), labels,
@@ -621,10 +623,16 @@ def _print_risk(result) -> None:
                             "trees on graph features + embeddings beside behaviour only", title_justify="left")
         for name in ("model", "ROC-AUC", "AP", "precision@1%", "ring recall@2%"):
             table.add_column(name, justify="left" if name == "model" else "right")
-        for name, m in (("graph", c.model), ("no-graph baseline", c.baseline)):
+        rows = [("graph", c.model), ("no-graph baseline", c.baseline)] + ([("graph, GNN classifier", c.gnn)]
+                                                                          if c.gnn else [])
+        for name, m in rows:
             ring = "" if m.ring_recall_at_2pct is None else f"{m.ring_recall_at_2pct:.3f}"
             table.add_row(name, f"{m.roc_auc:.4f}", f"{m.average_precision:.4f}", f"{m.precision_at_1pct:.4f}", ring)
         console.print(table)
+        if c.gnn:
+            console.print(f"held-out AP against the labels: trees {c.label_ap['trees']:.4f}, GNN {c.label_ap['gnn']:.4f}; "
+                          + ("the trees score" if c.kept == "trees" else
+                             "the GNN did better, but scoring with it is not built: the trees score"))
         if c.baseline.average_precision > 0:
             console.print(f"average precision {c.model.average_precision / c.baseline.average_precision:.2f}x the "
                           "no-graph baseline's")
