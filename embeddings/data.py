@@ -162,16 +162,14 @@ def scale(features: dict[str, pd.DataFrame], recipe: FeatureRecipe) -> dict[str,
     return scaled
 
 
-def build_hetero_data(frames: GraphFrames, recipe: FeatureRecipe | None = None) -> tuple[HeteroData, FeatureRecipe]:
-    """The graph as ``HeteroData`` (node ids kept as ``data[type].node_id``) and the recipe."""
-    recipe = recipe or FeatureRecipe()
-    features = scale(raw_features(frames, recipe), recipe)
+def graph_structure(frames: GraphFrames) -> HeteroData:
+    """Nodes (``data[type].node_id``, ``num_nodes``) and edges with their reverses, no features."""
     data = HeteroData()
     positions = {}
     for node_type, (label, key) in NODE_TABLES.items():
         ids = frames.nodes[label][key].astype(str).to_numpy()
-        data[node_type].x = features[node_type]
         data[node_type].node_id = ids
+        data[node_type].num_nodes = len(ids)
         positions[node_type] = pd.Series(np.arange(len(ids)), index=ids)
     for (source, relation, target), table in EDGE_TABLES.items():
         frame = frames.edges[table]
@@ -183,4 +181,20 @@ def build_hetero_data(frames: GraphFrames, recipe: FeatureRecipe | None = None) 
         edge_index = torch.tensor(np.vstack([start.to_numpy(np.int64), end.to_numpy(np.int64)]))
         data[source, relation, target].edge_index = edge_index
         data[REVERSE[(source, relation, target)]].edge_index = edge_index.flip(0)
+    return data
+
+
+def node_features(frames: GraphFrames, recipe: FeatureRecipe | None = None) -> tuple[dict[str, torch.Tensor], FeatureRecipe]:
+    """Scaled features per node type, rows in node-table order, and the recipe (fitted here
+    when none is given)."""
+    recipe = recipe or FeatureRecipe()
+    return scale(raw_features(frames, recipe), recipe), recipe
+
+
+def build_hetero_data(frames: GraphFrames, recipe: FeatureRecipe | None = None) -> tuple[HeteroData, FeatureRecipe]:
+    """The graph as ``HeteroData`` (node ids kept as ``data[type].node_id``) and the recipe."""
+    data = graph_structure(frames)
+    features, recipe = node_features(frames, recipe)
+    for node_type, x in features.items():
+        data[node_type].x = x
     return data, recipe

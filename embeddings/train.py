@@ -21,7 +21,7 @@ import torch_geometric.transforms as T
 from sklearn.metrics import roc_auc_score
 from torch_geometric.data import HeteroData
 
-from embeddings.data import EDGE_TABLES, REVERSE, FeatureRecipe, GraphFrames, build_hetero_data
+from embeddings.data import EDGE_TABLES, REVERSE, FeatureRecipe, GraphFrames, graph_structure, node_features
 from embeddings.model import HeteroLinkModel
 
 PURCHASED = ("customer", "purchased", "product")
@@ -255,17 +255,17 @@ def train_and_evaluate(frames: GraphFrames, config: TrainingConfig,
 def _train_and_evaluate(frames: GraphFrames, config: TrainingConfig,
                         progress=None) -> tuple[HeteroLinkModel, TrainingReport, FeatureRecipe]:
     started = time.perf_counter()
-    data, _ = build_hetero_data(frames)
+    data = graph_structure(frames)
     train, validation, test = split_edges(data, config)
     # Each split's features from the edges its encoder sees, so that training positives
     # include the same cold ends (a device whose only edge is the one to predict) as the test.
-    known, recipe = build_hetero_data(known_edge_frames(frames, data, train))
+    features, recipe = node_features(known_edge_frames(frames, data, train))
     for split in (train, validation):
-        for node_type in split.node_types:
-            split[node_type].x = known[node_type].x
-    known, _ = build_hetero_data(known_edge_frames(frames, data, test), recipe)
-    for node_type in test.node_types:
-        test[node_type].x = known[node_type].x
+        for node_type, x in features.items():
+            split[node_type].x = x
+    features, _ = node_features(known_edge_frames(frames, data, test), recipe)
+    for node_type, x in features.items():
+        test[node_type].x = x
     model, losses = fit(train, config, progress)
     with torch.no_grad():
         # Embed from every edge known before the test, the supervision-only training edges

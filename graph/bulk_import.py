@@ -11,7 +11,7 @@ the server again and applies ``cypher/schema.cypher``. The result is the graph a
 gives: same nodes, relationships and properties (tested).
 
 A server elsewhere cannot be imported into over Bolt: ``write_import_files`` writes the
-files and ``import_command`` prints the ``neo4j-admin`` line to run on that server's machine.
+files and ``import_command`` gives the ``neo4j-admin`` arguments to run on that server's machine.
 """
 from __future__ import annotations
 
@@ -108,12 +108,14 @@ def write_import_files(tables_dir: Path, out_dir: Path) -> tuple[list[str], dict
     return arguments, nodes, relationships
 
 
-def import_command(arguments: list[str], database: str = "neo4j") -> list[str]:
-    """The importer's arguments after ``neo4j-admin`` (or ``org.neo4j.cli.AdminTool``)."""
+def import_command(arguments: list[str], report: Path, database: str = "neo4j") -> list[str]:
+    """The importer's arguments after ``neo4j-admin`` (or ``org.neo4j.cli.AdminTool``);
+    ``report`` is where it lists bad entries (by default ``import.report`` in the current
+    folder, wherever the user happens to be)."""
     # The database name first: --nodes/--relationships take several files each and would
     # read a name after them as one more file.
     return ["database", "import", "full", database, "--overwrite-destination=true",
-            f"--array-delimiter={ARRAY_DELIMITER}", "--threads=2", *arguments]
+            f"--array-delimiter={ARRAY_DELIMITER}", "--threads=2", f"--report-file={report}", *arguments]
 
 
 def bulk_import(tables_dir: Path, work_dir: Path | None = None, progress=None) -> ImportSummary:
@@ -137,7 +139,7 @@ def bulk_import(tables_dir: Path, work_dir: Path | None = None, progress=None) -
     log = work_dir / "import.log"
     with open(log, "w") as output:
         result = subprocess.run([java, "-Xmx1g", "-cp", classpath, "org.neo4j.cli.AdminTool",
-                                 *import_command(arguments)],
+                                 *import_command(arguments, work_dir / "import.report")],
                                 env={**os.environ, "NEO4J_HOME": str(home), "NEO4J_CONF": str(home / "conf")},
                                 stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     summary.import_seconds = round(time.perf_counter() - started, 2)

@@ -16,7 +16,7 @@ held-out row's features.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +50,7 @@ class CustomerFrame:
     evidence: pd.DataFrame  # for reason texts: the most shared identifier of each kind
     known_fraud: np.ndarray  # 1 where a record of the customer is labelled fraud
     known_legit: np.ndarray
-    embedding: pd.DataFrame | None = None
-    embedding_columns: list[str] = field(default_factory=list)
+    embedding: pd.DataFrame | None = None  # emb_0… columns, one row per customer
 
 
 def _read(tables_dir: Path, kind: str, name: str) -> pd.DataFrame:
@@ -150,11 +149,12 @@ def customer_frame(tables_dir: Path, embeddings_path: Path | None = None, labels
     fraud, legit = customer_labels(tables_dir, ids, labels_file)
     frame = CustomerFrame(ids, graph, community, base, evidence, fraud, legit)
     if embeddings_path is not None:
-        frame.embedding, frame.embedding_columns = read_customer_embeddings(embeddings_path, ids)
+        frame.embedding = read_customer_embeddings(embeddings_path, ids)
     return frame
 
 
-def read_customer_embeddings(path: Path, ids: np.ndarray) -> tuple[pd.DataFrame, list[str]]:
+def read_customer_embeddings(path: Path, ids: np.ndarray) -> pd.DataFrame:
+    """``emb_0…`` columns, rows in the order of ``ids``."""
     import pyarrow.parquet as pq
 
     if not Path(path).exists():
@@ -168,7 +168,7 @@ def read_customer_embeddings(path: Path, ids: np.ndarray) -> tuple[pd.DataFrame,
     if missing.any():
         raise ValueError(f"{path} has no embedding for {int(missing.sum())} customers (e.g. {ids[missing][0]}); "
                          "embed the current graph tables again (`identigraph embed TABLES --apply model.pt`)")
-    return frame.reindex(ids), columns
+    return frame.reindex(ids)
 
 
 def label_features(frame: CustomerFrame, known: np.ndarray) -> pd.DataFrame:
@@ -178,7 +178,7 @@ def label_features(frame: CustomerFrame, known: np.ndarray) -> pd.DataFrame:
         out[f"{kind}_known_fraud"] = other_known_fraud(matrix, known, frame.evidence[f"{kind}_column"].to_numpy())
     out["component_known_fraud"] = others_known_in_group(frame.graph.component, known)
     out["community_known_fraud"] = others_known_in_group(frame.community, known)
-    out["neighbour_fraud_share"] = propagated_fraud(frame.graph.adjacency(), known)
+    out["neighbour_fraud_share"] = propagated_fraud(frame.graph.adjacency, known)
     return out[LABELS]
 
 

@@ -10,6 +10,7 @@ centre's number) would join everyone; it is left out of the structure, as in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import networkx as nx
@@ -39,8 +40,10 @@ class IdentityGraph:
     def all_incidence(self) -> sp.csr_matrix:
         return sp.hstack(list(self.incidence.values()), format="csr")
 
+    @cached_property
     def adjacency(self) -> sp.csr_matrix:
-        """Customer x customer, 1 where two customers share at least one identifier; zero diagonal."""
+        """Customer x customer, 1 where two customers share at least one identifier; zero diagonal.
+        Built once: communities and every fold's label features use it."""
         incidence = self.all_incidence()
         shared = (incidence @ incidence.T).tocsr()
         shared.setdiag(0)
@@ -136,11 +139,10 @@ def others_known_in_group(groups: np.ndarray, known: np.ndarray) -> np.ndarray:
     return np.bincount(groups, weights=known)[groups] - known
 
 
-def communities(graph: IdentityGraph, seed: int = 0) -> np.ndarray:
+def communities(graph: IdentityGraph) -> np.ndarray:
     """Label-propagation communities of the customer projection (networkx, semi-synchronous
     and deterministic); isolated customers are communities of one."""
-    adjacency = graph.adjacency()
-    projection = nx.from_scipy_sparse_array(adjacency)
+    projection = nx.from_scipy_sparse_array(graph.adjacency)
     labels = np.arange(graph.size)
     for number, members in enumerate(nx.community.label_propagation_communities(projection)):
         labels[list(members)] = graph.size + number

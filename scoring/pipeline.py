@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +69,7 @@ def score_customers(tables_dir: Path, out_dir: Path | None = None, embeddings_pa
     out_dir = Path(out_dir or tables_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if embeddings_path is None:
-        config = RiskConfig(**{**asdict(config), "groups": tuple(g for g in config.groups if g != "embedding")})
+        config = replace(config, groups=tuple(g for g in config.groups if g != "embedding"))
     frame = frame or customer_frame(tables_dir, embeddings_path, labels_file)
     if supervised is None:
         supervised = frame.known_fraud.sum() >= config.folds

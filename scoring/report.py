@@ -108,7 +108,7 @@ def _segments_section(tables: Path) -> tuple[str, int]:
     rfm = rfm_features(tables)
     embedding = None
     if settings.get("embedding") and Path(settings["embedding"]).exists():
-        embedding = read_customer_embeddings(Path(settings["embedding"]), rfm.index.to_numpy())[0]
+        embedding = read_customer_embeddings(Path(settings["embedding"]), rfm.index.to_numpy())
     x = clustering_input(rfm, embedding, SegmentConfig())
     points = PCA(n_components=2, random_state=0).fit_transform(x)
     label = segments.set_index("customer_id")["segment"].reindex(rfm.index).to_numpy()

@@ -209,7 +209,7 @@ def segment_customers(tables_dir: Path, out_dir: Path | None = None, embeddings_
     out_dir = Path(out_dir or tables_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rfm = rfm_features(tables_dir)
-    embedding = read_customer_embeddings(embeddings_path, rfm.index.to_numpy())[0] if embeddings_path else None
+    embedding = read_customer_embeddings(embeddings_path, rfm.index.to_numpy()) if embeddings_path else None
     x = clustering_input(rfm, embedding, config)
     if config.k is None:
         k, silhouette = choose_k(x, config)
