@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pyarrow import csv
 
 from graph import local_neo4j
@@ -40,48 +40,43 @@ class ImportSummary(LoadSummary):
     files_seconds: float = 0.0  # writing the CSV files, before that
 
 
-def _import_type(series: pd.Series) -> str | None:
-    """The importer's type for a column (None: a string, its default)."""
-    if pd.api.types.is_bool_dtype(series):
-        return "boolean"
-    if pd.api.types.is_integer_dtype(series):
-        return "long"
-    if pd.api.types.is_float_dtype(series):
-        return "double"
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return "localdatetime"
-    sample = series.dropna().head(1)
-    if len(sample) and isinstance(sample.iloc[0], (list, np.ndarray)):
-        return "string[]"
-    return None
-
-
-def _cells(series: pd.Series, kind: str | None) -> pd.Series:
-    if kind == "double" and series.dtype == np.float32:
+def _import_column(name: str, column: pa.ChunkedArray) -> tuple[str, pa.ChunkedArray] | None:
+    """The importer's header entry and cells for a property column (None: nothing to import,
+    like a column with no values at all). Arrow compute throughout: the pandas version spent
+    10 s of a 45 s import of 100k customers formatting timestamps one by one."""
+    kind = column.type
+    if pa.types.is_null(kind):
+        return None
+    if pa.types.is_boolean(kind):
+        return f"{name}:boolean", column
+    if pa.types.is_integer(kind):
+        return f"{name}:long", column
+    if pa.types.is_floating(kind):
         # Neo4j stores doubles, and the MERGE load sends a float32 widened (8.91919994354248);
         # float32's own shortest text ("8.9192") would import as another double.
-        return series.astype(np.float64)
-    if kind == "localdatetime":
-        return series.dt.strftime("%Y-%m-%dT%H:%M:%S")  # what the MERGE load stores: seconds
-    if kind == "string[]":
-        return series.map(lambda v: None if v is None else ARRAY_DELIMITER.join(map(str, v)))
-    return series
+        return f"{name}:double", column.cast(pa.float64())
+    if pa.types.is_timestamp(kind):
+        # What the MERGE load stores: local date-times to the second. A cast and a replace
+        # are 10x faster than pc.strftime (which would also keep the milliseconds).
+        seconds = column.cast(pa.timestamp("s"), safe=False).cast(pa.string())
+        return f"{name}:localdatetime", pc.replace_substring(seconds, " ", "T", max_replacements=1)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return f"{name}:string[]", pc.binary_join(column.cast(pa.list_(pa.string())), ARRAY_DELIMITER)
+    return name, column.cast(pa.string())
 
 
-def _write(frame: pd.DataFrame, roles: dict[str, str], path: Path) -> int:
-    """Write ``frame`` as an importer CSV; ``roles`` gives the header of the key columns
-    (``customer_id:ID(Customer)``, ``:START_ID(…)``), other columns get ``name:type``.
-    Arrow's CSV writer: pandas' took 16 s of a 61 s import of 100k customers."""
-    header, arrays = [], []
-    for column in frame.columns:
-        kind = None if column in roles else _import_type(frame[column])
-        header.append(roles.get(column) or (column if kind is None else f"{column}:{kind}"))
-        cells = frame[column].astype(str) if column in roles else _cells(frame[column], kind)
-        arrays.append(pa.array(cells.to_numpy(dtype=object) if cells.dtype == object else cells.to_numpy(),
-                               from_pandas=True))
-    csv.write_csv(pa.Table.from_arrays(arrays, names=header), path,
+def _write(table: pa.Table, roles: dict[str, str], path: Path) -> int:
+    """Write ``table`` as an importer CSV; ``roles`` gives the header of the key columns
+    (``customer_id:ID(Customer)``, ``:START_ID(…)``), other columns get ``name:type``."""
+    header, columns = [], []
+    for name, column in zip(table.column_names, table.columns):
+        entry = (roles[name], column.cast(pa.string())) if name in roles else _import_column(name, column)
+        if entry is not None:
+            header.append(entry[0])
+            columns.append(entry[1])
+    csv.write_csv(pa.Table.from_arrays(columns, names=header), path,
                   write_options=csv.WriteOptions(quoting_style="needed"))
-    return len(frame)
+    return table.num_rows
 
 
 def write_import_files(tables_dir: Path, out_dir: Path) -> tuple[list[str], dict[str, int], dict[str, int]]:
@@ -94,14 +89,14 @@ def write_import_files(tables_dir: Path, out_dir: Path) -> tuple[list[str], dict
         path = tables_dir / "nodes" / f"{node.label}.parquet"
         if path.exists():
             target = out_dir / f"{node.label}.csv"
-            nodes[node.label] = _write(pd.read_parquet(path), {node.key: f"{node.key}:ID({node.label})"}, target)
+            nodes[node.label] = _write(pq.read_table(path), {node.key: f"{node.key}:ID({node.label})"}, target)
             arguments.append(f"--nodes={node.label}={target}")
     for edge in EDGE_TYPES:
         path = tables_dir / "edges" / f"{edge.type}.parquet"
         if path.exists():
             target = out_dir / f"{edge.type}.csv"
             roles = {"start": f":START_ID({edge.start})", "end": f":END_ID({edge.end})"}
-            relationships[edge.type] = _write(pd.read_parquet(path), roles, target)
+            relationships[edge.type] = _write(pq.read_table(path), roles, target)
             arguments.append(f"--relationships={edge.type}={target}")
     if not nodes:
         raise GraphTablesError(f"{tables_dir}/nodes holds no node table; pass the --out folder of `identigraph graph build`")

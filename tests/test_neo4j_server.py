@@ -61,3 +61,24 @@ def test_local_launcher_start_is_idempotent(neo4j_settings):
         pytest.skip("tests use a server named by NEO4J_URI, not the local launcher")
     again = local_neo4j.start()
     assert again.pid == running.pid and again.uri == running.uri
+
+
+def test_local_launcher_restarts_with_its_own_password_even_if_changed_behind_its_back(tmp_path, monkeypatch):
+    # A restart skips setting the password the store already has (a cold first query costs
+    # seconds); one changed from Neo4j Browser must not lock the launcher out.
+    monkeypatch.setenv("IDENTIGRAPH_NEO4J_DIR", str(tmp_path / "neo4j"))
+    monkeypatch.delenv("NEO4J_PASSWORD", raising=False)
+    try:
+        first = local_neo4j.start()
+        settings = local_neo4j.running_settings()
+        with settings.driver() as driver:
+            driver.execute_query("ALTER CURRENT USER SET PASSWORD FROM $old TO $new", old=settings.password,
+                                 new="changed-in-the-browser", database_="system")
+        local_neo4j.stop()
+        second = local_neo4j.start()
+        assert second.running and second.pid != first.pid
+        assert local_neo4j.running_settings().password == settings.password
+        with local_neo4j.running_settings().driver() as driver:
+            driver.verify_connectivity()
+    finally:
+        local_neo4j.stop()
