@@ -358,7 +358,7 @@ def load(
                                             "(neo4j-admin's importer): a first load, many times faster.")] = False,
 ) -> None:
     """Load the graph tables into Neo4j with batched MERGE (safe to rerun), or --bulk import them."""
-    from graph.load import GraphTablesError, load_graph, table_counts
+    from graph.load import GraphTablesError, LoadInterrupted, load_graph, table_counts
 
     try:
         node_counts, edge_counts = table_counts(tables)
@@ -383,9 +383,12 @@ def load(
     driver, settings = _neo4j_driver(uri, user, password, database)
     with driver, _progress() as progress:
         tasks = {name: progress.add_task(name, total=count) for name, count in {**node_counts, **edge_counts}.items()}
-        summary = load_graph(tables, driver, settings.database, batch_size,
-                             progress=lambda name, done, total: progress.update(tasks[name], completed=done),
-                             replace=replace)
+        try:
+            summary = load_graph(tables, driver, settings.database, batch_size,
+                                 progress=lambda name, done, total: progress.update(tasks[name], completed=done),
+                                 replace=replace)
+        except LoadInterrupted as error:
+            raise fail(str(error))
     console.print(f"loaded {sum(summary.nodes.values()):,} nodes and {sum(summary.relationships.values()):,} "
                   f"relationships into {settings.uri} in {summary.seconds:.1f}s "
                   f"({summary.per_second:,.0f} per second)")

@@ -154,6 +154,10 @@ def table_counts(tables_dir: Path) -> tuple[dict[str, int], dict[str, int]]:
             {t: pq.ParquetFile(p).metadata.num_rows for t, p in edges.items()})
 
 
+class LoadInterrupted(RuntimeError):
+    """The server went away during a load. Committed batches stay; a rerun completes the load."""
+
+
 @dataclass(frozen=True)
 class _TableJob:
     name: str
@@ -200,6 +204,13 @@ def _write_tables(driver: neo4j.Driver, database: str, jobs: list[_TableJob], ba
                         if progress:
                             progress(job.name, done, job.rows)
                     written[job.name] = done
+                except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.SessionExpired) as error:
+                    # After the driver's own retries: the server is gone, not busy.
+                    failure.append(LoadInterrupted(
+                        f"Neo4j stopped answering while loading {job.name} ({done:,} of {job.rows:,} rows "
+                        f"committed): {error}. Every committed batch is kept; once the server is back, run the "
+                        "same `identigraph load` again: MERGE completes exactly the graph a clean load gives."))
+                    return
                 except BaseException as error:
                     failure.append(error)
                     raise

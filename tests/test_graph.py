@@ -135,6 +135,40 @@ def test_a_load_killed_half_way_and_rerun_equals_a_clean_load(graph_tables, neo4
     assert snapshot(neo4j_db, database) == clean
 
 
+def test_a_server_stopped_during_a_load_gives_one_clear_line_and_a_rerun_completes(graph_tables, tmp_path,
+                                                                                     monkeypatch):
+    from graph import local_neo4j
+
+    # A second local server of its own, to be stopped under the load.
+    monkeypatch.setenv("IDENTIGRAPH_NEO4J_DIR", str(tmp_path / "neo4j"))
+    try:
+        local_neo4j.start()
+        settings = local_neo4j.running_settings()
+        env = {**os.environ, "NEO4J_URI": settings.uri, "NEO4J_USER": settings.user,
+               "NEO4J_PASSWORD": settings.password, "NEO4J_DATABASE": settings.database}
+        process = subprocess.Popen([sys.executable, "-m", "cli.app", "load", str(graph_tables), "--batch-size", "50"],
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   cwd=Path(__file__).resolve().parents[1])
+        with settings.driver() as driver:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and sum(graph_counts(driver, settings.database)[0].values()) < 500:
+                time.sleep(0.05)
+        local_neo4j.stop()
+        output, _ = process.communicate(timeout=180)  # after the driver's own retries (30 s)
+        assert process.returncode == 1, output
+        assert "Neo4j stopped answering while loading" in output and "run the same `identigraph load` again" in output
+        assert "Traceback" not in output
+        local_neo4j.start()
+        settings = local_neo4j.running_settings()
+        result = runner.invoke(app, ["load", str(graph_tables)], env={"NEO4J_URI": settings.uri,
+                                                                       "NEO4J_PASSWORD": settings.password})
+        assert result.exit_code == 0, result.output
+        with settings.driver() as driver:
+            assert graph_counts(driver, settings.database) == table_counts(graph_tables)
+    finally:
+        local_neo4j.stop()
+
+
 @pytest.fixture(scope="module")
 def loaded(graph_tables, neo4j_db, neo4j_settings):
     wipe(neo4j_db, neo4j_settings.database)
