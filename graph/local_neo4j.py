@@ -246,8 +246,10 @@ def _launcher(classpath: str) -> list[str]:
         if result.returncode:
             shutil.rmtree(tmp, ignore_errors=True)
             return ["-cp", classpath, str(JAVA_MAIN)]  # the source launch reports the error
-        shutil.rmtree(classes, ignore_errors=True)
-        tmp.replace(classes)
+        try:
+            tmp.replace(classes)
+        except OSError:  # another start compiled the same source meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
     return ["-cp", f"{classpath}{os.pathsep}{classes}", "LocalNeo4j"]
 
 
