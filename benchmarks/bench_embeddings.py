@@ -30,10 +30,7 @@ print(json.dumps({"edges": result.report.edges, "train_s": result.report.seconds
 
 
 def main() -> None:
-    from graph.build import build_graph_tables
-    from resolution.config import load_config
-    from resolution.linker import Linker
-    from synthetic import GeneratorConfig, generate_dataset
+    from synthetic_graph import synthetic_graph_tables
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=170_000)
@@ -41,9 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        generate_dataset(GeneratorConfig(customers=args.customers, seed=5), work / "data")
-        Linker(load_config(work / "data" / "linkage.toml")).run([work / "data"], work / "resolved")
-        build_graph_tables(work / "resolved", work / "tables", work / "data")
+        synthetic_graph_tables(work, args.customers)
         process = subprocess.run([sys.executable, "-c", TRAIN, str(work / "tables"), str(work / "embeddings"),
                                   str(args.epochs)], capture_output=True, text=True, cwd=ROOT)
         if process.returncode:

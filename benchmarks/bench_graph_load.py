@@ -15,18 +15,14 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from graph import local_neo4j  # noqa: E402
-from graph.build import build_graph_tables  # noqa: E402
 from graph.bulk_import import bulk_import  # noqa: E402
 from graph.load import graph_counts, load_graph  # noqa: E402
-from resolution.config import load_config  # noqa: E402
-from resolution.linker import Linker  # noqa: E402
-from synthetic import GeneratorConfig, generate_dataset  # noqa: E402
+from synthetic_graph import synthetic_graph_tables  # noqa: E402
 
 
 def main() -> None:
@@ -39,11 +35,7 @@ def main() -> None:
     driver = settings.driver()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        generate_dataset(GeneratorConfig(customers=args.customers, seed=5), work / "data")
-        Linker(load_config(work / "data" / "linkage.toml")).run([work / "data"], work / "resolved")
-        started = time.perf_counter()
-        summary = build_graph_tables(work / "resolved", work / "tables", work / "data")
-        build_s = time.perf_counter() - started
+        summary, build_s = synthetic_graph_tables(work, args.customers)
         with driver.session(database=settings.database) as session:
             session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
         fresh = load_graph(work / "tables", driver, settings.database, workers=args.workers)

@@ -28,14 +28,11 @@ def peak_rss_mb() -> int:
 
 def main() -> None:
     from embeddings.pipeline import embed
-    from graph.build import build_graph_tables
-    from resolution.config import load_config
-    from resolution.linker import Linker
     from scoring.features import customer_frame
     from scoring.pipeline import score_customers
     from scoring.risk import RiskConfig
     from scoring.segments import segment_customers
-    from synthetic import GeneratorConfig, generate_dataset
+    from synthetic_graph import synthetic_graph_tables
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=100_000)
@@ -44,9 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        generate_dataset(GeneratorConfig(customers=args.customers, seed=5), work / "data")
-        Linker(load_config(work / "data" / "linkage.toml")).run([work / "data"], work / "resolved")
-        build_graph_tables(work / "resolved", work / "tables", work / "data")
+        synthetic_graph_tables(work, args.customers)
         embedded = embed(work / "tables", work / "tables" / "embeddings")
         vectors = work / "tables" / "embeddings" / "embeddings.parquet"
         rows = {}
