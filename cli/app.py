@@ -471,7 +471,7 @@ def embed(
             with console.status("embedding with the saved model"):
                 result = apply(tables, apply_checkpoint, out, frames=frames)
         else:
-            config = TrainingConfig(dim=dim, hidden=dim, seed=seed, **({"epochs": epochs} if epochs else {}))
+            config = TrainingConfig(dim=dim, seed=seed, **({"epochs": epochs} if epochs else {}))
             with _progress() as progress:
                 task = progress.add_task("training (link prediction)", total=config.epochs)
                 result = train_embeddings(tables, out, config, frames=frames,
@@ -604,7 +604,7 @@ def score(
             task = progress.add_task("cross-validated training", total=folds + 1)
             result = score_customers(tables, tables, _embeddings_path(tables, embeddings, no_embeddings), labels,
                                      truth, config, supervised=False if unsupervised else None,
-                                     progress=lambda done, total: progress.update(task, completed=done))
+                                     progress=lambda done, total: progress.update(task, completed=done, total=total))
     except (ValueError, FileNotFoundError) as error:
         raise fail(str(error))
     _print_risk(result)
@@ -623,7 +623,7 @@ def _print_risk(result) -> None:
     if result.comparison is not None:
         c = result.comparison
         table = Table(title=f"held-out folds (whole identity components) against the {c.against}; gradient-boosted "
-                            "trees on graph features + embeddings beside behaviour only", title_justify="left")
+                            f"trees on {' + '.join(result.feature_groups)} beside behaviour only", title_justify="left")
         for name in ("model", "ROC-AUC", "AP", "precision@1%", "ring recall@2%"):
             table.add_column(name, justify="left" if name == "model" else "right")
         rows = [("graph", c.model), ("no-graph baseline", c.baseline)] + ([("graph, GNN classifier", c.gnn)]
@@ -636,6 +636,9 @@ def _print_risk(result) -> None:
             console.print(f"held-out AP against the labels: trees {c.label_ap['trees']:.4f}, GNN {c.label_ap['gnn']:.4f}; "
                           + ("the trees score" if c.kept == "trees" else
                              "the GNN did better, but scoring with it is not built: the trees score"))
+        for group, choice in result.group_selection.items():
+            console.print(f"{group} features {'kept' if choice['kept'] else 'left out'}: cross-validated AP against "
+                          f"the labels {choice['label_ap_with']:.4f} with them, {choice['label_ap_without']:.4f} without")
         if c.baseline.average_precision > 0:
             console.print(f"average precision {c.model.average_precision / c.baseline.average_precision:.2f}x the "
                           "no-graph baseline's")

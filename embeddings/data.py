@@ -5,7 +5,8 @@ Features (each ``log1p`` where it is a count or an amount, then standardised wit
 recipe's means and standard deviations, so new data is scaled like the training data):
 - customer: recency, frequency, monetary (RFM), tenure, number of channels and the share
   of its records in each channel (channel mix), basket diversity (distinct categories over
-  distinct products), devices used;
+  distinct products), category affinity (the share of its orders in each category), devices
+  used;
 - product: category (one-hot) and price;
 - device: type (one-hot), customers and sessions.
 """
@@ -114,6 +115,15 @@ def raw_features(frames: GraphFrames, recipe: FeatureRecipe) -> dict[str, pd.Dat
     distinct_products = purchased.groupby("start")["end"].nunique()
     distinct_categories = category.groupby(purchased["start"]).nunique()
     c["basket_diversity"] = (distinct_categories / distinct_products).reindex(c.index).fillna(0).to_numpy()
+    if not recipe.vocabularies.get("category"):
+        recipe.vocabularies["category"] = sorted(products["category"].dropna().unique().tolist())
+    # Category affinity: the share of the customer's orders in each category. A SAGE layer
+    # could average it from the products bought, but given as input it is learned in far
+    # fewer full-batch epochs.
+    affinity = pd.crosstab(purchased["start"], category, values=purchased["orders"], aggfunc="sum",
+                           normalize="index") if len(purchased) else pd.DataFrame()
+    for name in recipe.vocabularies["category"]:
+        c[f"affinity_{name}"] = affinity[name].reindex(c.index).fillna(0).to_numpy() if name in affinity else 0.0
     c["devices"] = np.log1p(used.groupby("start")["end"].nunique().reindex(c.index).fillna(0).to_numpy())
     if frames.records is not None and frames.resolved_to is not None:
         source_of = frames.records.set_index("record_key")["source"]

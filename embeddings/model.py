@@ -11,9 +11,11 @@ from torch_geometric.nn import SAGEConv, to_hetero
 class SAGEEncoder(nn.Module):
     """Homogeneous template; ``to_hetero`` copies each layer per edge type."""
 
-    def __init__(self, hidden: int, out: int, layers: int = 2, dropout: float = 0.1):
+    def __init__(self, hidden: int, out: int, layers: int = 2, dropout: float = 0.0):
         super().__init__()
         self.convs = nn.ModuleList([SAGEConv((-1, -1), hidden) for _ in range(layers - 1)] + [SAGEConv((-1, -1), out)])
+        # Off by default: on 50k customers 0.1 cost 0.01 of held-out purchase AUC (0.834 vs
+        # 0.844); 100 full-batch steps underfit rather than overfit.
         self.dropout = nn.Dropout(dropout)  # a module: to_hetero's tracing keeps its train/eval switch
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:

@@ -16,11 +16,12 @@ held-out row's features.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.decomposition import PCA
 
 from scoring.identity_graph import (
     IdentityGraph, build_identity_graph, communities, distinct_values_per_identifier, group_sizes, most_shared,
@@ -28,6 +29,7 @@ from scoring.identity_graph import (
 )
 
 # Categories card-not-present fraud concentrates on (resold easily); a risk team's list.
+EMBEDDING_COMPONENTS = 8
 RISKY_CATEGORIES = ("electronics", "phones", "gift cards", "jewellery")
 
 BEHAVIOUR = ["orders", "log_spend", "avg_order_value", "orders_per_active_day", "account_age_days",
@@ -51,6 +53,21 @@ class CustomerFrame:
     known_fraud: np.ndarray  # 1 where a record of the customer is labelled fraud
     known_legit: np.ndarray
     embedding: pd.DataFrame | None = None  # emb_0… columns, one row per customer
+    _embedding_components: pd.DataFrame | None = field(default=None, repr=False)
+
+    def embedding_components(self) -> pd.DataFrame:
+        """The embedding's top principal components, the risk model's ``embedding`` group.
+        Trees given all 64 columns beside a few dozen confirmed frauds split on noise: on the
+        tests' 2,000 customers (40 fraudsters) the raw vectors took the model's AP from above
+        1.3x the no-graph baseline's to 1.2x. PCA is label-free, so fitting it on every
+        customer leaks nothing across folds."""
+        if self._embedding_components is None:
+            vectors = self.embedding.to_numpy()
+            count = min(EMBEDDING_COMPONENTS, *vectors.shape)
+            reduced = PCA(n_components=count, random_state=0).fit_transform(vectors)
+            self._embedding_components = pd.DataFrame(reduced, index=self.embedding.index,
+                                                      columns=[f"emb_pc{i}" for i in range(count)])
+        return self._embedding_components
 
 
 def _read(tables_dir: Path, kind: str, name: str) -> pd.DataFrame:
@@ -191,7 +208,7 @@ def feature_matrix(frame: CustomerFrame, known: np.ndarray, groups: tuple[str, .
         elif group == "embedding":
             if frame.embedding is None:
                 raise ValueError("embedding features asked for, but no embeddings were read")
-            parts.append(frame.embedding)
+            parts.append(frame.embedding_components())
         else:
             parts.append(frame.base[FEATURE_GROUPS[group]])
     return pd.concat(parts, axis=1)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ import pandas as pd
 from scoring.features import CustomerFrame, customer_frame
 from scoring.reasons import LOG_ODDS_CONTRIBUTION, MIN_CONTRIBUTION, contributions, log_odds, top_reasons
 from scoring.risk import (
-    Comparison, RiskConfig, anomaly_rank, bands, compare_with_baseline, fit_anomaly_model, fit_risk_model,
+    Comparison, RiskConfig, anomaly_groups, anomaly_rank, bands, compare_with_baseline, fit_anomaly_model, fit_risk_model,
 )
 
 
@@ -37,6 +37,8 @@ class ScoreResult:
     band_counts: dict[str, int]
     comparison: Comparison | None
     seconds: float
+    feature_groups: tuple[str, ...] = ()  # the groups the scoring model uses
+    group_selection: dict = field(default_factory=dict)  # RiskModel.group_selection
 
 
 def truth_for_customers(tables_dir: Path, customers: np.ndarray, truth_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -74,10 +76,12 @@ def score_customers(tables_dir: Path, out_dir: Path | None = None, embeddings_pa
     if supervised is None:
         supervised = frame.known_fraud.sum() >= config.folds
     comparison = None
+    groups, selection = tuple(config.groups), {}
     report: dict = {"customers": frame.graph.size, "confirmed_fraud": int(frame.known_fraud.sum()),
                     "confirmed_legit": int(frame.known_legit.sum()), "feature_groups": list(config.groups)}
     if supervised:
         model = fit_risk_model(frame, config, progress)
+        groups, selection = model.groups, model.group_selection
         features = model.features
         score = model.predict(features)
         order_by = model.predict_raw(features)
@@ -93,15 +97,17 @@ def score_customers(tables_dir: Path, out_dir: Path | None = None, embeddings_pa
         comparison, baseline_oof = compare_with_baseline(frame, model, truth, ring)
         held_out = {"oof_score": np.round(model.oof_raw, 6), "baseline_oof_score": np.round(baseline_oof, 6)}
         report.update(score_kind="supervised", model="HistGradientBoostingClassifier", folds=config.folds,
+                      feature_groups=list(model.groups), group_selection=model.group_selection,
                       calibration=model.calibration, evaluation=comparison.to_json())
     else:
         held_out = {}
         features, forest = fit_anomaly_model(frame, config.seed)
+        groups = anomaly_groups(frame)
         score = anomaly_rank(forest, features)
         order_by = score
         drops = contributions(features, lambda x: -forest.score_samples(x), features.median())
         threshold = MIN_CONTRIBUTION
-        report.update(score_kind="anomaly", model="IsolationForest (unsupervised; a rank, not a probability)")
+        report.update(feature_groups=list(groups), score_kind="anomaly", model="IsolationForest (unsupervised; a rank, not a probability)")
     codes, texts = top_reasons(drops, features, min_contribution=threshold)
     band = bands(score, supervised)
     label = np.where(frame.known_fraud == 1, "fraud", np.where(frame.known_legit == 1, "legit", None))
@@ -116,4 +122,5 @@ def score_customers(tables_dir: Path, out_dir: Path | None = None, embeddings_pa
     seconds = round(time.perf_counter() - started, 2)
     report.update(bands=counts, seconds=seconds)
     (out_dir / "risk.json").write_text(json.dumps(report, indent=2))
-    return ScoreResult(out_dir / "risk.parquet", supervised, frame.graph.size, counts, comparison, seconds)
+    return ScoreResult(out_dir / "risk.parquet", supervised, frame.graph.size, counts, comparison, seconds,
+                       groups, selection)
