@@ -64,6 +64,10 @@ def resolve(
     out: Annotated[Path, typer.Option(help="Folder for entities, pairs, golden records, model, profile.")],
     config: Annotated[Path | None, typer.Option(help="linkage.toml; inferred from the inputs when left out.")] = None,
     model: Annotated[Path | None, typer.Option(help="model.json of an earlier run: score with it, no training.")] = None,
+    pseudonymize: Annotated[bool, typer.Option(
+        "--pseudonymize", help="Write keyed hashes (HMAC, key from $IDENTIGRAPH_PSEUDONYM_KEY) instead of names, "
+                               "e-mails, phones, dates of birth, addresses and national ids; linkage runs on the "
+                               "clear values in memory.")] = False,
 ) -> None:
     """Link records across channels into customers (docs/cli.md)."""
     import json
@@ -74,6 +78,7 @@ def resolve(
     from resolution.io import InputFileError
     from resolution.linker import Linker
     from resolution.model import FellegiSunterModel
+    from resolution.privacy import pseudonym_key_from_env
 
     try:
         if config is not None:
@@ -85,9 +90,11 @@ def resolve(
                 linkage, header=f"Inferred by identigraph resolve from {', '.join(map(str, inputs))}.\n"
                                 "Check the types, edit, and rerun with --config."))
             console.print(f"No --config: inferred one and wrote it to {out / 'linkage.toml'}")
+        key = pseudonym_key_from_env() if pseudonymize else None
         saved = FellegiSunterModel.from_json(json.loads(model.read_text())) if model else None
         with console.status("resolving") as status:
-            result = Linker(linkage, progress=lambda step: status.update(step)).run(inputs, out, model=saved)
+            result = Linker(linkage, progress=lambda step: status.update(step)).run(inputs, out, model=saved,
+                                                                                    pseudonym_key=key)
     except (ConfigError, InputFileError, FileNotFoundError, ValueError) as error:
         raise fail(str(error))
     _print_resolution(result)
@@ -793,6 +800,9 @@ def _print_resolution(result) -> None:
     console.print(f"time: {timing}")
     console.print(f"wrote {result.out_dir}: entities.parquet, pairs.parquet, golden.parquet, model.json, "
                   "profile.json, quarantine.parquet, records.parquet, run.json")
+    if result.pseudonymized:
+        console.print("PII pseudonymized: names, dates of birth, e-mails, phones, addresses and national ids are "
+                      "keyed hashes in every artifact; quarantined rows keep file, line and reason, not their text")
 
 
 def _progress() -> Progress:

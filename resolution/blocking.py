@@ -201,6 +201,8 @@ def random_pairs(encoded: EncodedRecords, count: int, link_type: str, seed: int)
     """Uniform random record pairs respecting the link type (for estimating u)."""
     rng = np.random.default_rng(seed)
     n = encoded.n
+    if n < 2:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     left = rng.integers(0, n, size=int(count * 1.3) + 10)
     right = rng.integers(0, n, size=len(left))
     keep = left != right

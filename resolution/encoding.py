@@ -59,4 +59,5 @@ class EncodedRecords:
         """The column exists (standardised or derived) and more than ``min_share`` has values."""
         if column not in self.records.columns and column not in self._columns:
             return False
-        return bool((self[column].codes >= 0).mean() > min_share)
+        codes = self[column].codes
+        return len(codes) > 0 and bool((codes >= 0).mean() > min_share)

@@ -2,6 +2,9 @@
 
 Reads the artifacts of a resolve run (``records.parquet``, ``model.json``) and recomputes
 the pair with the same comparisons and weights the run used, term frequencies included.
+A pseudonymized run's records hold keyed hashes, on which similarity means nothing: there
+the levels and weights are the ones the run wrote to ``pairs.parquet``, and the values shown
+are the pseudonyms.
 """
 from __future__ import annotations
 
@@ -75,10 +78,17 @@ def explain_pair(run_dir: Path, record_a: str, record_b: str) -> Explanation:
     comparisons = {c.name: c for c in default_comparisons(encoded)}
     used = [comparisons[name] for name in model.comparisons]
     left, right = np.array([min(a, b)]), np.array([max(a, b)])
-    gamma = comparison_matrix(used, encoded, left, right, model.shared_value_limit)
-    scores = score(model, gamma, encoded, used, left, right)
+    run = run_dir / "run.json"
+    if run.exists() and json.loads(run.read_text()).get("pseudonymized"):
+        levels, weights, match_weight, probability = _written_pair(run_dir, records, int(left[0]), int(right[0]),
+                                                                   model.comparisons)
+    else:
+        gamma = comparison_matrix(used, encoded, left, right, model.shared_value_limit)
+        scores = score(model, gamma, encoded, used, left, right)
+        levels, weights = gamma[0], scores.field_weights[0]
+        match_weight, probability = scores.match_weight[0], scores.match_probability[0]
     rows = [EvidenceRow(c.name, _shown(records, int(left[0]), c), _shown(records, int(right[0]), c),
-                        c.describe(int(gamma[0, j])), float(scores.field_weights[0, j]))
+                        c.describe(int(levels[j])), float(weights[j]))
             for j, c in enumerate(used)]
     same = None
     entities_path = run_dir / "entities.parquet"
@@ -87,4 +97,21 @@ def explain_pair(run_dir: Path, record_a: str, record_b: str) -> Explanation:
         same = bool(entity[a] == entity[b])
     keys = (records["source"] + ":" + records["record_id"]).to_numpy()
     return Explanation(keys[left[0]], keys[right[0]], model.prior_weight(), rows,
-                       float(scores.match_weight[0]), float(scores.match_probability[0]), same)
+                       float(match_weight), float(probability), same)
+
+
+def _written_pair(run_dir: Path, records: pd.DataFrame, left: int, right: int, comparisons: list[str]):
+    """Levels, field weights, match weight and probability of the pair as pairs.parquet has them."""
+    pairs = pd.read_parquet(run_dir / "pairs.parquet")
+    l_source, l_id, r_source, r_id = (records["source"].iloc[left], records["record_id"].iloc[left],
+                                      records["source"].iloc[right], records["record_id"].iloc[right])
+    hit = pairs[((pairs["source_l"] == l_source) & (pairs["record_id_l"] == l_id)
+                 & (pairs["source_r"] == r_source) & (pairs["record_id_r"] == r_id))
+                | ((pairs["source_l"] == r_source) & (pairs["record_id_l"] == r_id)
+                   & (pairs["source_r"] == l_source) & (pairs["record_id_r"] == l_id))]
+    if hit.empty:
+        raise KeyError(f"this run is pseudonymized, so only the pairs in {run_dir / 'pairs.parquet'} (blocked "
+                       "together and above the pairs floor) can be explained, and this pair is not among them")
+    row = hit.iloc[0]
+    return ([int(row[f"level_{name}"]) for name in comparisons], [float(row[f"weight_{name}"]) for name in comparisons],
+            float(row["match_weight"]), float(row["match_probability"]))

@@ -137,6 +137,10 @@ def ingest(files: list[Path], config: LinkageConfig) -> IngestResult:
         table = result.table
         stat = SourceStats(file=path.name, read=table.num_rows + len(result.bad_rows))
         missing = [c for c in [source.id_column, *source.fields] if c not in table.column_names]
+        if missing and table.num_columns == 0:
+            # Nothing readable (e.g. every JSONL line broken): no columns to map, every row quarantined.
+            table = pa.table({c: pa.nulls(0, pa.string()) for c in missing})
+            missing = []
         if missing:
             raise ConfigError(f"{path}: column(s) {missing} named in the config are not in the file; "
                               f"its columns are {table.column_names}")
@@ -157,7 +161,7 @@ def ingest(files: list[Path], config: LinkageConfig) -> IngestResult:
             reasons = [f"missing id in column {source.id_column!r}" if no_id.iloc[i] else
                        f"duplicate id {ids_pd.iloc[i]!r} in {source_name} (first at row {first_seen[ids_pd.iloc[i]] + 1})"
                        for i in positions]
-            raws = table.take(pa.array(positions)).to_pandas().to_json(orient="records", lines=True, force_ascii=False).splitlines()
+            raws = [json.dumps(row, ensure_ascii=False) for row in table.take(pa.array(positions)).to_pylist()]
             quarantined.append(_quarantine_rows(source_name, path.name, [None] * len(positions),
                                                 [ids_pd.iloc[i] if not no_id.iloc[i] else None for i in positions],
                                                 reasons, raws))

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -49,12 +50,22 @@ def _all_strings(table: pa.Table) -> pa.Table:
     return pa.table(columns, names=table.column_names)
 
 
+# Arrow's CSV block: a value longer than this is an error ("straddles two block boundaries")
+# unless the block is widened, which the reader does on a retry.
+CSV_BLOCK_BYTES = 1 << 20
+
+
 def _read_csv(path: Path | io.BytesIO) -> ReadResult:
     if isinstance(path, io.BytesIO):
         header_line = path.getvalue().split(b"\n", 1)[0].decode("utf-8")
+        size = len(path.getvalue())
     else:
-        with open(path, encoding="utf-8") as handle:
-            header_line = handle.readline()
+        with open(path, "rb") as handle:  # a text reader would decode a whole buffer, not just the header
+            header_line = handle.readline().decode("utf-8")
+        size = Path(path).stat().st_size
+    if not header_line.strip():
+        raise InputFileError(f"{path}: no header line (the file is empty or starts with a blank line); "
+                             "a CSV extract needs its column names on the first line")
     names = list(pd.read_csv(io.StringIO(header_line), dtype=str, nrows=0).columns) if header_line.strip() else []
     bad: list[BadRow] = []
 
@@ -62,19 +73,70 @@ def _read_csv(path: Path | io.BytesIO) -> ReadResult:
         bad.append(BadRow(row.number, row.text, f"expected {row.expected_columns} columns, found {row.actual_columns}"))
         return "skip"
 
-    table = pacsv.read_csv(
-        path,
-        parse_options=pacsv.ParseOptions(invalid_row_handler=keep_bad, newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in names},
-                                             strings_can_be_null=True, null_values=[""]),
-    )
+    def read(column_type: pa.DataType, block_size: int) -> pa.Table:
+        bad.clear()
+        if isinstance(path, io.BytesIO):
+            path.seek(0)
+        return pacsv.read_csv(
+            path, read_options=pacsv.ReadOptions(block_size=block_size),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=keep_bad, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(column_types={name: column_type for name in names},
+                                                 strings_can_be_null=True, null_values=[""]),
+        )
+
+    column_type, block_size = pa.string(), CSV_BLOCK_BYTES
+    while True:
+        try:
+            table = read(column_type, block_size)
+            break
+        except pa.ArrowInvalid as error:
+            message = str(error).lower()
+            if "straddl" in message and block_size <= size:
+                block_size = size + 1  # one block holds the whole file, so no value can straddle
+            elif "utf8" in message and column_type == pa.string():
+                column_type = pa.binary()  # read the bytes, then quarantine the rows that are not UTF-8
+            else:
+                raise
+    if column_type == pa.binary():
+        table = _quarantine_invalid_utf8(table, bad)
     return ReadResult(table, bad)
 
 
+def _quarantine_invalid_utf8(table: pa.Table, bad: list[BadRow]) -> pa.Table:
+    """Rows with a value that is not UTF-8 become bad rows naming the row and column; the
+    rest of the binary table is cast to text."""
+    problems: dict[int, str] = {}
+    for name in table.column_names:
+        try:
+            table[name].cast(pa.string())
+            continue
+        except pa.ArrowInvalid:
+            pass
+        for row, value in enumerate(table[name].to_pylist()):
+            if value is None or row in problems:
+                continue
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError as error:
+                problems[row] = (f"data row {row + 1}, column {name!r}: not UTF-8 text (byte 0x{value[error.start]:02x} "
+                                 f"at position {error.start}); re-save the file as UTF-8")
+    for row, message in sorted(problems.items()):
+        values = table.slice(row, 1).to_pylist()[0].values()
+        text = ",".join("" if v is None else v.decode("utf-8", errors="replace") for v in values)
+        bad.append(BadRow(None, text, message))
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[list(problems)] = False
+    table = table.filter(pa.array(keep))
+    return pa.table([column.cast(pa.string()) for column in table.columns], names=table.column_names)
+
+
 def _read_jsonl(path: Path | io.BytesIO) -> ReadResult:
-    """Arrow's JSON reader when every line parses; line by line, keeping bad lines, when not."""
+    """Arrow's JSON reader when every line parses as UTF-8 JSON; line by line, keeping bad
+    lines, when not."""
     try:
-        return ReadResult(_all_strings(pajson.read_json(path)))
+        table = pajson.read_json(path)
+        table.validate(full=True)  # Arrow's JSON reader does not check UTF-8 by itself
+        return ReadResult(_all_strings(table))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         if isinstance(path, io.BytesIO):
             path.seek(0)  # Arrow's reader consumed it
@@ -83,9 +145,15 @@ def _read_jsonl(path: Path | io.BytesIO) -> ReadResult:
 
 def _read_jsonl_keeping_bad_lines(path: Path | io.BytesIO) -> ReadResult:
     rows, bad = [], []
-    opened = io.TextIOWrapper(path, encoding="utf-8") if isinstance(path, io.BytesIO) else open(path, encoding="utf-8")
+    opened = path if isinstance(path, io.BytesIO) else open(path, "rb")
     with opened as handle:
-        for number, line in enumerate(handle, start=1):
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                bad.append(BadRow(number, raw.decode("utf-8", errors="replace").rstrip("\n"),
+                                  _not_utf8_in_json(raw, error)))
+                continue
             if not line.strip():
                 continue
             try:
@@ -101,6 +169,18 @@ def _read_jsonl_keeping_bad_lines(path: Path | io.BytesIO) -> ReadResult:
     return ReadResult(_all_strings(pa.Table.from_pandas(frame.astype("string"), preserve_index=False)), bad)
 
 
+def _not_utf8_in_json(raw: bytes, error: UnicodeDecodeError) -> str:
+    """Names the key whose value is not UTF-8 where the line is JSON apart from that."""
+    where = f"byte 0x{raw[error.start]:02x} at position {error.start}"
+    try:
+        value = json.loads(raw.decode("utf-8", errors="surrogateescape"))
+        keys = [k for k, v in value.items() if isinstance(v, str) and any("\udc80" <= ch <= "\udcff" for ch in v)]
+    except (json.JSONDecodeError, AttributeError):
+        keys = []
+    column = f", key {keys[0]!r}" if keys else ""
+    return f"not UTF-8 text{column} ({where}); re-save the file as UTF-8"
+
+
 def read_table_checked(path: Path) -> ReadResult:
     """Every column as string; rows that cannot be parsed are returned, not raised."""
     path = Path(path)
@@ -112,6 +192,8 @@ def read_table_checked(path: Path) -> ReadResult:
             return _read_jsonl(path)
         if suffix == ".parquet":
             return ReadResult(_all_strings(pq.read_table(path)))
+    except InputFileError:
+        raise
     except UnicodeDecodeError as error:
         raise InputFileError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); "
                              "re-save the file as UTF-8") from error

@@ -22,10 +22,12 @@ from resolution.clustering import cluster
 from resolution.comparisons import Comparison, default_comparisons
 from resolution.config import LinkageConfig
 from resolution.encoding import EncodedRecords
-from resolution.golden import golden_records
+from resolution.golden import ATTRIBUTES as GOLDEN_ATTRIBUTES, golden_records
 from resolution.ingest import SourceStats, ingest, input_files, write_profile
 from resolution.model import (FellegiSunterModel, comparison_matrix, estimate_u, initial_m as _initial_m_shape,
                               score, train_em, train_lambda)
+from resolution.privacy import (PII_RECORD_COLUMNS, WITHHELD_RAW, pseudonymize_frame,
+                                pseudonymize_records)
 
 
 @dataclass
@@ -42,6 +44,7 @@ class ResolutionResult:
     clustering: dict
     em: dict
     seconds: dict[str, float] = field(default_factory=dict)
+    pseudonymized: bool = False  # PII in the artifacts replaced by keyed pseudonyms (resolution.privacy)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -49,9 +52,16 @@ class ResolutionResult:
         return data
 
 
+# Golden attribute -> the record column its value is taken from, for those that are PII.
+GOLDEN_PII_DOMAINS = {attribute: shown for attribute, (shown, _) in GOLDEN_ATTRIBUTES.items()
+                      if shown in PII_RECORD_COLUMNS}
+
+
 def entity_ids(records: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
     """Stable ids: a hash of the cluster's smallest ``source:record_id``, so the same
     cluster gets the same id whatever else is in the run."""
+    if len(labels) == 0:
+        return np.empty(0, dtype=object)
     keys = (records["source"].astype(str) + ":" + records["record_id"].astype(str)).to_numpy(object)
     rank, sorted_keys = pd.factorize(keys, sort=True)  # rank order = string order
     smallest = np.full(int(labels.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
@@ -131,7 +141,10 @@ class Linker:
             iterations=iterations, converged=converged)
 
     # The whole run ------------------------------------------------------------------
-    def run(self, inputs: list[Path], out_dir: Path, model: FellegiSunterModel | None = None) -> ResolutionResult:
+    def run(self, inputs: list[Path], out_dir: Path, model: FellegiSunterModel | None = None,
+            pseudonym_key: bytes | None = None) -> ResolutionResult:
+        """``pseudonym_key``: link on the clear values, write keyed pseudonyms of the PII
+        (``resolution.privacy``)."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         settings = self.settings
@@ -169,9 +182,15 @@ class Linker:
         entities.to_parquet(out_dir / "entities.parquet", index=False)
         self._write_pairs(out_dir / "pairs.parquet", records, comparisons, left, right, gamma, scores)
         source_priority = list(self.config.sources) or sorted(records["source"].unique())
-        golden_records(records, ids, source_priority, encoded.codes_so_far()).to_parquet(out_dir / "golden.parquet", index=False)
-        pq.write_table(ingested.records_table, out_dir / "records.parquet")
-        ingested.quarantine.to_parquet(out_dir / "quarantine.parquet", index=False)
+        golden = golden_records(records, ids, source_priority, encoded.codes_so_far())
+        records_table, quarantine = ingested.records_table, ingested.quarantine
+        if pseudonym_key is not None:
+            records_table = pseudonymize_records(records_table, pseudonym_key)
+            golden = pseudonymize_frame(golden, pseudonym_key, GOLDEN_PII_DOMAINS)
+            quarantine = quarantine.assign(raw=WITHHELD_RAW)
+        golden.to_parquet(out_dir / "golden.parquet", index=False)
+        pq.write_table(records_table, out_dir / "records.parquet")
+        quarantine.to_parquet(out_dir / "quarantine.parquet", index=False)
         model.save(out_dir / "model.json")
         write_profile(ingested.profile, out_dir / "profile.json")
         self._step("")
@@ -181,7 +200,7 @@ class Linker:
             candidate_pairs=len(left), reduction_ratio=blocked.reduction_ratio, stats=ingested.stats,
             blocking=[asdict(r) for r in blocked.reports], clustering=cluster_report,
             em={"iterations": model.iterations, "converged": model.converged, "lambda": model.lambda_},
-            seconds=dict(self.seconds))
+            seconds=dict(self.seconds), pseudonymized=pseudonym_key is not None)
         (out_dir / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
         return result
 

@@ -214,7 +214,9 @@ def _level_shares(patterns: np.ndarray, weight: np.ndarray, j: int, k: int, floo
 
 def train_lambda(gamma: np.ndarray, m: list[list[float]], u: list[list[float]], max_iterations: int = 100,
                  tolerance: float = 1e-7) -> float:
-    """EM for the match share alone, m and u fixed."""
+    """EM for the match share alone, m and u fixed; 0.5 (no evidence) without candidates."""
+    if len(gamma) == 0:
+        return 0.5
     patterns, counts = distinct_patterns(gamma)
     log_ratio = (_pattern_log_likelihood(patterns, [np.asarray(x) for x in m])
                  - _pattern_log_likelihood(patterns, [np.asarray(x) for x in u]))
