@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.audit import record_run
+
 app = typer.Typer(
     name="identigraph",
     help="Customer identity resolution, knowledge graph, embeddings and risk scoring.",
@@ -68,6 +70,9 @@ def resolve(
         "--pseudonymize", help="Write keyed hashes (HMAC, key from $IDENTIGRAPH_PSEUDONYM_KEY) instead of names, "
                                "e-mails, phones, dates of birth, addresses and national ids; linkage runs on the "
                                "clear values in memory.")] = False,
+    forgotten: Annotated[Path | None, typer.Option(help="forgotten.jsonl written by `identigraph forget`: those "
+                                                        "records are quarantined, not linked (default: "
+                                                        "OUT/forgotten.jsonl when there is one).")] = None,
 ) -> None:
     """Link records across channels into customers (docs/cli.md)."""
     import json
@@ -78,6 +83,7 @@ def resolve(
     from resolution.io import InputFileError
     from resolution.linker import Linker
     from resolution.model import FellegiSunterModel
+    from resolution.erasure import read_forgotten
     from resolution.privacy import pseudonym_key_from_env
 
     try:
@@ -91,13 +97,16 @@ def resolve(
                                 "Check the types, edit, and rerun with --config."))
             console.print(f"No --config: inferred one and wrote it to {out / 'linkage.toml'}")
         key = pseudonym_key_from_env() if pseudonymize else None
+        erased = read_forgotten(forgotten) if forgotten else None
         saved = FellegiSunterModel.from_json(json.loads(model.read_text())) if model else None
         with console.status("resolving") as status:
             result = Linker(linkage, progress=lambda step: status.update(step)).run(inputs, out, model=saved,
-                                                                                    pseudonym_key=key)
+                                                                                    pseudonym_key=key, forgotten=erased)
     except (ConfigError, InputFileError, FileNotFoundError, ValueError) as error:
         raise fail(str(error))
     _print_resolution(result)
+    record_run(out, "resolve", {"config": config, "model": model, "pseudonymize": pseudonymize,
+                                "forgotten": forgotten}, [*inputs, *([config] if config else [])], [out])
 
 
 @app.command()
@@ -340,6 +349,8 @@ def graph_build(
     except GraphInputError as error:
         raise fail(str(error))
     _print_graph_summary(summary)
+    record_run(out, "graph build", {"events": events}, [resolved, *([events] if events else [])],
+               [out, out / "nodes", out / "edges"])
 
 
 @graph_app.command("init")
@@ -386,6 +397,8 @@ def load(
         console.print(f"imported {sum(summary.nodes.values()):,} nodes and {sum(summary.relationships.values()):,} "
                       f"relationships in {summary.seconds:.1f}s ({summary.per_second:,.0f} per second; CSV files "
                       f"{summary.files_seconds:.1f}s before that) into {local_neo4j.running_settings().uri}")
+        record_run(tables, "load --bulk", {"uri": local_neo4j.running_settings().uri},
+                   [tables / "nodes", tables / "edges"], [])
         return
     driver, settings = _neo4j_driver(uri, user, password, database)
     with driver, _progress() as progress:
@@ -399,6 +412,8 @@ def load(
     console.print(f"loaded {sum(summary.nodes.values()):,} nodes and {sum(summary.relationships.values()):,} "
                   f"relationships into {settings.uri} in {summary.seconds:.1f}s "
                   f"({summary.per_second:,.0f} per second)")
+    record_run(tables, "load", {"uri": settings.uri, "database": settings.database, "replace": replace},
+               [tables / "nodes", tables / "edges"], [])
 
 
 @app.command()
@@ -487,6 +502,8 @@ def embed(
             _print_link_report(result.report)
         console.print(f"embedded {', '.join(f'{n:,} {t}s' for t, n in result.nodes.items())} in {result.seconds:.1f}s; "
                       f"wrote {out}/embeddings.parquet" + ("" if apply_checkpoint else ", model.pt, metrics.json"))
+        record_run(out, "embed", {"dim": dim, "epochs": epochs, "seed": seed, "apply": apply_checkpoint,
+                                  "from_neo4j": from_neo4j}, [tables] if tables else [], [out])
         if to_neo4j:
             from embeddings.neo4j_io import write_customer_embeddings
 
@@ -539,6 +556,9 @@ def segment(
     except (ValueError, FileNotFoundError) as error:
         raise fail(str(error))
     _print_segments(result)
+    record_run(tables, "segment", {"k": k, "k_min": k_min, "k_max": k_max, "seed": seed,
+                                   "embeddings": not no_embeddings}, [tables / "nodes", tables / "edges"],
+               [result.path])
     if to_neo4j:
         from scoring.neo4j_io import write_segments
 
@@ -615,6 +635,9 @@ def score(
     except (ValueError, FileNotFoundError) as error:
         raise fail(str(error))
     _print_risk(result)
+    record_run(tables, "score", {"folds": folds, "seed": seed, "labels": labels, "unsupervised": unsupervised,
+                                 "embeddings": not no_embeddings}, [tables / "nodes", tables / "edges"],
+               [result.path, tables / "risk.json"])
     if to_neo4j:
         from scoring.neo4j_io import write_risk
 
@@ -651,6 +674,42 @@ def _print_risk(result) -> None:
                           "no-graph baseline's")
     console.print(f"wrote {result.path} and risk.json in {result.seconds:.1f}s; "
                   "one customer: identigraph score TABLES --customer ID")
+
+
+@app.command()
+def forget(
+    resolved: Annotated[Path, typer.Argument(help="The --out folder of `identigraph resolve`.")],
+    customer: Annotated[str | None, typer.Option(help="Customer id: erase every record of this customer.")] = None,
+    record: Annotated[str | None, typer.Option(help="SOURCE:RECORD_ID: erase this one record.")] = None,
+    tables: Annotated[Path | None, typer.Option(help="Graph tables (`identigraph graph build --out`) to erase "
+                                                     "from as well.")] = None,
+    to_neo4j: Annotated[bool, typer.Option("--neo4j", help="Erase from the Neo4j graph as well.")] = False,
+    uri: NeoUri = None, user: NeoUser = "neo4j", password: NeoPassword = None, database: NeoDatabase = "neo4j",
+) -> None:
+    """Erase a person's PII from the artifacts, the graph tables and Neo4j; later runs into the
+    same folder (or with --forgotten) quarantine their records instead of linking them."""
+    from graph.erasure import erase_from_graph_tables, erase_from_neo4j
+    from resolution.erasure import ErasureError, erase_from_resolution
+
+    try:
+        erasure = erase_from_resolution(resolved, customer, record)
+        written = list(erasure.artifacts)
+        if tables is not None:
+            written += erase_from_graph_tables(tables, resolved, erasure)
+        deleted = None
+        if to_neo4j:
+            driver, settings = _neo4j_driver(uri, user, password, database)
+            with driver:
+                deleted = erase_from_neo4j(driver, resolved, erasure, settings.database)
+    except (ErasureError, LookupError, FileNotFoundError) as error:
+        raise fail(str(error))
+    console.print(f"forget request {erasure.request_id}: customer {erasure.customer_id}, "
+                  f"{len(erasure.record_keys)} record(s) erased from {len(written)} file(s)"
+                  + ("" if deleted is None else f" and from Neo4j ({deleted} identifier node(s) deleted)")
+                  + f"; later runs into {resolved} quarantine these records (forgotten.jsonl)")
+    record_run(resolved, "forget", {"request_id": erasure.request_id, "customer_id": erasure.customer_id,
+                                    "record_keys": erasure.record_keys, "scope": erasure.scope,
+                                    "tables": tables, "neo4j": to_neo4j}, [], [Path(p) for p in written])
 
 
 @app.command()
@@ -840,7 +899,9 @@ def _mask(column: str, value: str | None) -> str:
     if value is None:
         return ""
     if any(hint in column.lower() for hint in PII_HINTS):
-        return value[:1] + "*" * max(0, min(len(value) - 1, 8))
+        from resolution.privacy import mask
+
+        return mask(value)
     return value
 
 

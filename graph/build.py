@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from graph.model import EDGES, NODES
+from resolution.ingest import record_keys
+from resolution.privacy import mask
 
 QUARANTINE_COLUMNS = ["table", "row", "reason"]
 
@@ -72,10 +74,6 @@ def _read_events(path: Path | None, required: list[str]) -> pd.DataFrame | None:
     return frame
 
 
-def record_keys(source: pd.Series, record_id: pd.Series) -> pd.Series:
-    return source.astype(str) + ":" + record_id.astype(str)
-
-
 def _quarantine(table: str, rows: np.ndarray, reason: np.ndarray | str) -> pd.DataFrame:
     return pd.DataFrame({"table": table, "row": rows.astype(np.int64), "reason": reason})
 
@@ -104,6 +102,18 @@ def _identifier_edges(records: pd.DataFrame, key: pd.Series) -> pd.DataFrame:
     """Customer -> identifier edges with the number of the customer's records holding it."""
     frame = pd.DataFrame({"start": records["customer_id"], "end": key}).dropna()
     return frame.groupby(["start", "end"], sort=True).size().rename("records").reset_index()
+
+
+def address_keys(records: pd.DataFrame) -> pd.Series:
+    """``street|postcode`` of each record with both."""
+    return (records["street"] + "|" + records["postcode"]).where(records["street"].notna() & records["postcode"].notna())
+
+
+def identifier_edges(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """HAS_EMAIL, HAS_PHONE, HAS_ADDRESS of standardised records that carry ``customer_id``."""
+    return {"HAS_EMAIL": _identifier_edges(records, records["email"]),
+            "HAS_PHONE": _identifier_edges(records, records["phone"]),
+            "HAS_ADDRESS": _identifier_edges(records, address_keys(records))}
 
 
 def most_frequent(keys: pd.Series, values: pd.Series) -> pd.Series:
@@ -216,7 +226,7 @@ def build_graph_tables(resolved_dir: Path, out_dir: Path, events_dir: Path | Non
     # Identifiers as nodes: shared ones become visible as structure.
     email = records["email"]
     phone = records["phone"]
-    address = (records["street"] + "|" + records["postcode"]).where(records["street"].notna() & records["postcode"].notna())
+    address = address_keys(records)
     nodes["Email"] = pd.DataFrame({"address": np.sort(email.dropna().unique())})
     phone_nodes = pd.DataFrame({"number": phone, "e164": records.get("phone_e164")}).dropna(subset=["number"])
     nodes["Phone"] = phone_nodes.sort_values(["number", "e164"]).drop_duplicates("number").reset_index(drop=True)
@@ -227,9 +237,7 @@ def build_graph_tables(resolved_dir: Path, out_dir: Path, events_dir: Path | Non
     city = most_frequent(address, records["city"])
     address_nodes["city"] = address_nodes["address_key"].map(city)
     nodes["Address"] = address_nodes
-    edges["HAS_EMAIL"] = _identifier_edges(records, email)
-    edges["HAS_PHONE"] = _identifier_edges(records, phone)
-    edges["HAS_ADDRESS"] = _identifier_edges(records, address)
+    edges.update(identifier_edges(records))
 
     # Products, categories, purchases, devices ----------------------------------------------
     if products is not None:
@@ -278,7 +286,7 @@ def build_graph_tables(resolved_dir: Path, out_dir: Path, events_dir: Path | Non
         frame = frame[[key, *(c for c in frame.columns if c != key)]]
         if frame[key].duplicated().any():
             raise GraphInputError(f"{label}: key {key} is not unique in the inputs "
-                                  f"(e.g. {frame.loc[frame[key].duplicated(), key].iloc[0]!r})")
+                                  f"(e.g. {mask(frame.loc[frame[key].duplicated(), key].iloc[0])}, masked)")
         frame.reset_index(drop=True).to_parquet(out_dir / "nodes" / f"{label}.parquet", index=False)
     for edge_type, frame in edges.items():
         assert edge_type in EDGES, edge_type

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import neo4j
 
+from resolution.privacy import mask
+
 COOKBOOK_DIR = Path(__file__).resolve().parents[1] / "cypher"
 NOT_QUERIES = {"schema"}
 PARAM_LINE = re.compile(r"^//\s*param:\s*(?P<name>\w+)\s+(?P<type>string|int|float|bool)"
@@ -39,7 +41,8 @@ class Parameter:
         try:
             return CASTS[self.type](text)
         except ValueError as error:
-            raise QueryError(f"parameter {self.name} must be {self.type}, got {text!r}") from error
+            # The text may be a person's e-mail or phone typed into the wrong parameter.
+            raise QueryError(f"parameter {self.name} must be {self.type}, got {mask(text)} (masked)") from None
 
 
 @dataclass(frozen=True)

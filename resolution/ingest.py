@@ -26,6 +26,7 @@ STANDARD_COLUMNS = (
     "gender", "identifier",
 )
 QUARANTINE_COLUMNS = ("source", "file", "line", "record_id", "reason", "raw")
+WITHHELD_ERASED = "(erased: see the forget request in the reason)"
 
 
 @dataclass
@@ -44,6 +45,11 @@ class IngestResult:
     quarantine: pd.DataFrame
     stats: dict[str, SourceStats]
     profile: dict
+
+
+def record_keys(source: pd.Series, record_id: pd.Series) -> pd.Series:
+    """``source:record_id``, the key of a record in every artifact and in the graph."""
+    return source.astype(str) + ":" + record_id.astype(str)
 
 
 def input_files(inputs: list[Path], config: LinkageConfig | None) -> list[Path]:
@@ -128,7 +134,10 @@ def standardise_source(table: pa.Table, source: SourceConfig, default_phone_regi
     return out
 
 
-def ingest(files: list[Path], config: LinkageConfig) -> IngestResult:
+def ingest(files: list[Path], config: LinkageConfig, forgotten: dict[str, str] | None = None) -> IngestResult:
+    """``forgotten``: ``source:record_id`` -> forget request id; those records are quarantined
+    (raw row withheld), never linked again."""
+    forgotten = forgotten or {}
     parts, quarantined, stats, profile = [], [], {}, {"sources": {}}
     for path in files:
         source_name = path.stem
@@ -154,14 +163,23 @@ def ingest(files: list[Path], config: LinkageConfig) -> IngestResult:
         ids_pd = pd.Series(ids.to_pandas(), dtype="string")
         no_id = ids_pd.isna() | (ids_pd == "")
         repeated = ids_pd.duplicated(keep="first") & ~no_id
-        bad = (no_id | repeated).to_numpy()
+        erased = (source_name + ":" + ids_pd).isin(forgotten.keys()).fillna(False) & ~no_id
+        bad = (no_id | repeated | erased).to_numpy()
         if bad.any():
             positions = np.flatnonzero(bad)
             first_seen = pd.Series(np.arange(len(ids_pd)), index=ids_pd).groupby(level=0).min()
-            reasons = [f"missing id in column {source.id_column!r}" if no_id.iloc[i] else
-                       f"duplicate id {ids_pd.iloc[i]!r} in {source_name} (first at row {first_seen[ids_pd.iloc[i]] + 1})"
-                       for i in positions]
-            raws = [json.dumps(row, ensure_ascii=False) for row in table.take(pa.array(positions)).to_pylist()]
+
+            def reason(i: int) -> str:
+                if no_id.iloc[i]:
+                    return f"missing id in column {source.id_column!r}"
+                if erased.iloc[i]:
+                    return (f"erased by forget request {forgotten[source_name + ':' + ids_pd.iloc[i]]}: "
+                            "not linked again")
+                return f"duplicate id {ids_pd.iloc[i]!r} in {source_name} (first at row {first_seen[ids_pd.iloc[i]] + 1})"
+
+            reasons = [reason(i) for i in positions]
+            raws = [WITHHELD_ERASED if erased.iloc[i] else json.dumps(row, ensure_ascii=False)
+                    for i, row in zip(positions, table.take(pa.array(positions)).to_pylist())]
             quarantined.append(_quarantine_rows(source_name, path.name, [None] * len(positions),
                                                 [ids_pd.iloc[i] if not no_id.iloc[i] else None for i in positions],
                                                 reasons, raws))

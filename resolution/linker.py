@@ -22,6 +22,7 @@ from resolution.clustering import cluster
 from resolution.comparisons import Comparison, default_comparisons
 from resolution.config import LinkageConfig
 from resolution.encoding import EncodedRecords
+from resolution.erasure import FORGOTTEN_FILE, read_forgotten
 from resolution.golden import ATTRIBUTES as GOLDEN_ATTRIBUTES, golden_records
 from resolution.ingest import SourceStats, ingest, input_files, write_profile
 from resolution.model import (FellegiSunterModel, comparison_matrix, estimate_u, initial_m as _initial_m_shape,
@@ -142,15 +143,19 @@ class Linker:
 
     # The whole run ------------------------------------------------------------------
     def run(self, inputs: list[Path], out_dir: Path, model: FellegiSunterModel | None = None,
-            pseudonym_key: bytes | None = None) -> ResolutionResult:
+            pseudonym_key: bytes | None = None, forgotten: dict[str, str] | None = None) -> ResolutionResult:
         """``pseudonym_key``: link on the clear values, write keyed pseudonyms of the PII
-        (``resolution.privacy``)."""
+        (``resolution.privacy``). ``forgotten``: record key -> forget request id, records
+        quarantined instead of linked (``resolution.erasure``); by default the
+        ``forgotten.jsonl`` of ``out_dir`` when there is one."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         settings = self.settings
         self._step("reading and standardising")
         files = input_files(inputs, self.config)
-        ingested = ingest(files, self.config)
+        if forgotten is None and (out_dir / FORGOTTEN_FILE).exists():
+            forgotten = read_forgotten(out_dir / FORGOTTEN_FILE)
+        ingested = ingest(files, self.config, forgotten)
         records = ingested.records
         self._step("blocking")
         encoded = EncodedRecords(records)

@@ -144,3 +144,129 @@ def test_mask_shows_shape_not_value():
     assert mask("jane.doe@example.com") == "j…(20)"
     assert "doe" not in mask("jane.doe@example.com")
     assert mask(None) == "∅"
+
+
+def test_error_messages_mask_the_values_they_quote():
+    from graph.cookbook import Parameter, QueryError
+
+    with pytest.raises(QueryError) as caught:
+        Parameter("limit", "int", None, "rows").parse("jane.doe@example.com")
+    assert "jane" not in str(caught.value) and "j…(20)" in str(caught.value)
+
+
+def _copy_run(graph_tables: Path, tmp_path: Path) -> tuple[Path, Path]:
+    import shutil
+
+    resolved, tables = tmp_path / "resolved", tmp_path / "tables"
+    shutil.copytree(graph_tables.parent / "resolved", resolved)
+    shutil.copytree(graph_tables, tables)
+    return resolved, tables
+
+
+def _own_pii(resolved: Path, keys: set[str]) -> set[str]:
+    """PII values of these records that no other record holds (a shared household phone is
+    the other person's data as well, and stays)."""
+    records = pd.read_parquet(resolved / "records.parquet")
+    key = records["source"] + ":" + records["record_id"]
+    mine = key.isin(keys)
+    values = set()
+    for column in PII_RECORD_COLUMNS:
+        values |= set(records.loc[mine, column].dropna()) - set(records.loc[~mine, column].dropna())
+    return {v for v in values if len(str(v)) >= 4} - set(records["record_id"])
+
+
+def _files_holding(folder: Path, secrets: set[str]) -> list[str]:
+    return sorted({p.name for p in folder.rglob("*") if p.is_file()
+                   for text in strings_in_artifact(p) if text in secrets or any(s in text for s in secrets
+                                                                                 if len(text) > 64)})
+
+
+@pytest.mark.neo4j
+def test_forget_a_customer_everywhere_and_keep_them_forgotten(graph_tables, small_dataset, tmp_path, neo4j_db,
+                                                              neo4j_settings):
+    resolved, tables = _copy_run(graph_tables, tmp_path)
+    entities = pd.read_parquet(resolved / "entities.parquet")
+    customer = entities["entity_id"].value_counts().index[0]  # the one with the most records
+    keys = set(entities.loc[entities["entity_id"] == customer, "source"] + ":"
+               + entities.loc[entities["entity_id"] == customer, "record_id"])
+    secrets = _own_pii(resolved, keys)
+    assert len(keys) >= 3 and len(secrets) >= 5
+    assert _files_holding(resolved, secrets) and _files_holding(tables, secrets)  # the search finds them before
+    load_graph(tables, neo4j_db, neo4j_settings.database, replace=True)
+    env = {"NEO4J_URI": neo4j_settings.uri, "NEO4J_USER": neo4j_settings.user,
+           "NEO4J_PASSWORD": neo4j_settings.password, "NEO4J_DATABASE": neo4j_settings.database}
+    result = runner.invoke(app, ["forget", str(resolved), "--customer", customer, "--tables", str(tables), "--neo4j"],
+                           env=env)
+    assert result.exit_code == 0, result.output
+    assert f"{len(keys)} record(s) erased" in result.output
+
+    assert _files_holding(resolved, secrets) == [] and _files_holding(tables, secrets) == []
+    with neo4j_db.session(database=neo4j_settings.database, default_access_mode="READ") as session:
+        values = session.run("MATCH (n) UNWIND keys(n) AS k WITH n[k] AS v WHERE v IS :: STRING RETURN v").value()
+        erased = session.run("MATCH (c:Customer {customer_id: $id}) RETURN c.erasure_request AS r, "
+                             "count { (c)<-[:RESOLVED_TO]-() } AS records, count { (c)-[:PURCHASED]->() } AS bought",
+                             id=customer).single()
+    assert not secrets & set(values)
+    assert erased["r"] and erased["records"] == len(keys)  # structure and history stay, the PII goes
+    # The audit entry names the request and ids, never a value.
+    entry = json.loads((resolved / "audit.jsonl").read_text().splitlines()[-1])
+    assert entry["command"] == "forget" and entry["options"]["customer_id"] == customer
+    assert not any(s in json.dumps(entry) for s in secrets)
+
+    # A later run into the same folder reads forgotten.jsonl: the records are quarantined, not linked.
+    rerun = runner.invoke(app, ["resolve", str(small_dataset), "--out", str(resolved),
+                                "--config", str(small_dataset / "linkage.toml")])
+    assert rerun.exit_code == 0, rerun.output
+    quarantine = pd.read_parquet(resolved / "quarantine.parquet")
+    held = quarantine[quarantine["reason"].str.startswith("erased by forget request")]
+    assert set(held["source"] + ":" + held["record_id"]) == keys
+    assert _files_holding(resolved, secrets) == []
+    run = json.loads((resolved / "run.json").read_text())
+    assert run["read"] == run["records"] + run["quarantined"]
+    assert [json.loads(line)["command"] for line in (resolved / "audit.jsonl").read_text().splitlines()] == \
+        ["forget", "resolve"]
+
+
+def test_forget_one_record_keeps_the_customers_other_records(graph_tables, tmp_path):
+    from graph.erasure import erase_from_graph_tables
+    from resolution.erasure import ErasureError, erase_from_resolution
+
+    resolved, tables = _copy_run(graph_tables, tmp_path)
+    golden = pd.read_parquet(resolved / "golden.parquet")
+    # A customer whose e-mail came from one record among several.
+    row = golden[(golden["record_count"] >= 2) & golden["email"].notna()].iloc[0]
+    record = row["email_from"]
+    erasure = erase_from_resolution(resolved, record=record)
+    erase_from_graph_tables(tables, resolved, erasure)
+    assert erasure.scope == "record" and erasure.record_keys == [record] and "email" in erasure.cleared_attributes
+    records = pd.read_parquet(resolved / "records.parquet")
+    key = records["source"] + ":" + records["record_id"]
+    assert records.loc[key == record, list(PII_RECORD_COLUMNS)].isna().all(axis=None)
+    others = pd.read_parquet(resolved / "entities.parquet")
+    others = set(others.loc[others["entity_id"] == row["entity_id"], "source"] + ":"
+                 + others.loc[others["entity_id"] == row["entity_id"], "record_id"]) - {record}
+    assert records.loc[key.isin(others), "first_name"].notna().any()
+    customer = pd.read_parquet(tables / "nodes" / "Customer.parquet").set_index("customer_id").loc[row["entity_id"]]
+    assert pd.isna(customer["email"]) and customer["erasure_request"] == erasure.request_id
+    # Attributes another record supplied stay.
+    kept = [a for a in ("first_name", "last_name") if row[f"{a}_from"] != record]
+    assert all(customer[a] == row[a] for a in kept)
+    with pytest.raises(ErasureError, match="SOURCE:RECORD_ID"):
+        erase_from_resolution(resolved, record="nowhere:0")
+    with pytest.raises(ErasureError, match="exactly one"):
+        erase_from_resolution(resolved)
+
+
+def test_every_command_appends_an_audit_entry_with_hashed_inputs(small_dataset, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["resolve", str(small_dataset / "crm.csv"), str(small_dataset / "web_accounts.jsonl"),
+                                 "--out", str(out), "--config", str(small_dataset / "linkage.toml")])
+    assert result.exit_code == 0, result.output
+    entry = json.loads((out / "audit.jsonl").read_text().splitlines()[-1])
+    assert entry["command"] == "resolve" and entry["user"] and entry["at"].endswith("+00:00")
+    inputs = {Path(i["path"]).name: i["sha256"] for i in entry["inputs"]}
+    from cli.audit import file_digest
+
+    assert inputs["crm.csv"] == file_digest(small_dataset / "crm.csv")
+    assert {Path(o["path"]).name for o in entry["outputs"]} >= {"entities.parquet", "records.parquet", "golden.parquet"}
+    assert "audit.jsonl" not in {Path(o["path"]).name for o in entry["outputs"]}
