@@ -70,6 +70,9 @@ def resolve(
         "--pseudonymize", help="Write keyed hashes (HMAC, key from $IDENTIGRAPH_PSEUDONYM_KEY) instead of names, "
                                "e-mails, phones, dates of birth, addresses and national ids; linkage runs on the "
                                "clear values in memory.")] = False,
+    previous: Annotated[Path | None, typer.Option(help="The --out folder of an earlier run: link INPUTS (a new "
+                                                       "batch) against its customers with its model, keeping their "
+                                                       "ids; merges and splits go to lineage.parquet.")] = None,
     forgotten: Annotated[Path | None, typer.Option(help="forgotten.jsonl written by `identigraph forget`: those "
                                                         "records are quarantined, not linked (default: "
                                                         "OUT/forgotten.jsonl when there is one).")] = None,
@@ -87,6 +90,8 @@ def resolve(
     from resolution.privacy import pseudonym_key_from_env
 
     try:
+        if config is None and previous is not None and (previous / "linkage.toml").exists():
+            config = previous / "linkage.toml"  # the batch is mapped as the earlier run's inputs were
         if config is not None:
             linkage = load_config(config)
         else:
@@ -99,14 +104,19 @@ def resolve(
         key = pseudonym_key_from_env() if pseudonymize else None
         erased = read_forgotten(forgotten) if forgotten else None
         saved = FellegiSunterModel.from_json(json.loads(model.read_text())) if model else None
+        if previous is not None and (pseudonymize or model or forgotten):
+            raise ValueError("--previous uses the earlier run's model and forgotten.jsonl, on clear values: leave "
+                             "out --model, --forgotten and --pseudonymize")
         with console.status("resolving") as status:
-            result = Linker(linkage, progress=lambda step: status.update(step)).run(inputs, out, model=saved,
-                                                                                    pseudonym_key=key, forgotten=erased)
+            linker = Linker(linkage, progress=lambda step: status.update(step))
+            result = (linker.run_incremental(inputs, previous, out) if previous is not None else
+                      linker.run(inputs, out, model=saved, pseudonym_key=key, forgotten=erased))
     except (ConfigError, InputFileError, FileNotFoundError, ValueError) as error:
         raise fail(str(error))
     _print_resolution(result)
     record_run(out, "resolve", {"config": config, "model": model, "pseudonymize": pseudonymize,
-                                "forgotten": forgotten}, [*inputs, *([config] if config else [])], [out])
+                                "forgotten": forgotten, "previous": previous},
+               [*inputs, *([config] if config else []), *([previous / "model.json"] if previous else [])], [out])
 
 
 @app.command()
@@ -374,6 +384,9 @@ def load(
                                                "so the graph is exactly these tables.")] = False,
     bulk: Annotated[bool, typer.Option(help="Replace the local launcher's database by an offline import "
                                             "(neo4j-admin's importer): a first load, many times faster.")] = False,
+    delta_from: Annotated[Path | None, typer.Option(help="The tables loaded last time: write only what changed "
+                                                         "since (new and changed rows, removed nodes and "
+                                                         "relationships deleted).")] = None,
 ) -> None:
     """Load the graph tables into Neo4j with batched MERGE (safe to rerun), or --bulk import them."""
     from graph.load import GraphTablesError, LoadInterrupted, load_graph, table_counts
@@ -399,6 +412,27 @@ def load(
                       f"{summary.files_seconds:.1f}s before that) into {local_neo4j.running_settings().uri}")
         record_run(tables, "load --bulk", {"uri": local_neo4j.running_settings().uri},
                    [tables / "nodes", tables / "edges"], [])
+        return
+    if delta_from is not None:
+        from graph.delta import load_delta
+
+        if bulk or replace:
+            raise fail("--delta-from writes only the changes: leave out --bulk and --replace")
+        try:
+            table_counts(delta_from)
+        except GraphTablesError as error:
+            raise fail(f"--delta-from: {error}")
+        driver, settings = _neo4j_driver(uri, user, password, database)
+        with driver, console.status("comparing the tables and writing the changes"):
+            try:
+                delta = load_delta(delta_from, tables, driver, settings.database, batch_size)
+            except LoadInterrupted as error:
+                raise fail(str(error))
+        console.print(f"delta from {delta_from}: {sum(delta.upserted.values()):,} rows new or changed, "
+                      f"{sum(delta.deleted.values()):,} removed, {sum(delta.unchanged.values()):,} unchanged and "
+                      f"not written; {delta.seconds:.1f}s into {settings.uri}")
+        record_run(tables, "load --delta-from", {"uri": settings.uri, "database": settings.database,
+                                                 "delta_from": delta_from}, [tables / "nodes", tables / "edges"], [])
         return
     driver, settings = _neo4j_driver(uri, user, password, database)
     with driver, _progress() as progress:
@@ -859,6 +893,12 @@ def _print_resolution(result) -> None:
     console.print(f"time: {timing}")
     console.print(f"wrote {result.out_dir}: entities.parquet, pairs.parquet, golden.parquet, model.json, "
                   "profile.json, quarantine.parquet, records.parquet, run.json")
+    if result.incremental:
+        inc = result.incremental
+        console.print(f"incremental against {inc['previous']}: {inc['new_records_joining_earlier_customers']:,} new "
+                      f"records joined earlier customers, {inc['new_customers']:,} new customers, "
+                      f"{inc['merges']:,} merges, {inc['splits']:,} splits ({inc['updated_records']:,} records "
+                      f"updated); {inc['total_records']:,} records in all; lineage in lineage.parquet")
     if result.pseudonymized:
         console.print("PII pseudonymized: names, dates of birth, e-mails, phones, addresses and national ids are "
                       "keyed hashes in every artifact; quarantined rows keep file, line and reason, not their text")

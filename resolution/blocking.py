@@ -161,12 +161,23 @@ def pairs_within_blocks(group: np.ndarray, max_block_size: int) -> tuple[np.ndar
     return np.minimum(left, right), np.maximum(left, right), int(oversized.sum()), int(sizes[oversized].sum())
 
 
-def block(encoded: EncodedRecords, rules: list[BlockingRule], link_type: str, max_block_size: int) -> BlockingResult:
+def block(encoded: EncodedRecords, rules: list[BlockingRule], link_type: str, max_block_size: int,
+          new: np.ndarray | None = None) -> BlockingResult:
+    """``new`` (a mask of records): only pairs with at least one new record, as an incremental
+    run needs; blocks are sized with every record, so the caps act as in a full run."""
     n = encoded.n
     keys, reports = [], []
     for rule in rules:
         limit = min(max_block_size, rule.max_block_size or max_block_size)
-        left, right, skipped, skipped_records = pairs_within_blocks(group_ids(encoded, rule.columns), limit)
+        group = group_ids(encoded, rule.columns)
+        if new is not None:
+            with_new = np.zeros(int(group.max(initial=-1)) + 1, dtype=bool)
+            with_new[group[new & (group >= 0)]] = True
+            group = np.where((group >= 0) & with_new[np.maximum(group, 0)], group, -1)
+        left, right, skipped, skipped_records = pairs_within_blocks(group, limit)
+        if new is not None:
+            touching = new[left] | new[right]
+            left, right = left[touching], right[touching]
         left, right = _filter_link_type(encoded, left, right, link_type)
         keys.append(left * n + right)
         reports.append(RuleReport(rule.name, len(left), skipped, skipped_records))

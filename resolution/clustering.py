@@ -58,10 +58,12 @@ def _is_known_pair(keys: np.ndarray, known: np.ndarray) -> np.ndarray:
 def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, probability: np.ndarray,
             match_threshold: float, cannot_link_threshold: float,
             score_pairs: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-            complete_up_to: int = 30) -> tuple[np.ndarray, dict]:
+            complete_up_to: int = 30, focus: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Cluster label per record and a report of what the guard did.
 
     ``score_pairs(left, right) -> probability`` scores pairs blocking did not produce.
+    ``focus`` (a mask of records): only components holding one of them are completed, as
+    an incremental run needs (the others were settled by the run before).
     """
     match = probability >= match_threshold
     labels = components(n, left[match], right[match])
@@ -73,6 +75,8 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, pro
     negative_right = right[probability < cannot_link_threshold]
     if score_pairs is not None:
         small = np.flatnonzero((sizes >= 3) & (sizes <= complete_up_to))
+        if focus is not None:
+            small = np.intersect1d(small, labels[focus])
         if len(small):
             all_left, all_right = _within_component_pairs(labels, small)
             unknown = ~_is_known_pair(all_left * n + all_right, left * n + right)

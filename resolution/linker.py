@@ -46,6 +46,8 @@ class ResolutionResult:
     em: dict
     seconds: dict[str, float] = field(default_factory=dict)
     pseudonymized: bool = False  # PII in the artifacts replaced by keyed pseudonyms (resolution.privacy)
+    # Incremental runs (resolve --previous): the batch's effect on the earlier customers.
+    incremental: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -80,6 +82,13 @@ class Linker:
         self.progress = progress or (lambda message: None)
         self.seconds: dict[str, float] = {}
         self._started = 0.0
+
+    def run_incremental(self, inputs: list[Path], previous_dir: Path, out_dir: Path) -> ResolutionResult:
+        """Links a new batch against the customers of ``previous_dir`` with its saved model;
+        earlier ids are kept (``resolution.incremental``)."""
+        from resolution.incremental import link_incremental
+
+        return link_incremental(self, inputs, previous_dir, out_dir)
 
     def _step(self, name: str) -> None:
         now = time.perf_counter()
@@ -185,7 +194,8 @@ class Linker:
         entities = pd.DataFrame({"record_id": records["record_id"], "source": records["source"], "entity_id": ids})
         entities["cluster_size"] = np.bincount(labels)[labels].astype(np.int32)
         entities.to_parquet(out_dir / "entities.parquet", index=False)
-        self._write_pairs(out_dir / "pairs.parquet", records, comparisons, left, right, gamma, scores)
+        self.pairs_frame(records, comparisons, left, right, gamma, scores).to_parquet(out_dir / "pairs.parquet",
+                                                                                       index=False)
         source_priority = list(self.config.sources) or sorted(records["source"].unique())
         golden = golden_records(records, ids, source_priority, encoded.codes_so_far())
         records_table, quarantine = ingested.records_table, ingested.quarantine
@@ -209,8 +219,9 @@ class Linker:
         (out_dir / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
         return result
 
-    def _write_pairs(self, path: Path, records: pd.DataFrame, comparisons: list[Comparison], left: np.ndarray,
-                     right: np.ndarray, gamma: np.ndarray, scores) -> None:
+    def pairs_frame(self, records: pd.DataFrame, comparisons: list[Comparison], left: np.ndarray,
+                    right: np.ndarray, gamma: np.ndarray, scores) -> pd.DataFrame:
+        """The rows of pairs.parquet: scored pairs at or above the pairs floor."""
         keep = scores.match_probability >= self.settings.pairs_floor
         source = records["source"].to_numpy(object)
         record_id = records["record_id"].to_numpy(object)
@@ -222,4 +233,4 @@ class Linker:
         for j, comparison in enumerate(comparisons):
             frame[f"level_{comparison.name}"] = gamma[keep, j]
             frame[f"weight_{comparison.name}"] = scores.field_weights[keep, j]
-        frame.to_parquet(path, index=False)
+        return frame

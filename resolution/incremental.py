@@ -1,0 +1,262 @@
+"""Incremental linking: a new batch against the customers of an earlier run, ids kept.
+
+``identigraph resolve NEW... --previous DIR --out DIR2`` (``Linker.run_incremental``):
+
+1. The new batch is read and standardised as in a full run; the earlier run's standardised
+   records are read back, not recomputed. A new record whose ``source:record_id`` the
+   earlier run had replaces it (an update).
+2. Blocking runs over all records but keeps only pairs with a new record in them; blocks
+   are sized with every record, so the caps act as in a full run, and term frequencies
+   count every record. The pairs are scored with the earlier run's model (no training).
+3. Clustering starts from the earlier partition: each earlier customer's records are held
+   together by certain edges, new pairs are added, and only components holding a new
+   record are completed and checked for cannot-links. New records join customers or start
+   new ones; a new record can also merge earlier customers.
+4. Ids. A customer made only of earlier records of one earlier customer keeps its id. The
+   survivor rule where earlier customers merge: the one with the most records in the new
+   customer keeps its id; a tie goes to the id that sorts first. Where an earlier customer
+   is split (an updated record moved away), the part with most of its records keeps the id.
+   Every other customer gets a new id: ``E`` + a hash of its smallest ``source:record_id``
+   (as in a full run), re-hashed if that id was ever used. Each merge and split is a row of
+   ``lineage.parquet``.
+
+What is left as it was: the pairs among earlier records (their weights used the earlier
+run's term frequencies), and the golden records of customers the batch did not touch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from resolution.blocking import add_blocking_keys, block, default_rules
+from resolution.clustering import cluster
+from resolution.encoding import EncodedRecords
+from resolution.erasure import FORGOTTEN_FILE, read_forgotten
+from resolution.golden import golden_records
+from resolution.ingest import ingest, input_files, record_keys, write_profile
+from resolution.model import FellegiSunterModel, comparison_matrix, score
+
+LINEAGE_FILE = "lineage.parquet"
+LINEAGE_COLUMNS = ("event", "old_ids", "new_id", "evidence", "at")
+PREVIOUS_ARTIFACTS = ("model.json", "records.parquet", "entities.parquet", "pairs.parquet", "golden.parquet")
+
+
+def _hashed_id(key: str, taken: set[str]) -> str:
+    candidate, salt = "E" + hashlib.blake2b(key.encode(), digest_size=8).hexdigest(), 0
+    while candidate in taken:  # an id once used is never given to another customer
+        salt += 1
+        candidate = "E" + hashlib.blake2b(f"{key}#{salt}".encode(), digest_size=8).hexdigest()
+    return candidate
+
+
+def assign_ids(keys: np.ndarray, labels: np.ndarray, previous_id: np.ndarray, pairs: pd.DataFrame,
+               at: str) -> tuple[np.ndarray, list[dict]]:
+    """Customer id per record and the lineage events (module docstring: the rules).
+
+    ``previous_id``: the earlier customer of each record, None for new records; ``pairs``:
+    new scored pairs (``key_l``, ``key_r``, ``probability``) for the evidence of merges."""
+    frame = pd.DataFrame({"label": labels, "old": previous_id, "key": keys})
+    old = frame.dropna(subset=["old"])
+    counts = old.groupby(["label", "old"]).size().rename("n").reset_index()
+    ever_used = set(old["old"].unique())
+    # Survivors, greedily: the largest (label, earlier id) overlaps first; ties to the id sorting first.
+    counts = counts.sort_values(["n", "old", "label"], ascending=[False, True, True])
+    kept_label: dict[int, str] = {}
+    kept_old: set[str] = set()
+    for label, old_id in zip(counts["label"].to_numpy(), counts["old"].to_numpy()):
+        if label not in kept_label and old_id not in kept_old:
+            kept_label[int(label)] = old_id
+            kept_old.add(old_id)
+    smallest = frame.groupby("label")["key"].min()
+    taken = set(ever_used)
+    id_of_label = {}
+    for label in smallest.index.to_numpy():
+        label = int(label)
+        if label in kept_label:
+            id_of_label[label] = kept_label[label]
+        else:
+            id_of_label[label] = _hashed_id(smallest[label], taken)
+            taken.add(id_of_label[label])
+    ids = pd.Series(labels).map(id_of_label).to_numpy(object)
+
+    events = []
+    merged = counts.groupby("label")["old"].agg(sorted)
+    for label, olds in merged[merged.map(len) > 1].items():
+        members = set(frame.loc[frame["label"] == label, "key"])
+        inside = pairs[pairs["key_l"].isin(members) & pairs["key_r"].isin(members)]
+        strongest = inside.sort_values("probability", ascending=False).head(1)
+        evidence = ("; ".join(f"{r.key_l} ~ {r.key_r} (match probability {r.probability:.3f})"
+                              for r in strongest.itertuples()) or "linked through the new records")
+        events.append({"event": "merge", "old_ids": list(olds), "new_id": id_of_label[int(label)],
+                       "evidence": evidence, "at": at})
+    spread = counts.groupby("old")["label"].agg(list)
+    for old_id, parts in spread[spread.map(len) > 1].items():
+        for label in parts:
+            new_id = id_of_label[int(label)]
+            if new_id != old_id:
+                moved = int(((frame["label"] == label) & (frame["old"] == old_id)).sum())
+                events.append({"event": "split", "old_ids": [old_id], "new_id": new_id,
+                               "evidence": f"{moved} record(s) of {old_id} no longer link to its other records",
+                               "at": at})
+    return ids, events
+
+
+def _chain_edges(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edges joining consecutive records of each group (``codes`` >= 0): its members stay one component."""
+    rows = np.flatnonzero(codes >= 0)
+    rows = rows[np.argsort(codes[rows], kind="stable")]
+    same = codes[rows[1:]] == codes[rows[:-1]]
+    return rows[:-1][same], rows[1:][same]
+
+
+def read_previous(previous_dir: Path) -> dict:
+    previous_dir = Path(previous_dir)
+    missing = [name for name in PREVIOUS_ARTIFACTS if not (previous_dir / name).exists()]
+    if missing:
+        raise FileNotFoundError(f"{previous_dir}: {', '.join(missing)} missing; --previous takes the --out folder "
+                                "of an earlier `identigraph resolve`")
+    run = json.loads((previous_dir / "run.json").read_text()) if (previous_dir / "run.json").exists() else {}
+    if run.get("pseudonymized"):
+        raise ValueError(f"{previous_dir} was resolved with --pseudonymize: its records hold pseudonyms, on which "
+                         "new records cannot be compared; link incrementally against a clear run")
+    return {"model": FellegiSunterModel.from_json(json.loads((previous_dir / "model.json").read_text())),
+            "records": pq.read_table(previous_dir / "records.parquet"),
+            "entities": pd.read_parquet(previous_dir / "entities.parquet"),
+            "pairs": pd.read_parquet(previous_dir / "pairs.parquet"),
+            "golden": pd.read_parquet(previous_dir / "golden.parquet"),
+            "quarantine": (pd.read_parquet(previous_dir / "quarantine.parquet")
+                           if (previous_dir / "quarantine.parquet").exists() else None),
+            "lineage": (pd.read_parquet(previous_dir / LINEAGE_FILE)
+                        if (previous_dir / LINEAGE_FILE).exists() else None)}
+
+
+def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Path):
+    from resolution.linker import ResolutionResult
+
+    previous_dir, out_dir = Path(previous_dir), Path(out_dir)
+    if previous_dir.resolve() == out_dir.resolve():
+        raise ValueError("--out must be a new folder: the earlier run stays as it was, so its customers can be "
+                         "compared with the new ones")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    settings = linker.settings
+    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    linker._step("reading the earlier run")
+    previous = read_previous(previous_dir)
+    model: FellegiSunterModel = previous["model"]
+    forgotten = read_forgotten(previous_dir / FORGOTTEN_FILE) if (previous_dir / FORGOTTEN_FILE).exists() else None
+
+    linker._step("reading and standardising the new batch")
+    ingested = ingest(input_files(inputs, linker.config), linker.config, forgotten)
+    new_table = ingested.records_table
+    new_keys = record_keys(pd.Series(new_table["source"].to_numpy(zero_copy_only=False)),
+                           pd.Series(new_table["record_id"].to_numpy(zero_copy_only=False))).to_numpy(object)
+    old_table = previous["records"]
+    old_keys = record_keys(pd.Series(old_table["source"].to_numpy(zero_copy_only=False)),
+                           pd.Series(old_table["record_id"].to_numpy(zero_copy_only=False))).to_numpy(object)
+    updated = np.isin(old_keys, new_keys)
+    old_table, old_keys = old_table.filter(pa.array(~updated)), old_keys[~updated]
+    entities = previous["entities"]
+    entity_of = pd.Series(entities["entity_id"].to_numpy(),
+                          index=record_keys(entities["source"], entities["record_id"]).to_numpy())
+    combined = pa.concat_tables([old_table, new_table], promote_options="default")
+    records = pd.DataFrame({name: combined[name].to_numpy(zero_copy_only=False) for name in combined.column_names})
+    keys = np.concatenate([old_keys, new_keys])
+    n_old, n = len(old_keys), len(keys)
+    new = np.arange(n) >= n_old
+
+    linker._step("blocking (pairs with a new record)")
+    encoded = EncodedRecords(records)
+    comparisons = linker.comparisons(encoded)
+    if model.comparisons != [c.name for c in comparisons]:
+        raise ValueError(f"the earlier run's model compares {model.comparisons} but these records give "
+                         f"{[c.name for c in comparisons]}; map the new batch's columns as the earlier run's")
+    add_blocking_keys(encoded)
+    blocked = block(encoded, default_rules(encoded), settings.link_type, settings.max_block_size, new=new)
+    left, right = blocked.left, blocked.right
+    linker._step("comparing and scoring")
+    gamma = comparison_matrix(comparisons, encoded, left, right, settings.shared_value_limit)
+    scores = score(model, gamma, encoded, comparisons, left, right)
+
+    linker._step("clustering")
+    previous_id = np.concatenate([entity_of.reindex(old_keys).to_numpy(object), np.full(n - n_old, None, dtype=object)])
+    previous_codes = pd.factorize(pd.Series(previous_id, dtype=object), use_na_sentinel=True)[0]
+    chain_left, chain_right = _chain_edges(previous_codes)
+    certain = float(scores.match_weight.max(initial=0.0)) + 1.0  # replayed first by the guard
+    all_left, all_right = np.concatenate([left, chain_left]), np.concatenate([right, chain_right])
+    order = np.lexsort((all_right, all_left))
+    probability = np.concatenate([scores.match_probability, np.ones(len(chain_left))])[order]
+    weight = np.concatenate([scores.match_weight, np.full(len(chain_left), certain, dtype=np.float32)])[order]
+    all_left, all_right = all_left[order], all_right[order]
+
+    def score_pairs(extra_left: np.ndarray, extra_right: np.ndarray) -> np.ndarray:
+        extra_gamma = comparison_matrix(comparisons, encoded, extra_left, extra_right, settings.shared_value_limit)
+        return score(model, extra_gamma, encoded, comparisons, extra_left, extra_right).match_probability
+
+    labels, cluster_report = cluster(n, all_left, all_right, weight, probability, settings.match_threshold,
+                                     settings.cannot_link_threshold, score_pairs, focus=new)
+    linker._step("ids and lineage")
+    new_pairs = linker.pairs_frame(records, comparisons, left, right, gamma, scores)
+    evidence = pd.DataFrame({"key_l": keys[left], "key_r": keys[right], "probability": scores.match_probability})
+    evidence = evidence[evidence["probability"] >= settings.match_threshold]
+    ids, events = assign_ids(keys, labels, previous_id, evidence, at)
+
+    linker._step("golden records and artifacts")
+    entity_frame = pd.DataFrame({"record_id": records["record_id"], "source": records["source"], "entity_id": ids})
+    entity_frame["cluster_size"] = np.bincount(labels)[labels].astype(np.int32)
+    entity_frame.to_parquet(out_dir / "entities.parquet", index=False)
+    old_pairs = previous["pairs"]
+    gone = set(new_keys) & set(entity_of.index)  # updated records: their old pairs are void
+    if gone:
+        touches = (record_keys(old_pairs["source_l"], old_pairs["record_id_l"]).isin(gone)
+                   | record_keys(old_pairs["source_r"], old_pairs["record_id_r"]).isin(gone))
+        old_pairs = old_pairs[~touches]
+    pd.concat([old_pairs, new_pairs], ignore_index=True).to_parquet(out_dir / "pairs.parquet", index=False)
+
+    # Golden records: recomputed for customers the batch touched, carried over for the rest.
+    touched_ids = set(ids[new]) | {e["new_id"] for e in events} | {i for e in events for i in e["old_ids"]}
+    touched = np.isin(ids, list(touched_ids))
+    source_priority = list(linker.config.sources) or sorted(records["source"].unique())
+    fresh = golden_records(records[touched].reset_index(drop=True), ids[touched], source_priority)
+    kept = previous["golden"][~previous["golden"]["entity_id"].isin(touched_ids)
+                              & previous["golden"]["entity_id"].isin(set(ids))]
+    pd.concat([kept, fresh], ignore_index=True).sort_values("entity_id").to_parquet(out_dir / "golden.parquet",
+                                                                                     index=False)
+    pq.write_table(combined, out_dir / "records.parquet")
+    quarantine = pd.concat([q for q in (previous["quarantine"], ingested.quarantine) if q is not None and len(q)]
+                           or [ingested.quarantine], ignore_index=True)
+    quarantine.to_parquet(out_dir / "quarantine.parquet", index=False)
+    lineage = pd.DataFrame(events, columns=list(LINEAGE_COLUMNS))
+    if previous["lineage"] is not None:
+        lineage = pd.concat([previous["lineage"], lineage], ignore_index=True)
+    lineage.to_parquet(out_dir / LINEAGE_FILE, index=False)
+    model.save(out_dir / "model.json")
+    write_profile(ingested.profile, out_dir / "profile.json")
+    if (previous_dir / FORGOTTEN_FILE).exists():
+        shutil.copyfile(previous_dir / FORGOTTEN_FILE, out_dir / FORGOTTEN_FILE)
+    linker._step("")
+
+    old_ids_left = set(previous_id[:n_old]) - {None}
+    joined = int(pd.Series(ids[new]).isin(old_ids_left).sum())
+    result = ResolutionResult(
+        out_dir=out_dir, records=int(new.sum()), entities=int(len(set(ids))), quarantined=len(ingested.quarantine),
+        read=sum(s.read for s in ingested.stats.values()), candidate_pairs=len(left),
+        reduction_ratio=blocked.reduction_ratio, stats=ingested.stats, blocking=[asdict(r) for r in blocked.reports],
+        clustering=cluster_report, em={"iterations": 0, "converged": True, "lambda": model.lambda_, "trained": False},
+        seconds=dict(linker.seconds),
+        incremental={"previous": str(previous_dir), "previous_records": int(len(previous["entities"])),
+                     "updated_records": int(updated.sum()), "total_records": n,
+                     "new_records_joining_earlier_customers": joined,
+                     "new_customers": int(len(set(ids[new]) - old_ids_left)),
+                     "merges": sum(e["event"] == "merge" for e in events),
+                     "splits": sum(e["event"] == "split" for e in events)})
+    (out_dir / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
+    return result
