@@ -23,6 +23,9 @@ neo4j_app = typer.Typer(help="Run the local Neo4j 5.26 server (for machines with
 app.add_typer(neo4j_app, name="neo4j")
 graph_app = typer.Typer(help="Build the knowledge graph's tables and set up its Neo4j schema.", no_args_is_help=True)
 app.add_typer(graph_app, name="graph")
+review_app = typer.Typer(help="Clerical review of uncertain pairs: export them, import the decisions.",
+                         no_args_is_help=True)
+app.add_typer(review_app, name="review")
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # one line per error, for logs and grep
 
@@ -708,6 +711,48 @@ def _print_risk(result) -> None:
                           "no-graph baseline's")
     console.print(f"wrote {result.path} and risk.json in {result.seconds:.1f}s; "
                   "one customer: identigraph score TABLES --customer ID")
+
+
+@review_app.command("export")
+def review_export(
+    directory: Annotated[Path, typer.Argument(help="The --out folder of `identigraph resolve`.")],
+    out: Annotated[Path, typer.Option(help="CSV to write: one uncertain pair per row, a decision column to fill.")],
+    limit: Annotated[int | None, typer.Option(help="At most this many pairs, the most uncertain.", min=1)] = None,
+) -> None:
+    """Pairs between the auto-reject and auto-accept thresholds, most uncertain first."""
+    from resolution.review import export_uncertain_pairs
+
+    try:
+        written = export_uncertain_pairs(directory, out, limit)
+    except (FileNotFoundError, ValueError) as error:
+        raise fail(str(error))
+    console.print(f"wrote {written:,} pairs to {out}: fill the decision column with match or non-match, then "
+                  f"`identigraph review import {directory} {out}`")
+    record_run(directory, "review export", {"limit": limit}, [directory / "pairs.parquet"], [out])
+
+
+@review_app.command("import")
+def review_import(
+    directory: Annotated[Path, typer.Argument(help="The --out folder of `identigraph resolve`.")],
+    decisions: Annotated[Path, typer.Argument(help="The exported CSV with its decision column filled in.")],
+    retrain: Annotated[bool, typer.Option(help="Also re-estimate m from the pairs decided match and rescore.")] = False,
+) -> None:
+    """Apply review decisions as must-link / cannot-link constraints and re-cluster."""
+    from resolution.review import ReviewError, apply_review
+
+    try:
+        with console.status("re-clustering with the decisions"):
+            result = apply_review(directory, decisions, retrain)
+    except (ReviewError, FileNotFoundError) as error:
+        raise fail(str(error))
+    console.print(f"{result.decisions:,} decisions on file ({result.must_links:,} match, {result.cannot_links:,} "
+                  f"non-match): {result.entities_before:,} -> {result.entities_after:,} customers, "
+                  f"{result.merges:,} merges, {result.splits:,} splits (lineage.parquet)")
+    if result.retrained:
+        console.print("m re-estimated from the reviewed matches; largest change per comparison: "
+                      + ", ".join(f"{k} {v:.3f}" for k, v in result.m_change.items())
+                      + "; the model before is model.before-review.json")
+    record_run(directory, "review import", {"retrain": retrain}, [decisions], [directory])
 
 
 @app.command()

@@ -240,6 +240,7 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
     lineage.to_parquet(out_dir / LINEAGE_FILE, index=False)
     model.save(out_dir / "model.json")
     write_profile(ingested.profile, out_dir / "profile.json")
+    linker.write_config(out_dir)
     if (previous_dir / FORGOTTEN_FILE).exists():
         shutil.copyfile(previous_dir / FORGOTTEN_FILE, out_dir / FORGOTTEN_FILE)
     linker._step("")

@@ -20,7 +20,7 @@ from resolution.blocking import (BlockingResult, add_blocking_keys, block, compa
                                  group_ids, possible_pairs, random_pairs, rule_columns, training_rules)
 from resolution.clustering import cluster
 from resolution.comparisons import Comparison, default_comparisons
-from resolution.config import LinkageConfig
+from resolution.config import ConfigError, LinkageConfig, config_to_toml, load_config
 from resolution.encoding import EncodedRecords
 from resolution.erasure import FORGOTTEN_FILE, read_forgotten
 from resolution.golden import ATTRIBUTES as GOLDEN_ATTRIBUTES, golden_records
@@ -82,6 +82,17 @@ class Linker:
         self.progress = progress or (lambda message: None)
         self.seconds: dict[str, float] = {}
         self._started = 0.0
+
+    def write_config(self, out_dir: Path) -> None:
+        """``linkage.toml`` beside the artifacts: later steps (review, incremental runs) map
+        records as this run did. An equal file (an inferred config with its notes) is kept."""
+        path = Path(out_dir) / "linkage.toml"
+        try:
+            if path.exists() and load_config(path) == self.config:
+                return
+        except ConfigError:
+            pass
+        path.write_text(config_to_toml(self.config, header="The config this run used (identigraph resolve)."))
 
     def run_incremental(self, inputs: list[Path], previous_dir: Path, out_dir: Path) -> ResolutionResult:
         """Links a new batch against the customers of ``previous_dir`` with its saved model;
@@ -208,6 +219,7 @@ class Linker:
         quarantine.to_parquet(out_dir / "quarantine.parquet", index=False)
         model.save(out_dir / "model.json")
         write_profile(ingested.profile, out_dir / "profile.json")
+        self.write_config(out_dir)
         self._step("")
         result = ResolutionResult(
             out_dir=out_dir, records=len(records), entities=int(entities["entity_id"].nunique()),
