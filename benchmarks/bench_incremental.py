@@ -54,14 +54,9 @@ def _run(spec: dict) -> dict:
 
 def split_batch(data: Path, existing: Path, batch: Path, everything: Path, batch_records: int) -> int:
     """Writes the channel files three ways; returns the number of records in the batch."""
-    import pandas as pd
+    from resolution.io import read_table, write_table
 
-    frames = {}
-    for name in CHANNELS:
-        path = data / name
-        frames[name] = (pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]) if path.suffix == ".csv"
-                        else pd.read_json(path, lines=True, dtype=False) if path.suffix == ".jsonl"
-                        else pd.read_parquet(path))
+    frames = {name: read_table(data / name) for name in CHANNELS}
     total = sum(len(f) for f in frames.values())
     share = batch_records / total
     held = 0
@@ -73,13 +68,7 @@ def split_batch(data: Path, existing: Path, batch: Path, everything: Path, batch
         in_batch = bucket < share * 2**32
         held += int(in_batch.sum())
         for folder, part in ((existing, frame[~in_batch]), (batch, frame[in_batch]), (everything, frame)):
-            path = folder / name
-            if path.suffix == ".csv":
-                part.to_csv(path, index=False)
-            elif path.suffix == ".jsonl":
-                part.to_json(path, orient="records", lines=True, force_ascii=False)
-            else:
-                part.to_parquet(path, index=False)
+            write_table(part, folder / name)
     return held
 
 

@@ -53,6 +53,7 @@ def main() -> None:
             result = score_customers(work / "tables", work / name.replace(" ", "_").replace(",", ""), path,
                                      truth_dir=work / "data" / "truth", config=config, frame=frame)
             rows[name] = {"seconds": round(result.seconds + frame_seconds, 1), "bands": result.band_counts,
+                          "feature_groups": list(result.feature_groups), "group_selection": result.group_selection,
                           **{k: v for k, v in result.comparison.to_json().items()
                              if k in ("model", "baseline", "gnn", "label_ap", "kept")}}
         segments = segment_customers(work / "tables", work / "segments", vectors,

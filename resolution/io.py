@@ -232,3 +232,17 @@ def read_table(path: Path) -> pd.DataFrame:
         raise InputFileError(f"{path}: {len(result.bad_rows)} rows could not be parsed "
                              f"(first at line {first.line}: {first.error})")
     return result.table.to_pandas().astype("string")
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """A table as the extract its suffix names (CSV, JSONL or Parquet): for cutting channel
+    files into batches, as tests and benchmarks do."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif path.suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True, force_ascii=False)
+    elif path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        raise InputFileError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(READABLE_SUFFIXES)}")

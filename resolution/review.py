@@ -246,7 +246,7 @@ def apply_review(run_dir: Path, decisions_file: Path, retrain: bool = False,
     entities["cluster_size"] = np.bincount(labels)[labels].astype(np.int32)
     entities.to_parquet(run_dir / "entities.parquet", index=False)
     golden = pd.read_parquet(run_dir / "golden.parquet")
-    mask = np.isin(ids, list(touched))
+    mask = pd.Series(ids).isin(touched).to_numpy()
     fresh = golden_records(run.records[mask].reset_index(drop=True), ids[mask], _source_priority(run_dir, run.records))
     kept = golden[~golden["entity_id"].isin(touched) & golden["entity_id"].isin(set(ids))]
     pd.concat([kept, fresh], ignore_index=True).sort_values("entity_id").to_parquet(run_dir / "golden.parquet",

@@ -15,25 +15,12 @@ from typer.testing import CliRunner
 from cli.app import app
 from resolution.config import load_config
 from resolution.evaluation import evaluate_clusters
+from resolution.io import read_table, write_table
 from resolution.linker import Linker
 from resolution.model import FellegiSunterModel
 
 runner = CliRunner()
 CHANNELS = ("crm.csv", "web_accounts.jsonl", "app_users.parquet", "store_loyalty.csv", "callcenter.csv")
-
-
-def _read(path: Path) -> pd.DataFrame:
-    return (pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]) if path.suffix == ".csv" else
-            pd.read_json(path, lines=True, dtype=False) if path.suffix == ".jsonl" else pd.read_parquet(path))
-
-
-def _write(frame: pd.DataFrame, path: Path) -> None:
-    if path.suffix == ".csv":
-        frame.to_csv(path, index=False)
-    elif path.suffix == ".jsonl":
-        frame.to_json(path, orient="records", lines=True, force_ascii=False)
-    else:
-        frame.to_parquet(path, index=False)
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +32,11 @@ def batches(small_dataset, tmp_path_factory) -> dict[str, Path]:
         folder.mkdir()
         shutil.copy(small_dataset / "linkage.toml", folder)
     for name in CHANNELS:
-        frame = _read(small_dataset / name)
+        frame = read_table(small_dataset / name)
         in_b = frame.iloc[:, 0].astype(str).map(lambda v: hashlib.md5(v.encode()).digest()[0] % 5 == 0)
-        _write(frame[~in_b], folders["a"] / name)
-        _write(frame[in_b], folders["b"] / name)
-        _write(pd.concat([frame[~in_b], frame[in_b]]), folders["ab"] / name)
+        write_table(frame[~in_b], folders["a"] / name)
+        write_table(frame[in_b], folders["b"] / name)
+        write_table(pd.concat([frame[~in_b], frame[in_b]]), folders["ab"] / name)
     return folders
 
 
