@@ -66,27 +66,29 @@ def assign_ids(keys: np.ndarray, labels: np.ndarray, previous_id: np.ndarray, pa
     new scored pairs (``key_l``, ``key_r``, ``probability``) for the evidence of merges."""
     frame = pd.DataFrame({"label": labels, "old": previous_id, "key": keys})
     old = frame.dropna(subset=["old"])
-    counts = old.groupby(["label", "old"]).size().rename("n").reset_index()
+    counts = old.groupby(["label", "old"], sort=False).size().rename("n").reset_index()
     ever_used = set(old["old"].unique())
-    # Survivors, greedily: the largest (label, earlier id) overlaps first; ties to the id sorting first.
-    counts = counts.sort_values(["n", "old", "label"], ascending=[False, True, True])
+    # The common case in bulk: a label holding one earlier customer, all of whose records it holds.
+    simple = ~counts["label"].duplicated(keep=False) & ~counts["old"].duplicated(keep=False)
+    kept = pd.Series(counts.loc[simple, "old"].to_numpy(), index=counts.loc[simple, "label"].to_numpy())
+    # The rest (merges, splits) greedily: the largest (label, earlier id) overlaps first; ties to the id sorting first.
+    contested = counts[~simple].sort_values(["n", "old", "label"], ascending=[False, True, True])
     kept_label: dict[int, str] = {}
     kept_old: set[str] = set()
-    for label, old_id in zip(counts["label"].to_numpy(), counts["old"].to_numpy()):
+    for label, old_id in zip(contested["label"].to_numpy(), contested["old"].to_numpy()):
         if label not in kept_label and old_id not in kept_old:
             kept_label[int(label)] = old_id
             kept_old.add(old_id)
-    smallest = frame.groupby("label")["key"].min()
+    kept = pd.concat([kept, pd.Series(kept_label, dtype=object)])
+    unnamed = frame[~frame["label"].isin(kept.index)]
     taken = set(ever_used)
-    id_of_label = {}
-    for label in smallest.index.to_numpy():
-        label = int(label)
-        if label in kept_label:
-            id_of_label[label] = kept_label[label]
-        else:
-            id_of_label[label] = _hashed_id(smallest[label], taken)
-            taken.add(id_of_label[label])
-    ids = pd.Series(labels).map(id_of_label).to_numpy(object)
+    fresh = {}
+    for label, smallest in unnamed.groupby("label")["key"].min().items():
+        fresh[int(label)] = _hashed_id(smallest, taken)
+        taken.add(fresh[int(label)])
+    id_of_label = pd.concat([kept, pd.Series(fresh, dtype=object)])
+    ids = id_of_label.reindex(labels).to_numpy(object)
+    counts = contested
 
     events = []
     several_old = counts["label"].duplicated(keep=False)  # labels holding records of two earlier customers or more
@@ -98,7 +100,7 @@ def assign_ids(keys: np.ndarray, labels: np.ndarray, previous_id: np.ndarray, pa
         strongest = inside.sort_values("probability", ascending=False).head(1)
         evidence = ("; ".join(f"{r.key_l} ~ {r.key_r} (match probability {r.probability:.3f})"
                               for r in strongest.itertuples()) or "linked through the new records")
-        events.append({"event": "merge", "old_ids": list(olds), "new_id": id_of_label[int(label)],
+        events.append({"event": "merge", "old_ids": list(olds), "new_id": id_of_label[label],
                        "evidence": evidence, "at": at})
     spread = counts[counts["old"].duplicated(keep=False)].groupby("old")["label"].agg(list)
     for old_id, parts in spread.items():
