@@ -79,14 +79,15 @@ def assign_ids(keys: np.ndarray, labels: np.ndarray, previous_id: np.ndarray, pa
         if label not in kept_label and old_id not in kept_old:
             kept_label[int(label)] = old_id
             kept_old.add(old_id)
-    kept = pd.concat([kept, pd.Series(kept_label, dtype=object)])
+    if kept_label:
+        kept = pd.concat([kept, pd.Series(kept_label, dtype=object)])
     unnamed = frame[~frame["label"].isin(kept.index)]
     taken = set(ever_used)
     fresh = {}
     for label, smallest in unnamed.groupby("label")["key"].min().items():
         fresh[int(label)] = _hashed_id(smallest, taken)
         taken.add(fresh[int(label)])
-    id_of_label = pd.concat([kept, pd.Series(fresh, dtype=object)])
+    id_of_label = pd.concat([kept, pd.Series(fresh, dtype=object)]) if fresh else kept
     ids = id_of_label.reindex(labels).to_numpy(object)
     counts = contested
 
