@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from graph.model import EDGES, NODES
-from resolution.ingest import record_keys
+from resolution.ingest import customer_of_record, record_keys
 from resolution.privacy import mask
 
 QUARANTINE_COLUMNS = ["table", "row", "reason"]
@@ -133,8 +133,7 @@ def build_graph_tables(resolved_dir: Path, out_dir: Path, events_dir: Path | Non
     pairs = _read(resolved_dir / "pairs.parquet", "pairs.parquet")
 
     records["record_key"] = record_keys(records["source"], records["record_id"])
-    entity_of = pd.Series(entities["entity_id"].to_numpy(),
-                          index=record_keys(entities["source"], entities["record_id"]).to_numpy())
+    entity_of = customer_of_record(entities)
     records["customer_id"] = records["record_key"].map(entity_of)
     if records["customer_id"].isna().any():
         raise GraphInputError(f"{resolved_dir}: records.parquet and entities.parquet disagree "

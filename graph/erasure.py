@@ -17,7 +17,7 @@ import pandas as pd
 from graph.build import identifier_edges
 from graph.model import EDGES, NODES
 from resolution.erasure import Erasure, write_parquet_atomically
-from resolution.ingest import record_keys
+from resolution.ingest import customer_of_record, record_keys
 
 # SourceRecord properties that are PII (graph.build takes them from the standardised record).
 SOURCE_RECORD_PII = ("first_name", "last_name", "date_of_birth", "email", "phone", "postcode", "street", "city")
@@ -30,8 +30,7 @@ def remaining_identifier_edges(resolved_dir: Path, erasure: Erasure) -> dict[str
     entities = pd.read_parquet(resolved_dir / "entities.parquet")
     records = pd.read_parquet(resolved_dir / "records.parquet",
                               columns=["source", "record_id", "email", "phone", "street", "postcode"])
-    entity_of = pd.Series(entities["entity_id"].to_numpy(),
-                          index=record_keys(entities["source"], entities["record_id"]).to_numpy())
+    entity_of = customer_of_record(entities)
     records["customer_id"] = record_keys(records["source"], records["record_id"]).map(entity_of)
     return identifier_edges(records[records["customer_id"] == erasure.customer_id])
 

@@ -42,8 +42,9 @@ from resolution.clustering import cluster
 from resolution.encoding import EncodedRecords
 from resolution.erasure import FORGOTTEN_FILE, read_forgotten
 from resolution.golden import golden_records
-from resolution.ingest import ingest, input_files, record_keys, write_profile
-from resolution.model import FellegiSunterModel, comparison_matrix, score
+from resolution.ingest import customer_of_record, ingest, input_files, record_keys, write_profile
+from resolution.linker import ResolutionResult, entities_frame
+from resolution.model import FellegiSunterModel, comparison_matrix, pair_scorer, score
 
 LINEAGE_FILE = "lineage.parquet"
 LINEAGE_COLUMNS = ("event", "old_ids", "new_id", "evidence", "at")
@@ -115,6 +116,27 @@ def assign_ids(keys: np.ndarray, labels: np.ndarray, previous_id: np.ndarray, pa
     return ids, events
 
 
+def touched_by(events: list[dict]) -> set[str]:
+    """Every customer id a lineage event names."""
+    return {e["new_id"] for e in events} | {i for e in events for i in e["old_ids"]}
+
+
+def updated_golden(golden: pd.DataFrame, records: pd.DataFrame, ids: np.ndarray, touched: set[str],
+                   source_priority: list[str]) -> pd.DataFrame:
+    """Golden records recomputed for the ``touched`` customers, carried over for the rest
+    (customers no longer in ``ids`` dropped)."""
+    rows = pd.Series(ids).isin(touched).to_numpy()  # pandas' hash join: numpy's isin is quadratic on objects
+    fresh = golden_records(records[rows].reset_index(drop=True), ids[rows], source_priority)
+    kept = golden[~golden["entity_id"].isin(touched) & golden["entity_id"].isin(set(ids))]
+    return pd.concat([kept, fresh], ignore_index=True).sort_values("entity_id")
+
+
+def with_lineage(lineage: pd.DataFrame | None, events: list[dict]) -> pd.DataFrame:
+    """The lineage so far (or none) with ``events`` appended."""
+    added = pd.DataFrame(events, columns=list(LINEAGE_COLUMNS))
+    return added if lineage is None else pd.concat([lineage, added], ignore_index=True)
+
+
 def _chain_edges(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Edges joining consecutive records of each group (``codes`` >= 0): its members stay one component."""
     rows = np.flatnonzero(codes >= 0)
@@ -145,8 +167,6 @@ def read_previous(previous_dir: Path) -> dict:
 
 
 def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Path):
-    from resolution.linker import ResolutionResult
-
     previous_dir, out_dir = Path(previous_dir), Path(out_dir)
     if previous_dir.resolve() == out_dir.resolve():
         raise ValueError("--out must be a new folder: the earlier run stays as it was, so its customers can be "
@@ -171,8 +191,7 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
     updated = pd.Series(old_keys).isin(new_keys).to_numpy()
     old_table, old_keys = old_table.filter(pa.array(~updated)), old_keys[~updated]
     entities = previous["entities"]
-    entity_of = pd.Series(entities["entity_id"].to_numpy(),
-                          index=record_keys(entities["source"], entities["record_id"]).to_numpy())
+    entity_of = customer_of_record(entities)
     combined = pa.concat_tables([old_table, new_table], promote_options="default")
     records = pd.DataFrame({name: combined[name].to_numpy(zero_copy_only=False) for name in combined.column_names})
     keys = np.concatenate([old_keys, new_keys])
@@ -203,12 +222,9 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
     weight = np.concatenate([scores.match_weight, np.full(len(chain_left), certain, dtype=np.float32)])[order]
     all_left, all_right = all_left[order], all_right[order]
 
-    def score_pairs(extra_left: np.ndarray, extra_right: np.ndarray) -> np.ndarray:
-        extra_gamma = comparison_matrix(comparisons, encoded, extra_left, extra_right, settings.shared_value_limit)
-        return score(model, extra_gamma, encoded, comparisons, extra_left, extra_right).match_probability
-
     labels, cluster_report = cluster(n, all_left, all_right, weight, probability, settings.match_threshold,
-                                     settings.cannot_link_threshold, score_pairs, focus=new)
+                                     settings.cannot_link_threshold,
+                                     pair_scorer(model, comparisons, encoded, settings.shared_value_limit), focus=new)
     linker._step("ids and lineage")
     new_pairs = linker.pairs_frame(records, comparisons, left, right, gamma, scores)
     evidence = pd.DataFrame({"key_l": keys[left], "key_r": keys[right], "probability": scores.match_probability})
@@ -216,9 +232,7 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
     ids, events = assign_ids(keys, labels, previous_id, evidence, at)
 
     linker._step("golden records and artifacts")
-    entity_frame = pd.DataFrame({"record_id": records["record_id"], "source": records["source"], "entity_id": ids})
-    entity_frame["cluster_size"] = np.bincount(labels)[labels].astype(np.int32)
-    entity_frame.to_parquet(out_dir / "entities.parquet", index=False)
+    entities_frame(records, ids, labels).to_parquet(out_dir / "entities.parquet", index=False)
     old_pairs = previous["pairs"]
     gone = set(new_keys) & set(entity_of.index)  # updated records: their old pairs are void
     if gone:
@@ -227,23 +241,14 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
         old_pairs = old_pairs[~touches]
     pd.concat([old_pairs, new_pairs], ignore_index=True).to_parquet(out_dir / "pairs.parquet", index=False)
 
-    # Golden records: recomputed for customers the batch touched, carried over for the rest.
-    touched_ids = set(ids[new]) | {e["new_id"] for e in events} | {i for e in events for i in e["old_ids"]}
-    touched = pd.Series(ids).isin(touched_ids).to_numpy()
     source_priority = list(linker.config.sources) or sorted(records["source"].unique())
-    fresh = golden_records(records[touched].reset_index(drop=True), ids[touched], source_priority)
-    kept = previous["golden"][~previous["golden"]["entity_id"].isin(touched_ids)
-                              & previous["golden"]["entity_id"].isin(set(ids))]
-    pd.concat([kept, fresh], ignore_index=True).sort_values("entity_id").to_parquet(out_dir / "golden.parquet",
-                                                                                     index=False)
+    updated_golden(previous["golden"], records, ids, set(ids[new]) | touched_by(events),
+                   source_priority).to_parquet(out_dir / "golden.parquet", index=False)
     pq.write_table(combined, out_dir / "records.parquet")
     quarantine = pd.concat([q for q in (previous["quarantine"], ingested.quarantine) if q is not None and len(q)]
                            or [ingested.quarantine], ignore_index=True)
     quarantine.to_parquet(out_dir / "quarantine.parquet", index=False)
-    lineage = pd.DataFrame(events, columns=list(LINEAGE_COLUMNS))
-    if previous["lineage"] is not None:
-        lineage = pd.concat([previous["lineage"], lineage], ignore_index=True)
-    lineage.to_parquet(out_dir / LINEAGE_FILE, index=False)
+    with_lineage(previous["lineage"], events).to_parquet(out_dir / LINEAGE_FILE, index=False)
     model.save(out_dir / "model.json")
     write_profile(ingested.profile, out_dir / "profile.json")
     linker.write_config(out_dir)

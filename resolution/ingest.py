@@ -52,6 +52,12 @@ def record_keys(source: pd.Series, record_id: pd.Series) -> pd.Series:
     return source.astype(str) + ":" + record_id.astype(str)
 
 
+def customer_of_record(entities: pd.DataFrame) -> pd.Series:
+    """Customer (``entity_id``) of each record of an ``entities.parquet``, indexed by record key."""
+    return pd.Series(entities["entity_id"].to_numpy(),
+                     index=record_keys(entities["source"], entities["record_id"]).to_numpy())
+
+
 def input_files(inputs: list[Path], config: LinkageConfig | None) -> list[Path]:
     """Files named, plus readable files of folders named. With per-source tables in the
     config, a folder contributes only the files those tables name."""

@@ -26,7 +26,7 @@ from resolution.erasure import FORGOTTEN_FILE, read_forgotten
 from resolution.golden import ATTRIBUTES as GOLDEN_ATTRIBUTES, golden_records
 from resolution.ingest import SourceStats, ingest, input_files, write_profile
 from resolution.model import (FellegiSunterModel, comparison_matrix, estimate_u, initial_m as _initial_m_shape,
-                              score, train_em, train_lambda)
+                              pair_scorer, score, train_em, train_lambda)
 from resolution.privacy import (PII_RECORD_COLUMNS, WITHHELD_RAW, pseudonymize_frame,
                                 pseudonymize_records)
 
@@ -58,6 +58,13 @@ class ResolutionResult:
 # Golden attribute -> the record column its value is taken from, for those that are PII.
 GOLDEN_PII_DOMAINS = {attribute: shown for attribute, (shown, _) in GOLDEN_ATTRIBUTES.items()
                       if shown in PII_RECORD_COLUMNS}
+
+
+def entities_frame(records: pd.DataFrame, ids: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """The rows of entities.parquet: each record's customer and the size of its cluster."""
+    frame = pd.DataFrame({"record_id": records["record_id"], "source": records["source"], "entity_id": ids})
+    frame["cluster_size"] = np.bincount(labels)[labels].astype(np.int32)
+    return frame
 
 
 def entity_ids(records: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
@@ -193,17 +200,12 @@ class Linker:
         self._step("scoring")
         scores = score(model, gamma, encoded, comparisons, left, right)
         self._step("clustering")
-
-        def score_pairs(extra_left: np.ndarray, extra_right: np.ndarray) -> np.ndarray:
-            extra_gamma = comparison_matrix(comparisons, encoded, extra_left, extra_right, settings.shared_value_limit)
-            return score(model, extra_gamma, encoded, comparisons, extra_left, extra_right).match_probability
-
+        score_pairs = pair_scorer(model, comparisons, encoded, settings.shared_value_limit)
         labels, cluster_report = cluster(encoded.n, left, right, scores.match_weight, scores.match_probability,
                                          settings.match_threshold, settings.cannot_link_threshold, score_pairs)
         ids = entity_ids(records, labels)
         self._step("golden records and artifacts")
-        entities = pd.DataFrame({"record_id": records["record_id"], "source": records["source"], "entity_id": ids})
-        entities["cluster_size"] = np.bincount(labels)[labels].astype(np.int32)
+        entities = entities_frame(records, ids, labels)
         entities.to_parquet(out_dir / "entities.parquet", index=False)
         self.pairs_frame(records, comparisons, left, right, gamma, scores).to_parquet(out_dir / "pairs.parquet",
                                                                                        index=False)

@@ -268,6 +268,17 @@ class Scores:
     field_weights: np.ndarray  # pairs x comparisons, TF adjustments included
 
 
+def pair_scorer(model: FellegiSunterModel, comparisons: list[Comparison], encoded: EncodedRecords,
+                shared_value_limit: int):
+    """``(left, right) -> match probability`` for pairs blocking did not produce: what
+    clustering calls to complete small components."""
+    def score_pairs(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        gamma = comparison_matrix(comparisons, encoded, left, right, shared_value_limit)
+        return score(model, gamma, encoded, comparisons, left, right).match_probability
+
+    return score_pairs
+
+
 def score(model: FellegiSunterModel, gamma: np.ndarray, encoded: EncodedRecords, comparisons: list[Comparison],
           left: np.ndarray, right: np.ndarray) -> Scores:
     weights = model.weights()

@@ -37,10 +37,10 @@ from resolution.clustering import cluster
 from resolution.comparisons import default_comparisons
 from resolution.config import ModelSettings
 from resolution.encoding import EncodedRecords
-from resolution.golden import golden_records
-from resolution.incremental import LINEAGE_COLUMNS, LINEAGE_FILE, assign_ids
-from resolution.ingest import record_keys
-from resolution.model import FellegiSunterModel, comparison_matrix, score
+from resolution.incremental import LINEAGE_FILE, assign_ids, touched_by, updated_golden, with_lineage
+from resolution.ingest import customer_of_record, record_keys
+from resolution.linker import entities_frame
+from resolution.model import FellegiSunterModel, comparison_matrix, pair_scorer, score
 
 DECISIONS_FILE = "review_decisions.parquet"
 DECISIONS = {"match": True, "non-match": False}
@@ -76,6 +76,7 @@ class _Run:
     pairs: pd.DataFrame
     left: np.ndarray
     right: np.ndarray
+    row_of: pd.Series  # record key -> row in records
 
 
 def _config(run_dir: Path):
@@ -112,7 +113,7 @@ def _open_run(run_dir: Path) -> _Run:
     a = row_of.reindex(record_keys(pairs["source_l"], pairs["record_id_l"])).to_numpy()
     b = row_of.reindex(record_keys(pairs["source_r"], pairs["record_id_r"])).to_numpy()
     return _Run(run_dir, records, keys, encoded, comparisons, model, pairs, np.minimum(a, b).astype(np.int64),
-                np.maximum(a, b).astype(np.int64))
+                np.maximum(a, b).astype(np.int64), row_of)
 
 
 def export_uncertain_pairs(run_dir: Path, out: Path, limit: int | None = None,
@@ -190,8 +191,7 @@ def apply_review(run_dir: Path, decisions_file: Path, retrain: bool = False,
     new = read_decisions(decisions_file, set(run.keys))
     stored = run_dir / DECISIONS_FILE
     decided = pd.concat([pd.read_parquet(stored), new], ignore_index=True) if stored.exists() else new
-    row_of = pd.Series(np.arange(len(run.keys)), index=run.keys)
-    a, b = row_of[decided["record_l"]].to_numpy(), row_of[decided["record_r"]].to_numpy()
+    a, b = run.row_of[decided["record_l"]].to_numpy(), run.row_of[decided["record_r"]].to_numpy()
     decided = decided.assign(left=np.minimum(a, b), right=np.maximum(a, b))
     decided = decided.drop_duplicates(["left", "right"], keep="last")  # the newest decision on a pair wins
 
@@ -208,8 +208,8 @@ def apply_review(run_dir: Path, decisions_file: Path, retrain: bool = False,
                                                     run.model.shared_value_limit)])
         left, right = np.concatenate([left, extra_left]), np.concatenate([right, extra_right])
     model, change = run.model, {}
+    position = pd.Series(np.arange(len(left)), index=left * n + right)  # row of each pair key in gamma
     if retrain:
-        position = pd.Series(np.arange(len(left)), index=left * n + right)
         matched = decided[decided["is_match"]]
         model, change = retrain_m(run.model, gamma[position[matched["left"] * n + matched["right"]].to_numpy()])
         shutil.copyfile(run_dir / "model.json", run_dir / "model.before-review.json")
@@ -217,23 +217,15 @@ def apply_review(run_dir: Path, decisions_file: Path, retrain: bool = False,
     scores = score(model, gamma, run.encoded, run.comparisons, left, right)
     probability = scores.match_probability.copy()
     weight = scores.match_weight.copy()
-    position = pd.Series(np.arange(len(left)), index=left * n + right)
     at = position[decided["left"] * n + decided["right"]].to_numpy()
     probability[at] = np.where(decided["is_match"], 1.0, 0.0)
     weight[at] = np.where(decided["is_match"], float(weight.max(initial=0)) + 1.0, float(weight.min(initial=0)) - 1.0)
     order = np.lexsort((right, left))
 
-    def score_pairs(extra_left: np.ndarray, extra_right: np.ndarray) -> np.ndarray:
-        extra_gamma = comparison_matrix(run.comparisons, run.encoded, extra_left, extra_right,
-                                        model.shared_value_limit)
-        return score(model, extra_gamma, run.encoded, run.comparisons, extra_left, extra_right).match_probability
-
     labels, _ = cluster(n, left[order], right[order], weight[order], probability[order], settings.match_threshold,
-                        settings.cannot_link_threshold, score_pairs)
-    entities = pd.read_parquet(run_dir / "entities.parquet")
-    entity_of = pd.Series(entities["entity_id"].to_numpy(),
-                          index=record_keys(entities["source"], entities["record_id"]).to_numpy())
-    previous = entity_of.reindex(run.keys).to_numpy(object)
+                        settings.cannot_link_threshold,
+                        pair_scorer(model, run.comparisons, run.encoded, model.shared_value_limit))
+    previous = customer_of_record(pd.read_parquet(run_dir / "entities.parquet")).reindex(run.keys).to_numpy(object)
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
     evidence = pd.DataFrame({"key_l": run.keys[decided["left"]], "key_r": run.keys[decided["right"]],
                              "probability": np.where(decided["is_match"], 1.0, 0.0)})
@@ -241,16 +233,10 @@ def apply_review(run_dir: Path, decisions_file: Path, retrain: bool = False,
     for event in events:
         event["evidence"] = "clerical review: " + event["evidence"]
 
-    touched = set(ids[ids != previous]) | {e["new_id"] for e in events} | {i for e in events for i in e["old_ids"]}
-    entities = pd.DataFrame({"record_id": run.records["record_id"], "source": run.records["source"], "entity_id": ids})
-    entities["cluster_size"] = np.bincount(labels)[labels].astype(np.int32)
-    entities.to_parquet(run_dir / "entities.parquet", index=False)
-    golden = pd.read_parquet(run_dir / "golden.parquet")
-    mask = pd.Series(ids).isin(touched).to_numpy()
-    fresh = golden_records(run.records[mask].reset_index(drop=True), ids[mask], _source_priority(run_dir, run.records))
-    kept = golden[~golden["entity_id"].isin(touched) & golden["entity_id"].isin(set(ids))]
-    pd.concat([kept, fresh], ignore_index=True).sort_values("entity_id").to_parquet(run_dir / "golden.parquet",
-                                                                                     index=False)
+    touched = set(ids[ids != previous]) | touched_by(events)
+    entities_frame(run.records, ids, labels).to_parquet(run_dir / "entities.parquet", index=False)
+    updated_golden(pd.read_parquet(run_dir / "golden.parquet"), run.records, ids, touched,
+                   _source_priority(run_dir, run.records)).to_parquet(run_dir / "golden.parquet", index=False)
     if retrain:
         stored_pairs = run.pairs.copy()
         count = len(stored_pairs)
@@ -260,10 +246,8 @@ def apply_review(run_dir: Path, decisions_file: Path, retrain: bool = False,
             stored_pairs[f"weight_{comparison.name}"] = scores.field_weights[:count, j]
         stored_pairs.to_parquet(run_dir / "pairs.parquet", index=False)
     decided[["record_l", "record_r", "is_match"]].to_parquet(stored, index=False)
-    lineage = pd.DataFrame(events, columns=list(LINEAGE_COLUMNS))
-    if (run_dir / LINEAGE_FILE).exists():
-        lineage = pd.concat([pd.read_parquet(run_dir / LINEAGE_FILE), lineage], ignore_index=True)
-    lineage.to_parquet(run_dir / LINEAGE_FILE, index=False)
+    lineage = pd.read_parquet(run_dir / LINEAGE_FILE) if (run_dir / LINEAGE_FILE).exists() else None
+    with_lineage(lineage, events).to_parquet(run_dir / LINEAGE_FILE, index=False)
     return ReviewResult(decisions=len(decided), must_links=int(decided["is_match"].sum()),
                         cannot_links=int((~decided["is_match"]).sum()),
                         entities_before=int(pd.Series(previous).nunique()), entities_after=int(len(set(ids))),
