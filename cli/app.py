@@ -11,7 +11,23 @@ from rich.table import Table
 
 from cli.audit import record_run
 
+class Neo4jErrorsInOneLine(typer.core.TyperGroup):
+    """A Neo4j or driver error that escapes a command (the server stopped, retries ran out)
+    ends the command with one line saying what to do, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            if not type(error).__module__.startswith("neo4j."):
+                raise
+            from graph.connection import explain_neo4j_error
+
+            raise fail(explain_neo4j_error(error))
+
+
 app = typer.Typer(
+    cls=Neo4jErrorsInOneLine,
     name="identigraph",
     help="Customer identity resolution, knowledge graph, embeddings and risk scoring.",
     no_args_is_help=True,
@@ -328,22 +344,26 @@ NeoDatabase = Annotated[str, typer.Option("--database", envvar="NEO4J_DATABASE",
 
 def _neo4j_driver(uri: str | None, user: str, password: str | None, database: str):
     """(driver, settings) for the named server, else the environment's or the local launcher's."""
-    from graph.connection import Neo4jNotConfigured, Neo4jSettings, resolve_settings
+    from graph.connection import (Neo4jNotConfigured, Neo4jSettings, check_uri, explain_neo4j_error,
+                                  resolve_settings)
 
     try:
         if uri:
             if not password:
                 raise Neo4jNotConfigured(f"--neo4j-uri {uri} needs a password: export NEO4J_PASSWORD")
-            settings = Neo4jSettings(uri=uri, user=user, password=password, database=database)
+            settings = Neo4jSettings(uri=check_uri(uri), user=user, password=password, database=database)
         else:
             settings = resolve_settings()
-        driver = settings.driver()
-        driver.verify_connectivity()
     except Neo4jNotConfigured as error:
         raise fail(str(error))
-    except Exception as error:  # the driver raises several types for one verdict: not reachable
-        raise fail(f"cannot reach Neo4j at {settings.uri} as {settings.user}: {type(error).__name__}: {error}. "
-                   "Check that the server runs (`identigraph neo4j status`) and the credentials.")
+    driver = None
+    try:
+        driver = settings.driver()
+        driver.verify_connectivity()
+    except Exception as error:  # the driver raises several types for one verdict: not usable
+        if driver is not None:
+            driver.close()
+        raise fail(explain_neo4j_error(error, settings))
     return driver, settings
 
 
@@ -448,7 +468,8 @@ def load(
             raise fail(str(error))
     console.print(f"loaded {sum(summary.nodes.values()):,} nodes and {sum(summary.relationships.values()):,} "
                   f"relationships into {settings.uri} in {summary.seconds:.1f}s "
-                  f"({summary.per_second:,.0f} per second)")
+                  f"({summary.per_second:,.0f} per second)"
+                  + (f"; {summary.retries:,} batches retried after a transient error" if summary.retries else ""))
     record_run(tables, "load", {"uri": settings.uri, "database": settings.database, "replace": replace},
                [tables / "nodes", tables / "edges"], [])
 

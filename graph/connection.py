@@ -7,13 +7,41 @@ The password never appears in ``repr`` or in error messages.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import neo4j
+
+# The Bolt schemes; the driver's http(s) Query API is a preview that cannot run our write
+# transactions, so an http URI is a mistake to name, not a transport to try.
+BOLT_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 
 
 class Neo4jNotConfigured(RuntimeError):
     """No server was named in the environment and the local launcher is not running."""
+
+
+def check_uri(uri: str) -> str:
+    """The URI when the driver can use it for our work, else a one-line reason why not."""
+    parts = urlsplit(uri)
+    if parts.scheme not in BOLT_SCHEMES or not parts.hostname:
+        raise Neo4jNotConfigured(
+            f"{uri!r} is not a Neo4j Bolt address: use bolt://HOST:7687 (or neo4j://, or +s / +ssc for TLS)")
+    return uri
+
+
+def retry_seconds_from_env() -> float:
+    """How long the driver retries a transaction after transient errors, with exponential
+    back-off: ``$IDENTIGRAPH_NEO4J_RETRY_S``, else the driver's 30 s."""
+    value = os.environ.get("IDENTIGRAPH_NEO4J_RETRY_S", "30")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise Neo4jNotConfigured(f"IDENTIGRAPH_NEO4J_RETRY_S={value!r}: give a number of seconds, 0 or more")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -22,6 +50,7 @@ class Neo4jSettings:
     user: str = "neo4j"
     password: str = field(default="", repr=False)
     database: str = "neo4j"
+    retry_s: float = field(default_factory=retry_seconds_from_env)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Neo4jSettings | None":
@@ -37,14 +66,15 @@ class Neo4jSettings:
                 "export NEO4J_PASSWORD with the server's password."
             )
         return cls(
-            uri=uri,
+            uri=check_uri(uri),
             user=env.get("NEO4J_USER", "neo4j") or "neo4j",
             password=password,
             database=env.get("NEO4J_DATABASE", "neo4j") or "neo4j",
         )
 
     def driver(self) -> neo4j.Driver:
-        return neo4j.GraphDatabase.driver(self.uri, auth=(self.user, self.password))
+        return neo4j.GraphDatabase.driver(self.uri, auth=(self.user, self.password),
+                                          max_transaction_retry_time=self.retry_s)
 
 
 def resolve_settings() -> Neo4jSettings:
@@ -73,3 +103,32 @@ def server_version(driver: neo4j.Driver) -> tuple[str, str]:
         routing_=neo4j.RoutingControl.READ,
     )
     return records[0]["version"], records[0]["edition"]
+
+
+def explain_neo4j_error(error: BaseException, settings: Neo4jSettings | None = None) -> str:
+    """One line saying why Neo4j could not be used or did not finish the work, and what to do.
+    The password is never part of it, and the driver's multi-line messages are folded."""
+    where = f"Neo4j at {settings.uri}" if settings else "Neo4j"
+    detail = " ".join(str(error).split())
+    if settings is not None and settings.password:
+        detail = detail.replace(settings.password, "***")
+    if isinstance(error, neo4j.exceptions.AuthError):
+        user = f" user {settings.user!r}" if settings else ""
+        return (f"{where} refused{user}: wrong user name or password. Set NEO4J_USER and NEO4J_PASSWORD to the "
+                "server's credentials (the local launcher's are in .neo4j/password).")
+    if isinstance(error, (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.SessionExpired)):
+        if "connection refused" in detail.lower():
+            return (f"{where}: nothing is listening there (connection refused). Start the server "
+                    "(`identigraph neo4j start`, or `docker compose up -d`) or fix the port in NEO4J_URI.")
+        if "failed to dns resolve" in detail.lower() or "name or service not known" in detail.lower():
+            host = f" {urlsplit(settings.uri).hostname!r}" if settings else ""
+            return f"{where}: the host{host} cannot be resolved; check the host name in NEO4J_URI / --neo4j-uri."
+        return (f"{where} stopped answering: {detail}. Check that the server runs (`identigraph neo4j status`), "
+                "then run the same command again: every write is a MERGE or SET, so a rerun completes it.")
+    if isinstance(error, neo4j.exceptions.TransientError):
+        return (f"{where} kept refusing the work with a transient error after the driver's retries with back-off "
+                f"(IDENTIGRAPH_NEO4J_RETRY_S, 30 s unless set): {error.code}: {' '.join(str(error.message).split())}. Another transaction holds the "
+                "locks or the server is overloaded; run the same command again once it is free.")
+    if isinstance(error, neo4j.exceptions.Neo4jError):
+        return f"{where} refused the work: {error.code}: {' '.join(str(error.message).split())}"
+    return f"cannot use {where}: {type(error).__name__}: {detail}"

@@ -5,7 +5,9 @@ come from ``graph.model``, never from input data. Loading is idempotent: nodes a
 their key, relationships on their two ends, and properties set from the row, so a second load
 of the same tables changes nothing and a load killed half way, run again, ends with exactly
 the graph a clean load gives. Managed transactions (``execute_write``) retry transient
-errors (deadlocks, leader switches) with back-off.
+errors (deadlocks, lock timeouts, leader switches) with exponential back-off for up to the
+driver's ``max_transaction_retry_time`` (30 s); the summary counts the batches run again, and
+past that the load stops with ``LoadInterrupted``, committed batches kept.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ class LoadSummary:
     nodes: dict[str, int] = field(default_factory=dict)
     relationships: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    retries: int = 0  # batches the driver ran again after a transient error (lock timeout, deadlock)
 
     @property
     def total(self) -> int:
@@ -170,14 +173,18 @@ class _TableJob:
 
 
 def _write_tables(driver: neo4j.Driver, database: str, jobs: list[_TableJob], batch_size: int, workers: int,
-                  progress: Callable[[str, int, int], None] | None) -> dict[str, int]:
+                  progress: Callable[[str, int, int], None] | None) -> tuple[dict[str, int], int]:
     """Workers take the largest pending table that touches no label another worker is on, and
     write it batch by batch in their own session: while one waits on the server the other
     builds its next batch. Two relationship tables on the same nodes would deadlock on node
-    locks (Neo4j resolves it, and ``execute_write`` retries, but the time is lost)."""
+    locks (Neo4j resolves it, and ``execute_write`` retries, but the time is lost).
+
+    Returns (rows written per table, retried attempts)."""
     pending = sorted(jobs, key=lambda j: -j.rows)
     busy: set[str] = set()
     written: dict[str, int] = {}
+    attempts: list[int] = []  # one entry per transaction function call; list.append is thread-safe
+    batches: list[int] = []  # one entry per committed batch
     failure: list[BaseException] = []
     turn = threading.Condition()
 
@@ -199,8 +206,14 @@ def _write_tables(driver: neo4j.Driver, database: str, jobs: list[_TableJob], ba
                     done = 0
                     for frame in _batches(job.path, batch_size):
                         rows = _rows(frame, list(job.key_columns), list(job.row_names))
-                        session.execute_write(lambda tx, rows=rows: tx.run(job.statement, rows=rows).consume())
+
+                        def write_batch(tx: neo4j.ManagedTransaction, rows=rows) -> None:
+                            attempts.append(1)
+                            tx.run(job.statement, rows=rows).consume()
+
+                        session.execute_write(write_batch)
                         done += len(frame)
+                        batches.append(1)
                         if progress:
                             progress(job.name, done, job.rows)
                     written[job.name] = done
@@ -208,8 +221,17 @@ def _write_tables(driver: neo4j.Driver, database: str, jobs: list[_TableJob], ba
                     # After the driver's own retries: the server is gone, not busy.
                     failure.append(LoadInterrupted(
                         f"Neo4j stopped answering while loading {job.name} ({done:,} of {job.rows:,} rows "
-                        f"committed): {error}. Every committed batch is kept; once the server is back, run the "
-                        "same `identigraph load` again: MERGE completes exactly the graph a clean load gives."))
+                        f"committed): {' '.join(str(error).split())}. Every committed batch is kept; once the "
+                        "server is back, run the same `identigraph load` again: MERGE completes exactly the "
+                        "graph a clean load gives."))
+                    return
+                except neo4j.exceptions.TransientError as error:
+                    # The driver retried with back-off for its max_transaction_retry_time.
+                    failure.append(LoadInterrupted(
+                        f"Neo4j kept refusing a batch of {job.name} with a transient error after retrying "
+                        f"({done:,} of {job.rows:,} rows committed): {error.code}: {error.message}. Another "
+                        "transaction holds locks on these nodes, or the server is overloaded; every committed "
+                        "batch is kept, so run the same `identigraph load` again once it is free."))
                     return
                 except BaseException as error:
                     failure.append(error)
@@ -225,7 +247,7 @@ def _write_tables(driver: neo4j.Driver, database: str, jobs: list[_TableJob], ba
         raise failure[0]
     for future in futures:
         future.result()
-    return written
+    return written, len(attempts) - len(batches)
 
 
 def delete_model_nodes(driver: neo4j.Driver, database: str = "neo4j") -> None:
@@ -254,12 +276,13 @@ def load_graph(tables_dir: Path, driver: neo4j.Driver, database: str = "neo4j", 
     started = time.perf_counter()
     node_jobs = [_TableJob(label, path, node_statement(label, _file_temporal_columns(path)), (NODES[label].key,),
                            ("key",), node_counts[label], frozenset([label])) for label, path in node_files.items()]
-    summary.nodes = _write_tables(driver, database, node_jobs, batch_size, workers, progress)
+    summary.nodes, node_retries = _write_tables(driver, database, node_jobs, batch_size, workers, progress)
     edge_jobs = [_TableJob(edge_type, path, edge_statement(edge_type, _file_temporal_columns(path)), ("start", "end"),
                            ("start", "end"), edge_counts[edge_type],
                            frozenset([EDGES[edge_type].start, EDGES[edge_type].end]))
                  for edge_type, path in edge_files.items()]
-    summary.relationships = _write_tables(driver, database, edge_jobs, batch_size, workers, progress)
+    summary.relationships, edge_retries = _write_tables(driver, database, edge_jobs, batch_size, workers, progress)
+    summary.retries = node_retries + edge_retries
     summary.seconds = round(time.perf_counter() - started, 3)
     return summary
 

@@ -163,8 +163,12 @@ def status() -> LocalServerStatus:
     return LocalServerStatus(True, settings.uri, pid, version, edition, directory)
 
 
-def start(timeout_s: float = 240.0, heap: str | None = None, page_cache_mb: int | None = None) -> LocalServerStatus:
-    """Start the server unless it already runs; return once Bolt answers a query."""
+def start(timeout_s: float = 240.0, heap: str | None = None, page_cache_mb: int | None = None,
+          lock_timeout_s: float | None = None) -> LocalServerStatus:
+    """Start the server unless it already runs; return once Bolt answers a query.
+
+    ``lock_timeout_s`` (else ``$IDENTIGRAPH_NEO4J_LOCK_TIMEOUT_S``, else none): a transaction
+    that waits longer for a lock fails with a transient error the driver retries."""
     current = status()
     if current.running:
         return current
@@ -184,6 +188,8 @@ def start(timeout_s: float = 240.0, heap: str | None = None, page_cache_mb: int 
     port = _free_port()
     heap = heap or os.environ.get("IDENTIGRAPH_NEO4J_HEAP", "2g")
     page_cache_mb = page_cache_mb or int(os.environ.get("IDENTIGRAPH_NEO4J_PAGECACHE_MB", "1024"))
+    lock_timeout_s = lock_timeout_s if lock_timeout_s is not None else float(
+        os.environ.get("IDENTIGRAPH_NEO4J_LOCK_TIMEOUT_S", "0"))
     log_path = directory / "server.log"
     log_offset = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log:
@@ -191,7 +197,7 @@ def start(timeout_s: float = 240.0, heap: str | None = None, page_cache_mb: int 
             [
                 java, f"-Xmx{heap}", "-XX:+UseG1GC", *_launcher(classpath),
                 "--home", str(directory / "data"), "--port", str(port),
-                "--page-cache-mb", str(page_cache_mb),
+                "--page-cache-mb", str(page_cache_mb), "--lock-timeout-ms", str(round(lock_timeout_s * 1000)),
                 *(["--password-already-set"] if password_known else []),
             ],
             env={**os.environ, "NEO4J_PASSWORD": password},
@@ -225,7 +231,7 @@ def start(timeout_s: float = 240.0, heap: str | None = None, page_cache_mb: int 
         # The store's password was changed behind our back (Neo4j Browser): set ours again.
         stop()
         password_marker.unlink()
-        return start(timeout_s, heap, page_cache_mb)
+        return start(timeout_s, heap, page_cache_mb, lock_timeout_s)
     password_marker.write_text(password_digest)
     return LocalServerStatus(True, uri, process.pid, version, edition, directory)
 

@@ -26,6 +26,7 @@ public class LocalNeo4j {
         String home = null;
         int port = 7687;
         long pageCacheMb = 512;
+        long lockTimeoutMs = 0;  // Neo4j's default: wait for a lock as long as it takes
         // The system database keeps the password across restarts; setting it again costs the
         // first Cypher compilation (~4 s of a 10 s start on two cores).
         boolean passwordAlreadySet = false;
@@ -34,6 +35,7 @@ public class LocalNeo4j {
                 case "--home" -> home = args[++i];
                 case "--port" -> port = Integer.parseInt(args[++i]);
                 case "--page-cache-mb" -> pageCacheMb = Long.parseLong(args[++i]);
+                case "--lock-timeout-ms" -> lockTimeoutMs = Long.parseLong(args[++i]);
                 case "--password-already-set" -> passwordAlreadySet = true;
                 default -> fail("unknown argument " + args[i]);
             }
@@ -49,6 +51,10 @@ public class LocalNeo4j {
                 .setConfig(HttpConnector.enabled, false)
                 .setConfig(GraphDatabaseSettings.auth_enabled, true)
                 .setConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.mebiBytes(pageCacheMb))
+                // A transaction kept waiting longer for a lock fails with the transient
+                // LockAcquisitionTimeout, which drivers retry, instead of hanging behind a
+                // forgotten open transaction.
+                .setConfig(GraphDatabaseSettings.lock_acquisition_timeout, Duration.ofMillis(lockTimeoutMs))
                 // Bolt's shutdown otherwise waits 5 s for idle connections and 5 s more for its
                 // thread pool after the databases are already closed: half the time of a bulk
                 // import's stop-import-start on 100k customers (docs/benchmarks.md).
