@@ -91,7 +91,11 @@ def resolve(
                                "clear values in memory.")] = False,
     previous: Annotated[Path | None, typer.Option(help="The --out folder of an earlier run: link INPUTS (a new "
                                                        "batch) against its customers with its model, keeping their "
-                                                       "ids; merges and splits go to lineage.parquet.")] = None,
+                                                       "ids; merges and splits go to lineage.parquet. The "
+                                                       "customers are those a full rerun with that model gives.")] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="With --previous: keep the earlier pairs and customers as "
+                                                      "they were and score only the new records' pairs (quicker; "
+                                                      "earlier pairs keep the statistics of their run).")] = False,
     forgotten: Annotated[Path | None, typer.Option(help="forgotten.jsonl written by `identigraph forget`: those "
                                                         "records are quarantined, not linked (default: "
                                                         "OUT/forgotten.jsonl when there is one).")] = None,
@@ -123,18 +127,20 @@ def resolve(
         key = pseudonym_key_from_env() if pseudonymize else None
         erased = read_forgotten(forgotten) if forgotten else None
         saved = FellegiSunterModel.from_json(json.loads(model.read_text())) if model else None
+        if fast and previous is None:
+            raise ValueError("--fast links a batch against an earlier run: give --previous DIR")
         if previous is not None and (pseudonymize or model or forgotten):
             raise ValueError("--previous uses the earlier run's model and forgotten.jsonl, on clear values: leave "
                              "out --model, --forgotten and --pseudonymize")
         with console.status("resolving") as status:
             linker = Linker(linkage, progress=lambda step: status.update(step))
-            result = (linker.run_incremental(inputs, previous, out) if previous is not None else
+            result = (linker.run_incremental(inputs, previous, out, fast=fast) if previous is not None else
                       linker.run(inputs, out, model=saved, pseudonym_key=key, forgotten=erased))
     except (ConfigError, InputFileError, FileNotFoundError, ValueError) as error:
         raise fail(str(error))
     _print_resolution(result)
     record_run(out, "resolve", {"config": config, "model": model, "pseudonymize": pseudonymize,
-                                "forgotten": forgotten, "previous": previous},
+                                "forgotten": forgotten, "previous": previous, "fast": fast},
                [*inputs, *([config] if config else []), *([previous / "model.json"] if previous else [])], [out])
 
 

@@ -58,12 +58,17 @@ def _is_known_pair(keys: np.ndarray, known: np.ndarray) -> np.ndarray:
 def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, probability: np.ndarray,
             match_threshold: float, cannot_link_threshold: float,
             score_pairs: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-            complete_up_to: int = 30, focus: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+            complete_up_to: int = 30, focus: np.ndarray | None = None,
+            record_rank: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Cluster label per record and a report of what the guard did.
 
     ``score_pairs(left, right) -> probability`` scores pairs blocking did not produce.
     ``focus`` (a mask of records): only components holding one of them are completed, as
     an incremental run needs (the others were settled by the run before).
+    ``record_rank``: a rank per record that does not depend on the records' order (the rank
+    of ``source:record_id``); the guard replays equal weights in the order of their ends'
+    ranks, so the same records given in another order give the same partition (an
+    incremental run and a full rerun list them differently). Without it, the pair order.
     """
     match = probability >= match_threshold
     labels = components(n, left[match], right[match])
@@ -97,7 +102,12 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, pro
         cannot[a].add(b)
         cannot[b].add(a)
     edge_in = match & np.isin(labels[left], conflicted)
-    edge_order = np.flatnonzero(edge_in)[np.argsort(-weight[edge_in], kind="stable")]
+    edges = np.flatnonzero(edge_in)
+    if record_rank is None:
+        edge_order = edges[np.argsort(-weight[edges], kind="stable")]
+    else:
+        ends = np.sort(np.stack([record_rank[left[edges]], record_rank[right[edges]]]), axis=0)
+        edge_order = edges[np.lexsort((ends[1], ends[0], -weight[edges]))]
     parent: dict[int, int] = {}
     members: dict[int, list[int]] = {}
 

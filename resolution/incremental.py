@@ -3,25 +3,29 @@
 ``identigraph resolve NEW... --previous DIR --out DIR2`` (``Linker.run_incremental``):
 
 1. The new batch is read and standardised as in a full run; the earlier run's standardised
-   records are read back, not recomputed. A new record whose ``source:record_id`` the
-   earlier run had replaces it (an update).
-2. Blocking runs over all records but keeps only pairs with a new record in them; blocks
-   are sized with every record, so the caps act as in a full run, and term frequencies
-   count every record. The pairs are scored with the earlier run's model (no training).
-3. Clustering starts from the earlier partition: each earlier customer's records are held
-   together by certain edges, new pairs are added, and only components holding a new
-   record are completed and checked for cannot-links. New records join customers or start
-   new ones; a new record can also merge earlier customers.
-4. Ids. A customer made only of earlier records of one earlier customer keeps its id. The
+   records are read back, not read and standardised again. A new record whose
+   ``source:record_id`` the earlier run had replaces it (an update).
+2. Blocking, comparison and scoring run over all records with the earlier run's model (no
+   training), and clustering starts afresh, so the customers are exactly those of a full
+   rerun with that model: the whole-data statistics a new batch shifts (term frequencies,
+   an e-mail that now has a third given name on it, a block that outgrew its cap) apply
+   to earlier pairs too. Clustering breaks ties by record key, never by the order records
+   were read in, which differs between the two runs.
+3. Ids. A customer made only of earlier records of one earlier customer keeps its id. The
    survivor rule where earlier customers merge: the one with the most records in the new
    customer keeps its id; a tie goes to the id that sorts first. Where an earlier customer
-   is split (an updated record moved away), the part with most of its records keeps the id.
-   Every other customer gets a new id: ``E`` + a hash of its smallest ``source:record_id``
-   (as in a full run), re-hashed if that id was ever used. Each merge and split is a row of
-   ``lineage.parquet``.
+   is split (an updated record moved away, or new statistics no longer link its records),
+   the part with most of its records keeps the id. Every other customer gets a new id:
+   ``E`` + a hash of its smallest ``source:record_id`` (as in a full run), re-hashed if that
+   id was ever used. Each merge and split is a row of ``lineage.parquet``.
+4. Golden records are recomputed for the customers the batch touched and carried over for
+   the rest.
 
-What is left as it was: the pairs among earlier records (their weights used the earlier
-run's term frequencies), and the golden records of customers the batch did not touch.
+``fast`` (``--fast``): only pairs with a new record are blocked and scored; the earlier
+pairs keep the scores of their run, each earlier customer's records are held together,
+and only components holding a new record are clustered again. Quicker on a large earlier
+run; customers can differ from a full rerun where the batch shifts whole-data statistics
+(docs/benchmarks.md measures how often).
 """
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ from resolution.clustering import cluster
 from resolution.encoding import EncodedRecords
 from resolution.erasure import FORGOTTEN_FILE, read_forgotten
 from resolution.golden import golden_records
-from resolution.ingest import customer_of_record, ingest, input_files, record_keys, write_profile
+from resolution.ingest import customer_of_record, ingest, input_files, key_rank, record_keys, write_profile
 from resolution.linker import ResolutionResult, entities_frame
 from resolution.model import FellegiSunterModel, comparison_matrix, pair_scorer, score
 
@@ -145,6 +149,21 @@ def _chain_edges(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows[:-1][same], rows[1:][same]
 
 
+def _cluster_from_previous(n: int, left: np.ndarray, right: np.ndarray, scores, previous_id: np.ndarray,
+                           new: np.ndarray, scorer, rank: np.ndarray, settings) -> tuple[np.ndarray, dict]:
+    """The fast mode's clustering: each earlier customer's records held together by certain
+    edges, the new pairs added, only components holding a new record completed."""
+    previous_codes = pd.factorize(pd.Series(previous_id, dtype=object), use_na_sentinel=True)[0]
+    chain_left, chain_right = _chain_edges(previous_codes)
+    certain = float(scores.match_weight.max(initial=0.0)) + 1.0  # replayed first by the guard
+    all_left, all_right = np.concatenate([left, chain_left]), np.concatenate([right, chain_right])
+    order = np.lexsort((all_right, all_left))
+    probability = np.concatenate([scores.match_probability, np.ones(len(chain_left))])[order]
+    weight = np.concatenate([scores.match_weight, np.full(len(chain_left), certain, dtype=np.float32)])[order]
+    return cluster(n, all_left[order], all_right[order], weight, probability, settings.match_threshold,
+                   settings.cannot_link_threshold, scorer, focus=new, record_rank=rank)
+
+
 def read_previous(previous_dir: Path) -> dict:
     previous_dir = Path(previous_dir)
     missing = [name for name in PREVIOUS_ARTIFACTS if not (previous_dir / name).exists()]
@@ -166,7 +185,7 @@ def read_previous(previous_dir: Path) -> dict:
                         if (previous_dir / LINEAGE_FILE).exists() else None)}
 
 
-def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Path):
+def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Path, fast: bool = False):
     previous_dir, out_dir = Path(previous_dir), Path(out_dir)
     if previous_dir.resolve() == out_dir.resolve():
         raise ValueError("--out must be a new folder: the earlier run stays as it was, so its customers can be "
@@ -198,14 +217,15 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
     n_old, n = len(old_keys), len(keys)
     new = np.arange(n) >= n_old
 
-    linker._step("blocking (pairs with a new record)")
+    linker._step("blocking (pairs with a new record)" if fast else "blocking")
     encoded = EncodedRecords(records)
     comparisons = linker.comparisons(encoded)
     if model.comparisons != [c.name for c in comparisons]:
         raise ValueError(f"the earlier run's model compares {model.comparisons} but these records give "
                          f"{[c.name for c in comparisons]}; map the new batch's columns as the earlier run's")
     add_blocking_keys(encoded)
-    blocked = block(encoded, default_rules(encoded), settings.link_type, settings.max_block_size, new=new)
+    blocked = block(encoded, default_rules(encoded), settings.link_type, settings.max_block_size,
+                    new=new if fast else None)
     left, right = blocked.left, blocked.right
     linker._step("comparing and scoring")
     gamma = comparison_matrix(comparisons, encoded, left, right, settings.shared_value_limit)
@@ -213,33 +233,35 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
 
     linker._step("clustering")
     previous_id = np.concatenate([entity_of.reindex(old_keys).to_numpy(object), np.full(n - n_old, None, dtype=object)])
-    previous_codes = pd.factorize(pd.Series(previous_id, dtype=object), use_na_sentinel=True)[0]
-    chain_left, chain_right = _chain_edges(previous_codes)
-    certain = float(scores.match_weight.max(initial=0.0)) + 1.0  # replayed first by the guard
-    all_left, all_right = np.concatenate([left, chain_left]), np.concatenate([right, chain_right])
-    order = np.lexsort((all_right, all_left))
-    probability = np.concatenate([scores.match_probability, np.ones(len(chain_left))])[order]
-    weight = np.concatenate([scores.match_weight, np.full(len(chain_left), certain, dtype=np.float32)])[order]
-    all_left, all_right = all_left[order], all_right[order]
-
-    labels, cluster_report = cluster(n, all_left, all_right, weight, probability, settings.match_threshold,
-                                     settings.cannot_link_threshold,
-                                     pair_scorer(model, comparisons, encoded, settings.shared_value_limit), focus=new)
+    scorer = pair_scorer(model, comparisons, encoded, settings.shared_value_limit)
+    rank = key_rank(keys)
+    if fast:
+        labels, cluster_report = _cluster_from_previous(n, left, right, scores, previous_id, new, scorer, rank,
+                                                        settings)
+    else:
+        labels, cluster_report = cluster(n, left, right, scores.match_weight, scores.match_probability,
+                                         settings.match_threshold, settings.cannot_link_threshold, scorer,
+                                         record_rank=rank)
     linker._step("ids and lineage")
     new_pairs = linker.pairs_frame(records, comparisons, left, right, gamma, scores)
-    evidence = pd.DataFrame({"key_l": keys[left], "key_r": keys[right], "probability": scores.match_probability})
-    evidence = evidence[evidence["probability"] >= settings.match_threshold]
+    # Evidence of a merge: a match joining two earlier customers, or through a new record.
+    joins = ((scores.match_probability >= settings.match_threshold)
+             & (new[left] | new[right] | (previous_id[left] != previous_id[right])))
+    evidence = pd.DataFrame({"key_l": keys[left[joins]], "key_r": keys[right[joins]],
+                             "probability": scores.match_probability[joins]})
     ids, events = assign_ids(keys, labels, previous_id, evidence, at)
 
     linker._step("golden records and artifacts")
     entities_frame(records, ids, labels).to_parquet(out_dir / "entities.parquet", index=False)
-    old_pairs = previous["pairs"]
-    gone = set(new_keys) & set(entity_of.index)  # updated records: their old pairs are void
-    if gone:
-        touches = (record_keys(old_pairs["source_l"], old_pairs["record_id_l"]).isin(gone)
-                   | record_keys(old_pairs["source_r"], old_pairs["record_id_r"]).isin(gone))
-        old_pairs = old_pairs[~touches]
-    pd.concat([old_pairs, new_pairs], ignore_index=True).to_parquet(out_dir / "pairs.parquet", index=False)
+    if fast:
+        old_pairs = previous["pairs"]
+        gone = set(new_keys) & set(entity_of.index)  # updated records: their old pairs are void
+        if gone:
+            touches = (record_keys(old_pairs["source_l"], old_pairs["record_id_l"]).isin(gone)
+                       | record_keys(old_pairs["source_r"], old_pairs["record_id_r"]).isin(gone))
+            old_pairs = old_pairs[~touches]
+        new_pairs = pd.concat([old_pairs, new_pairs], ignore_index=True)
+    new_pairs.to_parquet(out_dir / "pairs.parquet", index=False)
 
     source_priority = list(linker.config.sources) or sorted(records["source"].unique())
     updated_golden(previous["golden"], records, ids, set(ids[new]) | touched_by(events),

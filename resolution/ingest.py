@@ -52,6 +52,12 @@ def record_keys(source: pd.Series, record_id: pd.Series) -> pd.Series:
     return source.astype(str) + ":" + record_id.astype(str)
 
 
+def key_rank(keys: np.ndarray) -> np.ndarray:
+    """Each record's rank among the ``source:record_id`` keys of a run, in string order: an
+    order of the records that does not depend on the order they were read in."""
+    return pd.factorize(pd.Series(keys, dtype=object), sort=True)[0]
+
+
 def customer_of_record(entities: pd.DataFrame) -> pd.Series:
     """Customer (``entity_id``) of each record of an ``entities.parquet``, indexed by record key."""
     return pd.Series(entities["entity_id"].to_numpy(),

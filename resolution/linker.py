@@ -24,7 +24,7 @@ from resolution.config import ConfigError, LinkageConfig, config_to_toml, load_c
 from resolution.encoding import EncodedRecords
 from resolution.erasure import FORGOTTEN_FILE, read_forgotten
 from resolution.golden import ATTRIBUTES as GOLDEN_ATTRIBUTES, golden_records
-from resolution.ingest import SourceStats, ingest, input_files, write_profile
+from resolution.ingest import SourceStats, ingest, input_files, key_rank, record_keys, write_profile
 from resolution.model import (FellegiSunterModel, comparison_matrix, estimate_u, initial_m as _initial_m_shape,
                               pair_scorer, score, train_em, train_lambda)
 from resolution.privacy import (PII_RECORD_COLUMNS, WITHHELD_RAW, pseudonymize_frame,
@@ -101,12 +101,14 @@ class Linker:
             pass
         path.write_text(config_to_toml(self.config, header="The config this run used (identigraph resolve)."))
 
-    def run_incremental(self, inputs: list[Path], previous_dir: Path, out_dir: Path) -> ResolutionResult:
+    def run_incremental(self, inputs: list[Path], previous_dir: Path, out_dir: Path,
+                        fast: bool = False) -> ResolutionResult:
         """Links a new batch against the customers of ``previous_dir`` with its saved model;
-        earlier ids are kept (``resolution.incremental``)."""
+        earlier ids are kept (``resolution.incremental``). ``fast``: earlier pairs and
+        customers as they were, only the new records' pairs scored."""
         from resolution.incremental import link_incremental
 
-        return link_incremental(self, inputs, previous_dir, out_dir)
+        return link_incremental(self, inputs, previous_dir, out_dir, fast=fast)
 
     def _step(self, name: str) -> None:
         now = time.perf_counter()
@@ -201,8 +203,10 @@ class Linker:
         scores = score(model, gamma, encoded, comparisons, left, right)
         self._step("clustering")
         score_pairs = pair_scorer(model, comparisons, encoded, settings.shared_value_limit)
+        rank = key_rank(record_keys(records["source"], records["record_id"]).to_numpy(object))
         labels, cluster_report = cluster(encoded.n, left, right, scores.match_weight, scores.match_probability,
-                                         settings.match_threshold, settings.cannot_link_threshold, score_pairs)
+                                         settings.match_threshold, settings.cannot_link_threshold, score_pairs,
+                                         record_rank=rank)
         ids = entity_ids(records, labels)
         self._step("golden records and artifacts")
         entities = entities_frame(records, ids, labels)
@@ -235,13 +239,17 @@ class Linker:
 
     def pairs_frame(self, records: pd.DataFrame, comparisons: list[Comparison], left: np.ndarray,
                     right: np.ndarray, gamma: np.ndarray, scores) -> pd.DataFrame:
-        """The rows of pairs.parquet: scored pairs at or above the pairs floor."""
-        keep = scores.match_probability >= self.settings.pairs_floor
+        """The rows of pairs.parquet: scored pairs at or above the pairs floor, each with the
+        record whose ``source:record_id`` sorts first on the left, whatever the records' order."""
+        keep = np.flatnonzero(scores.match_probability >= self.settings.pairs_floor)
         source = records["source"].to_numpy(object)
         record_id = records["record_id"].to_numpy(object)
+        rank = key_rank(record_keys(records["source"], records["record_id"]).to_numpy(object))
+        swap = rank[left[keep]] > rank[right[keep]]
+        first, second = np.where(swap, right[keep], left[keep]), np.where(swap, left[keep], right[keep])
         frame = pd.DataFrame({
-            "source_l": source[left[keep]], "record_id_l": record_id[left[keep]],
-            "source_r": source[right[keep]], "record_id_r": record_id[right[keep]],
+            "source_l": source[first], "record_id_l": record_id[first],
+            "source_r": source[second], "record_id_r": record_id[second],
             "match_weight": scores.match_weight[keep], "match_probability": scores.match_probability[keep],
         })
         for j, comparison in enumerate(comparisons):

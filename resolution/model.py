@@ -290,7 +290,11 @@ def score(model: FellegiSunterModel, gamma: np.ndarray, encoded: EncodedRecords,
         if comparison.name in model.tf_comparisons:
             exact = np.flatnonzero(level == 0)
             column = encoded[comparison.column]
-            tf = column.frequency(column.codes[left[exact]], encoded.n)
+            # Both ends: equal values give equal shares, and names agreeing only when swapped
+            # take the commoner of the two, so the weight does not depend on which record is
+            # the left one (the records' order).
+            tf = np.maximum(column.frequency(column.codes[left[exact]], encoded.n),
+                            column.frequency(column.codes[right[exact]], encoded.n))
             u_exact = model.u[j][0]
             # Splink-style: replace the average u of "exact" by this value's frequency;
             # never let a rare value add more than 1 bit beyond the average.
