@@ -164,7 +164,9 @@ def _cluster_from_previous(n: int, left: np.ndarray, right: np.ndarray, scores, 
                    settings.cannot_link_threshold, scorer, focus=new, record_rank=rank)
 
 
-def read_previous(previous_dir: Path) -> dict:
+def read_previous(previous_dir: Path, with_pairs: bool = True) -> dict:
+    """The earlier run's artifacts; its pairs only when ``with_pairs`` (the fast mode keeps them,
+    the default recomputes every pair)."""
     previous_dir = Path(previous_dir)
     missing = [name for name in PREVIOUS_ARTIFACTS if not (previous_dir / name).exists()]
     if missing:
@@ -177,7 +179,7 @@ def read_previous(previous_dir: Path) -> dict:
     return {"model": FellegiSunterModel.from_json(json.loads((previous_dir / "model.json").read_text())),
             "records": pq.read_table(previous_dir / "records.parquet"),
             "entities": pd.read_parquet(previous_dir / "entities.parquet"),
-            "pairs": pd.read_parquet(previous_dir / "pairs.parquet"),
+            "pairs": pd.read_parquet(previous_dir / "pairs.parquet") if with_pairs else None,
             "golden": pd.read_parquet(previous_dir / "golden.parquet"),
             "quarantine": (pd.read_parquet(previous_dir / "quarantine.parquet")
                            if (previous_dir / "quarantine.parquet").exists() else None),
@@ -194,7 +196,7 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
     settings = linker.settings
     at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     linker._step("reading the earlier run")
-    previous = read_previous(previous_dir)
+    previous = read_previous(previous_dir, with_pairs=fast)
     model: FellegiSunterModel = previous["model"]
     forgotten = read_forgotten(previous_dir / FORGOTTEN_FILE) if (previous_dir / FORGOTTEN_FILE).exists() else None
 
@@ -243,7 +245,7 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
                                          settings.match_threshold, settings.cannot_link_threshold, scorer,
                                          record_rank=rank)
     linker._step("ids and lineage")
-    new_pairs = linker.pairs_frame(records, comparisons, left, right, gamma, scores)
+    new_pairs = linker.pairs_frame(records, comparisons, left, right, gamma, scores, rank)
     # Evidence of a merge: a match joining two earlier customers, or through a new record.
     joins = ((scores.match_probability >= settings.match_threshold)
              & (new[left] | new[right] | (previous_id[left] != previous_id[right])))

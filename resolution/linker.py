@@ -211,8 +211,8 @@ class Linker:
         self._step("golden records and artifacts")
         entities = entities_frame(records, ids, labels)
         entities.to_parquet(out_dir / "entities.parquet", index=False)
-        self.pairs_frame(records, comparisons, left, right, gamma, scores).to_parquet(out_dir / "pairs.parquet",
-                                                                                       index=False)
+        self.pairs_frame(records, comparisons, left, right, gamma, scores, rank).to_parquet(
+            out_dir / "pairs.parquet", index=False)
         source_priority = list(self.config.sources) or sorted(records["source"].unique())
         golden = golden_records(records, ids, source_priority, encoded.codes_so_far())
         records_table, quarantine = ingested.records_table, ingested.quarantine
@@ -238,13 +238,15 @@ class Linker:
         return result
 
     def pairs_frame(self, records: pd.DataFrame, comparisons: list[Comparison], left: np.ndarray,
-                    right: np.ndarray, gamma: np.ndarray, scores) -> pd.DataFrame:
+                    right: np.ndarray, gamma: np.ndarray, scores, rank: np.ndarray | None = None) -> pd.DataFrame:
         """The rows of pairs.parquet: scored pairs at or above the pairs floor, each with the
-        record whose ``source:record_id`` sorts first on the left, whatever the records' order."""
+        record whose ``source:record_id`` sorts first on the left, whatever the records' order.
+        ``rank``: the records' ``key_rank`` when the caller has it."""
         keep = np.flatnonzero(scores.match_probability >= self.settings.pairs_floor)
         source = records["source"].to_numpy(object)
         record_id = records["record_id"].to_numpy(object)
-        rank = key_rank(record_keys(records["source"], records["record_id"]).to_numpy(object))
+        if rank is None:
+            rank = key_rank(record_keys(records["source"], records["record_id"]).to_numpy(object))
         swap = rank[left[keep]] > rank[right[keep]]
         first, second = np.where(swap, right[keep], left[keep]), np.where(swap, left[keep], right[keep])
         frame = pd.DataFrame({
