@@ -120,8 +120,13 @@ def raw_features(frames: GraphFrames, recipe: FeatureRecipe) -> dict[str, pd.Dat
     # Category affinity: the share of the customer's orders in each category. A SAGE layer
     # could average it from the products bought, but given as input it is learned in far
     # fewer full-batch epochs.
-    affinity = pd.crosstab(purchased["start"], category, values=purchased["orders"], aggfunc="sum",
-                           normalize="index") if len(purchased) else pd.DataFrame()
+    # Grouped sums, not crosstab: it runs a Python function per customer and value (this
+    # one and the channel mix below took 11 of these features' 15 s on 170k customers).
+    if len(purchased):
+        orders = purchased.groupby([purchased["start"], category])["orders"].sum().unstack(fill_value=0)
+        affinity = orders.div(orders.sum(axis=1), axis=0)
+    else:
+        affinity = pd.DataFrame()
     for name in recipe.vocabularies["category"]:
         c[f"affinity_{name}"] = affinity[name].reindex(c.index).fillna(0).to_numpy() if name in affinity else 0.0
     c["devices"] = np.log1p(used.groupby("start")["end"].nunique().reindex(c.index).fillna(0).to_numpy())
@@ -131,7 +136,8 @@ def raw_features(frames: GraphFrames, recipe: FeatureRecipe) -> dict[str, pd.Dat
                                 "source": frames.resolved_to["start"].map(source_of).to_numpy()})
         if not recipe.vocabularies.get("channel"):
             recipe.vocabularies["channel"] = sorted(channel["source"].dropna().unique().tolist())
-        mix = pd.crosstab(channel["customer"], channel["source"], normalize="index")
+        counts = channel.groupby(["customer", "source"]).size().unstack(fill_value=0)
+        mix = counts.div(counts.sum(axis=1), axis=0)
         for name in recipe.vocabularies["channel"]:
             c[f"channel_{name}"] = mix[name].reindex(c.index).fillna(0).to_numpy() if name in mix else 0.0
         c["channels"] = channel.groupby("customer")["source"].nunique().reindex(c.index).fillna(0).to_numpy()
