@@ -26,8 +26,9 @@ def check_uri(uri: str) -> str:
     """The URI when the driver can use it for our work, else a one-line reason why not."""
     parts = urlsplit(uri)
     if parts.scheme not in BOLT_SCHEMES or not parts.hostname:
+        shown = uri.replace(parts.password, "***") if parts.password else uri  # a password written into the URI
         raise Neo4jNotConfigured(
-            f"{uri!r} is not a Neo4j Bolt address: use bolt://HOST:7687 (or neo4j://, or +s / +ssc for TLS)")
+            f"{shown!r} is not a Neo4j Bolt address: use bolt://HOST:7687 (or neo4j://, or +s / +ssc for TLS)")
     return uri
 
 
