@@ -106,11 +106,17 @@ def server_version(driver: neo4j.Driver) -> tuple[str, str]:
     return records[0]["version"], records[0]["edition"]
 
 
+def one_line(text) -> str:
+    """``text`` with its line breaks and runs of spaces folded: the driver's messages span
+    lines, and an error is one line of output."""
+    return " ".join(str(text).split())
+
+
 def explain_neo4j_error(error: BaseException, settings: Neo4jSettings | None = None) -> str:
     """One line saying why Neo4j could not be used or did not finish the work, and what to do.
     The password is never part of it, and the driver's multi-line messages are folded."""
     where = f"Neo4j at {settings.uri}" if settings else "Neo4j"
-    detail = " ".join(str(error).split())
+    detail = one_line(error)
     if settings is not None and settings.password:
         detail = detail.replace(settings.password, "***")
     if isinstance(error, neo4j.exceptions.AuthError):
@@ -128,8 +134,8 @@ def explain_neo4j_error(error: BaseException, settings: Neo4jSettings | None = N
                 "then run the same command again: every write is a MERGE or SET, so a rerun completes it.")
     if isinstance(error, neo4j.exceptions.TransientError):
         return (f"{where} kept refusing the work with a transient error after the driver's retries with back-off "
-                f"(IDENTIGRAPH_NEO4J_RETRY_S, 30 s unless set): {error.code}: {' '.join(str(error.message).split())}. Another transaction holds the "
-                "locks or the server is overloaded; run the same command again once it is free.")
+                f"(IDENTIGRAPH_NEO4J_RETRY_S, 30 s unless set): {error.code}: {one_line(error.message)}. Another "
+                "transaction holds the locks or the server is overloaded; run the same command again once it is free.")
     if isinstance(error, neo4j.exceptions.Neo4jError):
-        return f"{where} refused the work: {error.code}: {' '.join(str(error.message).split())}"
+        return f"{where} refused the work: {error.code}: {one_line(error.message)}"
     return f"cannot use {where}: {type(error).__name__}: {detail}"

@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from graph.connection import one_line
 from graph.model import EDGE_TYPES, EDGES, NODE_TYPES, NODES
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "cypher" / "schema.cypher"
@@ -221,7 +222,7 @@ def _write_tables(driver: neo4j.Driver, database: str, jobs: list[_TableJob], ba
                     # After the driver's own retries: the server is gone, not busy.
                     failure.append(LoadInterrupted(
                         f"Neo4j stopped answering while loading {job.name} ({done:,} of {job.rows:,} rows "
-                        f"committed): {' '.join(str(error).split())}. Every committed batch is kept; once the "
+                        f"committed): {one_line(error)}. Every committed batch is kept; once the "
                         "server is back, run the same `identigraph load` again: MERGE completes exactly the "
                         "graph a clean load gives."))
                     return
@@ -229,8 +230,8 @@ def _write_tables(driver: neo4j.Driver, database: str, jobs: list[_TableJob], ba
                     # The driver retried with back-off for its max_transaction_retry_time.
                     failure.append(LoadInterrupted(
                         f"Neo4j kept refusing a batch of {job.name} with a transient error after retrying "
-                        f"({done:,} of {job.rows:,} rows committed): {error.code}: {error.message}. Another "
-                        "transaction holds locks on these nodes, or the server is overloaded; every committed "
+                        f"({done:,} of {job.rows:,} rows committed): {error.code}: {one_line(error.message)}. "
+                        "Another transaction holds locks on these nodes, or the server is overloaded; every committed "
                         "batch is kept, so run the same `identigraph load` again once it is free."))
                     return
                 except BaseException as error:

@@ -67,18 +67,20 @@ def entities_frame(records: pd.DataFrame, ids: np.ndarray, labels: np.ndarray) -
     return frame
 
 
-def entity_ids(records: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+def entity_ids(keys: np.ndarray, rank: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Stable ids: a hash of the cluster's smallest ``source:record_id``, so the same
-    cluster gets the same id whatever else is in the run."""
+    cluster gets the same id whatever else is in the run. ``keys`` are the records'
+    ``source:record_id`` and ``rank`` their ``key_rank``."""
     if len(labels) == 0:
         return np.empty(0, dtype=object)
-    keys = (records["source"].astype(str) + ":" + records["record_id"].astype(str)).to_numpy(object)
-    rank, sorted_keys = pd.factorize(keys, sort=True)  # rank order = string order
     smallest = np.full(int(labels.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(smallest, labels, rank)
+    record_of_rank = np.empty(int(rank.max()) + 1, dtype=np.int64)
+    record_of_rank[rank] = np.arange(len(rank))  # records with equal keys share a rank, and any of them will do
     used = np.unique(labels)
     ids = np.empty(len(smallest), dtype=object)
-    ids[used] = ["E" + hashlib.blake2b(k.encode(), digest_size=8).hexdigest() for k in sorted_keys[smallest[used]]]
+    ids[used] = ["E" + hashlib.blake2b(k.encode(), digest_size=8).hexdigest()
+                 for k in keys[record_of_rank[smallest[used]]]]
     return ids[labels]
 
 
@@ -203,11 +205,12 @@ class Linker:
         scores = score(model, gamma, encoded, comparisons, left, right)
         self._step("clustering")
         score_pairs = pair_scorer(model, comparisons, encoded, settings.shared_value_limit)
-        rank = key_rank(record_keys(records["source"], records["record_id"]).to_numpy(object))
+        keys = record_keys(records["source"], records["record_id"]).to_numpy(object)
+        rank = key_rank(keys)
         labels, cluster_report = cluster(encoded.n, left, right, scores.match_weight, scores.match_probability,
                                          settings.match_threshold, settings.cannot_link_threshold, score_pairs,
                                          record_rank=rank)
-        ids = entity_ids(records, labels)
+        ids = entity_ids(keys, rank, labels)
         self._step("golden records and artifacts")
         entities = entities_frame(records, ids, labels)
         entities.to_parquet(out_dir / "entities.parquet", index=False)
@@ -238,15 +241,13 @@ class Linker:
         return result
 
     def pairs_frame(self, records: pd.DataFrame, comparisons: list[Comparison], left: np.ndarray,
-                    right: np.ndarray, gamma: np.ndarray, scores, rank: np.ndarray | None = None) -> pd.DataFrame:
+                    right: np.ndarray, gamma: np.ndarray, scores, rank: np.ndarray) -> pd.DataFrame:
         """The rows of pairs.parquet: scored pairs at or above the pairs floor, each with the
-        record whose ``source:record_id`` sorts first on the left, whatever the records' order.
-        ``rank``: the records' ``key_rank`` when the caller has it."""
+        record whose ``source:record_id`` sorts first (``rank``, the records' ``key_rank``) on
+        the left, whatever the records' order."""
         keep = np.flatnonzero(scores.match_probability >= self.settings.pairs_floor)
         source = records["source"].to_numpy(object)
         record_id = records["record_id"].to_numpy(object)
-        if rank is None:
-            rank = key_rank(record_keys(records["source"], records["record_id"]).to_numpy(object))
         swap = rank[left[keep]] > rank[right[keep]]
         first, second = np.where(swap, right[keep], left[keep]), np.where(swap, left[keep], right[keep])
         frame = pd.DataFrame({

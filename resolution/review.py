@@ -38,7 +38,7 @@ from resolution.comparisons import default_comparisons
 from resolution.config import ModelSettings
 from resolution.encoding import EncodedRecords
 from resolution.incremental import LINEAGE_FILE, assign_ids, touched_by, updated_golden, with_lineage
-from resolution.ingest import customer_of_record, record_keys
+from resolution.ingest import customer_of_record, key_rank, record_keys
 from resolution.linker import entities_frame
 from resolution.model import FellegiSunterModel, comparison_matrix, pair_scorer, score
 
@@ -224,7 +224,8 @@ def apply_review(run_dir: Path, decisions_file: Path, retrain: bool = False,
 
     labels, _ = cluster(n, left[order], right[order], weight[order], probability[order], settings.match_threshold,
                         settings.cannot_link_threshold,
-                        pair_scorer(model, run.comparisons, run.encoded, model.shared_value_limit))
+                        pair_scorer(model, run.comparisons, run.encoded, model.shared_value_limit),
+                        record_rank=key_rank(run.keys))
     previous = customer_of_record(pd.read_parquet(run_dir / "entities.parquet")).reindex(run.keys).to_numpy(object)
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
     evidence = pd.DataFrame({"key_l": run.keys[decided["left"]], "key_r": run.keys[decided["right"]],
