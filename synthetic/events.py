@@ -26,7 +26,13 @@ PERSONA_BEHAVIOUR = {
 }
 
 
+# The purchase model, named because benchmarks/purchase_ceiling.py computes the best AUC any
+# link predictor can reach on this data from exactly these numbers.
+FAVOURITE_CATEGORIES = 2  # each customer's favourite (non-risky) categories
+EXPLORE_SHARE = 0.3  # orders in a uniformly drawn category instead of a favourite
+FRAUD_RISKY_SHARE = 0.8  # a busting-out fraudster's orders in a risky category
 BRAND_LINES = 3
+BRAND_LOYALTY = 0.5  # orders kept inside the customer's brand line
 
 
 def make_products(rng: np.random.Generator, per_category: int = 100) -> pd.DataFrame:
@@ -76,18 +82,18 @@ def make_orders(rng: np.random.Generator, people: pd.DataFrame, records: pd.Data
     categories = np.array(list(CATEGORIES), dtype=object)
     risky = np.array([CATEGORIES[k][1] for k in categories])
     safe_categories = np.flatnonzero(~risky)
-    favourite = rng.choice(safe_categories, size=(len(people), 2))
-    category = favourite[owner, rng.integers(0, 2, n)]
-    explore = rng.random(n) < 0.3
+    favourite = rng.choice(safe_categories, size=(len(people), FAVOURITE_CATEGORIES))
+    category = favourite[owner, rng.integers(0, FAVOURITE_CATEGORIES, n)]
+    explore = rng.random(n) < EXPLORE_SHARE
     category[explore] = rng.choice(len(categories), explore.sum())
-    risky_pick = fraud & (rng.random(n) < 0.8)
+    risky_pick = fraud & (rng.random(n) < FRAUD_RISKY_SHARE)
     category[risky_pick] = rng.choice(np.flatnonzero(risky), risky_pick.sum())
     # Within a category sales follow a Zipf law (weight 1/rank, the catalogue's first products
     # selling most), and half of a customer's purchases stay in their brand line (every third
     # product): real baskets are skewed and loyal, not uniform, and it is this structure that
     # recommenders and embeddings learn from.
     brand = rng.integers(0, BRAND_LINES, len(people))[owner]
-    loyal = rng.random(n) < 0.5
+    loyal = rng.random(n) < BRAND_LOYALTY
     by_category = products.groupby("category").indices
     product_row = np.empty(n, dtype=np.int64)
     for k, name in enumerate(categories):
