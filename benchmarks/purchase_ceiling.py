@@ -73,6 +73,14 @@ def product_probabilities(products) -> np.ndarray:
     return np.stack(columns, axis=1)
 
 
+def predictive(posterior: np.ndarray, probability: np.ndarray, customer: np.ndarray, product: np.ndarray,
+               chunk: int = 20_000) -> np.ndarray:
+    """P(product | customer's purchases) per pair, in chunks: a row per pair of the two
+    (pairs x states) matrices is gigabytes at 170k customers."""
+    return np.concatenate([np.einsum("ij,ij->i", posterior[customer[i:i + chunk]], probability[product[i:i + chunk]])
+                           for i in range(0, len(customer), chunk)] or [np.zeros(0)])
+
+
 def ceiling_auc(frames: GraphFrames, config: TrainingConfig | None = None,
                 fraud_rate: float = GeneratorConfig(customers=1).fraud_rate) -> float:
     """Held-out purchase AUC of the Bayes posterior predictive on ``TrainingConfig``'s split."""
@@ -99,12 +107,12 @@ def ceiling_auc(frames: GraphFrames, config: TrainingConfig | None = None,
     # A held-out purchase is a product the customer is not known to have bought: the
     # predictive is renormalised over those, and a known product scores 0.
     bought_before = np.zeros(n_customers)
-    np.add.at(bought_before, known[0], np.einsum("ij,ij->i", posterior[known[0]], probability[known[1]]))
+    np.add.at(bought_before, known[0], predictive(posterior, probability, known[0], known[1]))
     known_keys = np.unique(known[0] * n_products + known[1])
 
     def score(pairs: torch.Tensor) -> np.ndarray:
         customer, product = pairs[0].numpy(), pairs[1].numpy()
-        value = np.einsum("ij,ij->i", posterior[customer], probability[product]) / (1 - bought_before[customer])
+        value = predictive(posterior, probability, customer, product) / (1 - bought_before[customer])
         value[np.isin(customer * n_products + product, known_keys)] = 0.0
         return value
 

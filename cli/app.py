@@ -1,6 +1,7 @@
 """``identigraph``: every command calls a library function and only formats its result."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -278,7 +279,7 @@ def demo(
 
     console.rule("5. GNN embeddings (heterogeneous GraphSAGE, link prediction)")
     with _progress() as progress:
-        task = progress.add_task("training", total=TrainingConfig.epochs)
+        task = progress.add_task("training", total=TrainingConfig().epoch_count)
         embedded = train_embeddings(tables_dir, tables_dir / "embeddings",
                                     progress=lambda epoch, loss: progress.update(task, completed=epoch))
     _print_link_report(embedded.report)
@@ -527,7 +528,11 @@ def embed(
     out: Annotated[Path | None, typer.Option(help="Folder for embeddings.parquet, model.pt, metrics.json "
                                                   "(default: TABLES/embeddings).")] = None,
     dim: Annotated[int, typer.Option(help="Embedding size.", min=2)] = 64,
-    epochs: Annotated[int | None, typer.Option(help="Full-batch training epochs [default: 100].", min=1)] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs [default: 100 full-batch, 10 mini-batch].",
+                                               min=1)] = None,
+    batching: Annotated[str, typer.Option(help="full: the whole graph every step; neighbour: LinkNeighborLoader "
+                                               "mini-batches (needs pyg-lib or torch-sparse); auto: neighbour "
+                                               "when installed.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed (split, initialisation, negatives).")] = 7,
     apply_checkpoint: Annotated[Path | None, typer.Option("--apply", help="model.pt of an earlier run: embed "
                                                           "the (grown) graph with it, no training.")] = None,
@@ -557,16 +562,22 @@ def embed(
             with console.status("embedding with the saved model"):
                 result = apply(tables, apply_checkpoint, out, frames=frames)
         else:
-            config = TrainingConfig(dim=dim, seed=seed, **({"epochs": epochs} if epochs else {}))
+            try:
+                config = TrainingConfig(dim=dim, seed=seed, batching=batching)
+            except ValueError as error:
+                raise fail(f"--batching: {error}") from None
+            if epochs:
+                config = replace(config, **{"mini_batch_epochs" if config.mini_batches else "epochs": epochs})
             with _progress() as progress:
-                task = progress.add_task("training (link prediction)", total=config.epochs)
+                task = progress.add_task("training (link prediction)", total=config.epoch_count)
                 result = train_embeddings(tables, out, config, frames=frames,
                                           progress=lambda epoch, loss: progress.update(
                                               task, completed=epoch, description=f"training, loss {loss:.3f}"))
             _print_link_report(result.report)
         console.print(f"embedded {', '.join(f'{n:,} {t}s' for t, n in result.nodes.items())} in {result.seconds:.1f}s; "
                       f"wrote {out}/embeddings.parquet" + ("" if apply_checkpoint else ", model.pt, metrics.json"))
-        record_run(out, "embed", {"dim": dim, "epochs": epochs, "seed": seed, "apply": apply_checkpoint,
+        record_run(out, "embed", {"dim": dim, "epochs": epochs, "batching": batching, "seed": seed,
+                                  "apply": apply_checkpoint,
                                   "from_neo4j": from_neo4j}, [tables] if tables else [], [out])
         if to_neo4j:
             from embeddings.neo4j_io import write_customer_embeddings
@@ -839,7 +850,7 @@ def report(
 
 
 def _print_link_report(report) -> None:
-    table = Table(title=f"held-out edges ({report.edges:,} edges, {report.epochs} epochs, {report.seconds:.1f}s training)",
+    table = Table(title=f"held-out edges ({report.edges:,} edges, {report.epochs} {'mini-batch' if report.mini_batches else 'full-batch'} epochs, {report.seconds:.1f}s training)",
                   title_justify="left")
     for name in ("model", "AUC purchased", "AUC used_device", f"Recall@{report.gnn.k} purchases"):
         table.add_column(name, justify="left" if name == "model" else "right")

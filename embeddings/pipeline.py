@@ -71,7 +71,9 @@ def embed(tables_dir: Path, out_dir: Path, config: TrainingConfig = TrainingConf
 
 def load_model(checkpoint: Path) -> tuple[HeteroLinkModel, dict]:
     saved = torch.load(checkpoint, weights_only=False)
-    config = TrainingConfig(**saved["config"])
+    # How it was trained does not matter to applying it, and "neighbour" would refuse to load
+    # on a machine without the sampler's libraries.
+    config = TrainingConfig(**{**saved["config"], "batching": "full"})
     metadata = (saved["metadata"][0], [tuple(e) for e in saved["metadata"][1]])
     model = HeteroLinkModel(metadata, saved["input_dims"], hidden=config.hidden, out=config.dim, layers=config.layers,
                             catalogue_sizes={t: len(ids) for t, ids in saved["catalogue"].items()},

@@ -2,18 +2,27 @@
 FastRP baseline scored the same way in the same run.
 
 Edges of ``purchased`` and ``used_device`` are split by PyG's ``RandomLinkSplit`` (reverse
-edges follow their forward edge, so a held-out purchase is not visible backwards). The
-model trains full-batch: pyg-lib and torch-sparse, which neighbour-sampling loaders need,
-have no PyPI wheels, and a ``LinkNeighborLoader`` mini-batch path is not built yet
-(``TrainingReport.mini_batches`` is always False).
+edges follow their forward edge, so a held-out purchase is not visible backwards).
+
+Two ways to train, chosen by ``TrainingConfig.batching``:
+- full batch (``"full"``): every step runs the encoder over the whole training graph. Needs
+  nothing beyond PyTorch and PyG, and is the default here: pyg-lib and torch-sparse, which
+  neighbour sampling needs, have no PyPI wheels.
+- mini-batches (``"neighbour"``): PyG's ``LinkNeighborLoader`` samples ``fanout`` neighbours
+  per hop around a batch of supervision edges and their negatives, so memory is bounded
+  by the batch, not the graph. ``"auto"`` (the default) takes it when pyg-lib or
+  torch-sparse is installed.
+Either way the embeddings are then computed full-batch (inference needs no sampling).
 """
 from __future__ import annotations
 
+import copy
 import random
 import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
@@ -37,6 +46,16 @@ SUPERVISED = (PURCHASED, USED_DEVICE)
 CORRUPTED_END = {PURCHASED: 1, USED_DEVICE: 0}
 
 
+BATCHING = ("auto", "full", "neighbour")
+
+
+def neighbour_sampling_available() -> bool:
+    """PyG's neighbour sampler runs on pyg-lib or torch-sparse; neither is on PyPI."""
+    import torch_geometric.typing
+
+    return bool(torch_geometric.typing.WITH_PYG_LIB or torch_geometric.typing.WITH_TORCH_SPARSE)
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     dim: int = 64
@@ -56,12 +75,34 @@ class TrainingConfig:
     test_share: float = 0.10
     recall_k: int = 20
     target_bias: bool = True  # a learned bias column for products and devices (HeteroLinkModel)
+    batching: str = "auto"  # "full", "neighbour" (LinkNeighborLoader) or "auto" (neighbour when it can)
+    batch_size: int = 2048  # supervision edges per mini-batch
+    fanout: int = 10  # neighbours sampled per node, relation and hop
+    # A mini-batch epoch takes (supervision edges / batch_size) optimiser steps where a
+    # full-batch one takes one, so far fewer epochs are needed.
+    mini_batch_epochs: int = 10
 
     def __post_init__(self):
-        if self.dim < 2 or self.hidden < 2 or self.layers < 1 or self.epochs < 1:
+        if self.dim < 2 or self.hidden < 2 or self.layers < 1 or self.epochs < 1 or self.mini_batch_epochs < 1:
             raise ValueError("dim and hidden must be at least 2, layers and epochs at least 1")
+        if self.batching not in BATCHING:
+            raise ValueError(f"batching must be one of {', '.join(BATCHING)}, got {self.batching!r}")
+        if self.batching == "neighbour" and not neighbour_sampling_available():
+            raise ValueError("batching='neighbour' needs pyg-lib or torch-sparse (PyG's neighbour sampler); "
+                             "install one from https://data.pyg.org/whl/ or use batching='full'")
+        if self.batch_size < 1 or self.fanout < 1:
+            raise ValueError("batch_size and fanout must be at least 1")
         if not 0 < self.test_share < 0.5 or not 0 <= self.val_share < 0.5:
             raise ValueError("test_share must be in (0, 0.5) and val_share in [0, 0.5)")
+
+    @property
+    def mini_batches(self) -> bool:
+        """Whether training samples neighbourhoods (resolves ``"auto"``)."""
+        return self.batching == "neighbour" or (self.batching == "auto" and neighbour_sampling_available())
+
+    @property
+    def epoch_count(self) -> int:
+        return self.mini_batch_epochs if self.mini_batches else self.epochs
 
 
 @dataclass
@@ -161,7 +202,8 @@ def csr_adjacency(data: HeteroData) -> dict[tuple[str, str, str], torch.Tensor]:
 
 
 def fit(train: HeteroData, config: TrainingConfig, progress=None) -> tuple[HeteroLinkModel, list[float]]:
-    """Train on the training split; returns the model and the loss curve."""
+    """Train on the training split (full-batch or on sampled neighbourhoods, as
+    ``config.mini_batches`` says); returns the model and the loss per epoch."""
     seed_everything(config.seed)
     model = HeteroLinkModel(train.metadata(), {t: train[t].num_features for t in train.node_types},
                             hidden=config.hidden, out=config.dim, layers=config.layers,
@@ -171,18 +213,80 @@ def fit(train: HeteroData, config: TrainingConfig, progress=None) -> tuple[Heter
     with torch.no_grad():  # materialise the lazy layers
         model(train.x_dict, adjacency)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    if config.mini_batches:
+        loaders = neighbour_loaders(train, config)  # built once, reshuffled by every epoch
+        step = partial(_mini_batch_epoch, loaders=loaders)
+    else:
+        step = partial(_full_batch_epoch, train=train, adjacency=adjacency)
     losses = []
-    for epoch in range(config.epochs):
+    for epoch in range(config.epoch_count):
         model.train()
-        optimiser.zero_grad()
-        loss = _loss(model, model(train.x_dict, adjacency), train)
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.item())
+        losses.append(step(model, optimiser))
         if progress:
             progress(epoch + 1, losses[-1])
     model.eval()
     return model, losses
+
+
+def _full_batch_epoch(model, optimiser, train: HeteroData, adjacency) -> float:
+    optimiser.zero_grad()
+    loss = _loss(model, model(train.x_dict, adjacency), train)
+    loss.backward()
+    optimiser.step()
+    return loss.item()
+
+
+# Each relation's mini-batches come from a loader over the edge type whose destination is the
+# end ``corrupt`` replaces: PyG's "triplet" negatives draw one destination per source, so a
+# purchase keeps its customer and draws a product, a device use keeps its device and draws
+# a customer, as in full-batch training and in the evaluation.
+LOADER_EDGE = {PURCHASED: PURCHASED, USED_DEVICE: REVERSE[USED_DEVICE]}
+
+
+def neighbour_loaders(train: HeteroData, config: TrainingConfig) -> dict:
+    """One ``LinkNeighborLoader`` per supervised relation over the training split."""
+    from torch_geometric.loader import LinkNeighborLoader
+
+    # The loader slices every node attribute by the sampled nodes; the string ids cannot be
+    # (and are not needed): a shallow copy without them, tensors shared.
+    sampled = copy.copy(train)
+    for node_type in sampled.node_types:
+        if "node_id" in sampled[node_type]:
+            del sampled[node_type].node_id
+    loaders = {}
+    for relation, edge_type in LOADER_EDGE.items():
+        supervision = train[relation].edge_label_index
+        if edge_type != relation:
+            supervision = supervision.flip(0)
+        loaders[relation] = LinkNeighborLoader(
+            sampled, num_neighbors=[config.fanout] * config.layers, edge_label_index=(edge_type, supervision),
+            neg_sampling={"mode": "triplet", "amount": 1}, batch_size=config.batch_size, shuffle=True)
+    return loaders
+
+
+def _mini_batch_epoch(model, optimiser, loaders: dict) -> float:
+    """One pass over every supervision edge, the relations' batches taken in turn."""
+    total, batches = 0.0, 0
+    iterators = {relation: iter(loader) for relation, loader in loaders.items()}
+    while iterators:
+        for relation in list(iterators):
+            batch = next(iterators[relation], None)
+            if batch is None:
+                del iterators[relation]
+                continue
+            source, _, target = LOADER_EDGE[relation]
+            optimiser.zero_grad()
+            z = model(batch.x_dict, batch.edge_index_dict, {"product": batch["product"].n_id})
+            anchor = z[source][batch[source].src_index]
+            positive = (anchor * z[target][batch[target].dst_pos_index]).sum(-1)
+            negative = (anchor * z[target][batch[target].dst_neg_index.view(-1)]).sum(-1)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                torch.cat([positive, negative]), torch.cat([torch.ones_like(positive), torch.zeros_like(negative)]))
+            loss.backward()
+            optimiser.step()
+            total += loss.item()
+            batches += 1
+    return total / max(batches, 1)
 
 
 def known_edge_frames(frames: GraphFrames, data: HeteroData, known: HeteroData) -> GraphFrames:
@@ -295,5 +399,6 @@ def _train_and_evaluate(frames: GraphFrames, config: TrainingConfig,
     gnn = link_metrics(z, test, config.recall_k)
     baseline = link_metrics(fastrp(test, config.dim, config.seed), test, config.recall_k)
     edges = sum(int(data[e].edge_index.size(1)) for e in SUPERVISED)
-    return model, TrainingReport(gnn=gnn, baseline=baseline, epochs=config.epochs, seconds=round(seconds, 2),
-                                 edges=edges, mini_batches=False, loss=[round(v, 5) for v in losses]), recipe
+    return model, TrainingReport(gnn=gnn, baseline=baseline, epochs=config.epoch_count, seconds=round(seconds, 2),
+                                 edges=edges, mini_batches=config.mini_batches,
+                                 loss=[round(v, 5) for v in losses]), recipe

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from cli.app import app
 from embeddings.data import GraphFrames, build_hetero_data, read_graph_frames
 from embeddings.pipeline import apply, embed
-from embeddings.train import TrainingConfig, train_and_evaluate
+from embeddings.train import TrainingConfig, neighbour_sampling_available, train_and_evaluate
 
 from tests.conftest import SMALL_EMBEDDINGS as SMALL
 
@@ -62,7 +62,7 @@ def test_new_customers_are_embedded_without_retraining(graph_tables, tmp_path):
     purchased = frames.edges["PURCHASED"]
     buyers = purchased.groupby("start").size()
     held_out = set(buyers[buyers >= 3].sample(frac=0.15, random_state=1).index)
-    embed(graph_tables, tmp_path / "trained", TrainingConfig(dim=16, hidden=16, epochs=80, seed=3),
+    embed(graph_tables, tmp_path / "trained", TrainingConfig(dim=16, hidden=16, epochs=80, seed=3, batching="full"),
           frames=_without_customers(frames, held_out))
     apply(graph_tables, tmp_path / "trained" / "model.pt", tmp_path / "applied")
     customers, products = _vectors(tmp_path / "applied", "customer"), _vectors(tmp_path / "applied", "product")
@@ -101,9 +101,8 @@ def planted_frames(seed: int = 0) -> GraphFrames:
                        {"PURCHASED": purchased, "USED_DEVICE": used})
 
 
-def test_planted_communities_are_recovered():
-    frames = planted_frames()
-    model, report, recipe = train_and_evaluate(frames, TrainingConfig(dim=16, hidden=16, seed=1))
+def _assert_planted_structure_recovered(frames: GraphFrames, config: TrainingConfig):
+    model, report, recipe = train_and_evaluate(frames, config)
     data, _ = build_hetero_data(frames, recipe)
     with torch.no_grad():
         z = model(data.x_dict, data.edge_index_dict)
@@ -121,6 +120,39 @@ def test_planted_communities_are_recovered():
     # Held-out edges: within a community every product is as likely, so a negative from the
     # own community is indistinguishable; 0.75 is what knowing the communities is worth.
     assert report.gnn.auc["purchased"] > 0.7 and report.gnn.recall_at_k > 0.95
+    return report
+
+
+def test_planted_communities_are_recovered():
+    report = _assert_planted_structure_recovered(planted_frames(), TrainingConfig(dim=16, hidden=16, seed=1,
+                                                                                  batching="full"))
+    assert not report.mini_batches and len(report.loss) == 100
+
+
+def test_auto_batching_follows_the_installed_neighbour_sampler(graph_tables, tmp_path):
+    assert TrainingConfig().mini_batches == neighbour_sampling_available()
+    assert not TrainingConfig(batching="full").mini_batches
+    with pytest.raises(ValueError, match="batching must be one of"):
+        TrainingConfig(batching="sampled")
+    if neighbour_sampling_available():
+        assert TrainingConfig(batching="neighbour").mini_batches
+    else:
+        # Asked for explicitly without pyg-lib or torch-sparse: one line that says what to install.
+        with pytest.raises(ValueError, match="pyg-lib or torch-sparse"):
+            TrainingConfig(batching="neighbour")
+        result = runner.invoke(app, ["embed", str(graph_tables), "--out", str(tmp_path), "--batching", "neighbour"])
+        assert result.exit_code == 1 and "pyg-lib or torch-sparse" in result.output
+        assert "Traceback" not in result.output and not (tmp_path / "model.pt").exists()
+
+
+@pytest.mark.skipif(not neighbour_sampling_available(),
+                    reason="LinkNeighborLoader needs pyg-lib or torch-sparse, which have no PyPI wheels")
+def test_mini_batches_recover_planted_communities_reproducibly():
+    config = TrainingConfig(dim=16, hidden=16, seed=1, batching="neighbour", batch_size=64, mini_batch_epochs=10)
+    report = _assert_planted_structure_recovered(planted_frames(), config)
+    assert report.mini_batches and len(report.loss) == 10
+    _, again, _ = train_and_evaluate(planted_frames(), config)
+    assert again.gnn == report.gnn and again.loss == report.loss
 
 
 @pytest.mark.neo4j
