@@ -274,12 +274,13 @@ def _mini_batch_epoch(model, optimiser, loaders: dict) -> float:
             if batch is None:
                 del iterators[relation]
                 continue
-            source, _, target = LOADER_EDGE[relation]
+            edge_type = LOADER_EDGE[relation]
+            source, _, target = edge_type
             optimiser.zero_grad()
             z = model(batch.x_dict, batch.edge_index_dict, {"product": batch["product"].n_id})
-            anchor = z[source][batch[source].src_index]
-            positive = (anchor * z[target][batch[target].dst_pos_index]).sum(-1)
-            negative = (anchor * z[target][batch[target].dst_neg_index.view(-1)]).sum(-1)
+            anchor = batch[source].src_index
+            positive = model.score(z, edge_type, torch.stack([anchor, batch[target].dst_pos_index]))
+            negative = model.score(z, edge_type, torch.stack([anchor, batch[target].dst_neg_index.view(-1)]))
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 torch.cat([positive, negative]), torch.cat([torch.ones_like(positive), torch.zeros_like(negative)]))
             loss.backward()
