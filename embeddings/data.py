@@ -102,19 +102,23 @@ def raw_features(frames: GraphFrames, recipe: FeatureRecipe) -> dict[str, pd.Dat
 
     features: dict[str, pd.DataFrame] = {}
     c = pd.DataFrame(index=customers["customer_id"].to_numpy())
-    last = purchased.groupby("start")["last_at"].max()
-    first = pd.concat([purchased.groupby("start")["first_at"].min(), used.groupby("start")["first_seen"].min()],
-                      axis=1).min(axis=1)
-    never = 5 * 365.0  # no order: as if the last one were five years ago
-    c["recency_days"] = np.nan_to_num(_days_before(reference, last.reindex(c.index)), nan=never).clip(0)
-    c["frequency"] = np.log1p(purchased.groupby("start")["orders"].sum().reindex(c.index).fillna(0).to_numpy())
-    c["monetary"] = np.log1p(purchased.groupby("start")["amount"].sum().reindex(c.index).fillna(0).to_numpy())
-    c["tenure_days"] = np.nan_to_num(_days_before(reference, first.reindex(c.index)), nan=0.0).clip(0)
     products = frames.nodes["Product"].set_index("product_id")
     category = purchased["end"].map(products["category"])
-    distinct_products = purchased.groupby("start")["end"].nunique()
-    distinct_categories = category.groupby(purchased["start"]).nunique()
-    c["basket_diversity"] = (distinct_categories / distinct_products).reindex(c.index).fillna(0).to_numpy()
+    # One grouping per key and one reindex per grouped table: every groupby factorizes the
+    # string ids and every reindex hashes the customer index again (40 of them took 2.6 of
+    # these features' 6.5 s on 170k customers).
+    bought = purchased.assign(category=category).groupby("start").agg(
+        last_at=("last_at", "max"), first_at=("first_at", "min"), orders=("orders", "sum"),
+        amount=("amount", "sum"), products=("end", "nunique"), categories=("category", "nunique"))
+    bought = bought.reindex(c.index)
+    use = used.groupby("start").agg(first_seen=("first_seen", "min"), devices=("end", "nunique")).reindex(c.index)
+    first = pd.concat([bought["first_at"], use["first_seen"]], axis=1).min(axis=1)
+    never = 5 * 365.0  # no order: as if the last one were five years ago
+    c["recency_days"] = np.nan_to_num(_days_before(reference, bought["last_at"]), nan=never).clip(0)
+    c["frequency"] = np.log1p(bought["orders"].fillna(0).to_numpy())
+    c["monetary"] = np.log1p(bought["amount"].fillna(0).to_numpy())
+    c["tenure_days"] = np.nan_to_num(_days_before(reference, first), nan=0.0).clip(0)
+    c["basket_diversity"] = (bought["categories"] / bought["products"]).fillna(0).to_numpy()
     if not recipe.vocabularies.get("category"):
         recipe.vocabularies["category"] = sorted(products["category"].dropna().unique().tolist())
     # Category affinity: the share of the customer's orders in each category. A SAGE layer
@@ -124,12 +128,12 @@ def raw_features(frames: GraphFrames, recipe: FeatureRecipe) -> dict[str, pd.Dat
     # one and the channel mix below took 11 of these features' 15 s on 170k customers).
     if len(purchased):
         orders = purchased.groupby([purchased["start"], category])["orders"].sum().unstack(fill_value=0)
-        affinity = orders.div(orders.sum(axis=1), axis=0)
+        affinity = orders.div(orders.sum(axis=1), axis=0).reindex(c.index).fillna(0)
     else:
-        affinity = pd.DataFrame()
+        affinity = pd.DataFrame(index=c.index)
     for name in recipe.vocabularies["category"]:
-        c[f"affinity_{name}"] = affinity[name].reindex(c.index).fillna(0).to_numpy() if name in affinity else 0.0
-    c["devices"] = np.log1p(used.groupby("start")["end"].nunique().reindex(c.index).fillna(0).to_numpy())
+        c[f"affinity_{name}"] = affinity[name].to_numpy() if name in affinity else 0.0
+    c["devices"] = np.log1p(use["devices"].fillna(0).to_numpy())
     if frames.records is not None and frames.resolved_to is not None:
         source_of = frames.records.set_index("record_key")["source"]
         channel = pd.DataFrame({"customer": frames.resolved_to["end"].to_numpy(),
@@ -137,10 +141,10 @@ def raw_features(frames: GraphFrames, recipe: FeatureRecipe) -> dict[str, pd.Dat
         if not recipe.vocabularies.get("channel"):
             recipe.vocabularies["channel"] = sorted(channel["source"].dropna().unique().tolist())
         counts = channel.groupby(["customer", "source"]).size().unstack(fill_value=0)
-        mix = counts.div(counts.sum(axis=1), axis=0)
+        mix = counts.div(counts.sum(axis=1), axis=0).reindex(c.index).fillna(0)
         for name in recipe.vocabularies["channel"]:
-            c[f"channel_{name}"] = mix[name].reindex(c.index).fillna(0).to_numpy() if name in mix else 0.0
-        c["channels"] = channel.groupby("customer")["source"].nunique().reindex(c.index).fillna(0).to_numpy()
+            c[f"channel_{name}"] = mix[name].to_numpy() if name in mix else 0.0
+        c["channels"] = (counts > 0).sum(axis=1).reindex(c.index).fillna(0).to_numpy()
     features["customer"] = c
 
     p = pd.DataFrame(index=products.index.to_numpy())
