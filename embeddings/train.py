@@ -175,15 +175,18 @@ def corrupt(positive: torch.Tensor, edge_type: tuple[str, str, str], data: Heter
     return negative
 
 
+def _link_loss(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the positive pairs' scores against 1, the negatives' against 0."""
+    return torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.cat([positive, negative]), torch.cat([torch.ones_like(positive), torch.zeros_like(negative)]))
+
+
 def _loss(model: HeteroLinkModel, z: dict[str, torch.Tensor], data: HeteroData) -> torch.Tensor:
     total = torch.zeros(())
     for edge_type in SUPERVISED:
         positive = data[edge_type].edge_label_index
-        source, _, target = edge_type
         negative = corrupt(positive, edge_type, data)
-        scores = torch.cat([model.score(z, edge_type, positive), model.score(z, edge_type, negative)])
-        labels = torch.cat([torch.ones(positive.size(1)), torch.zeros(negative.size(1))])
-        total = total + torch.nn.functional.binary_cross_entropy_with_logits(scores, labels)
+        total = total + _link_loss(model.score(z, edge_type, positive), model.score(z, edge_type, negative))
     return total
 
 
@@ -281,8 +284,7 @@ def _mini_batch_epoch(model, optimiser, loaders: dict) -> float:
             anchor = batch[source].src_index
             positive = model.score(z, edge_type, torch.stack([anchor, batch[target].dst_pos_index]))
             negative = model.score(z, edge_type, torch.stack([anchor, batch[target].dst_neg_index.view(-1)]))
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                torch.cat([positive, negative]), torch.cat([torch.ones_like(positive), torch.zeros_like(negative)]))
+            loss = _link_loss(positive, negative)
             loss.backward()
             optimiser.step()
             total += loss.item()
