@@ -13,6 +13,10 @@ STAMP := $(VENV)/.identigraph-installed
 # The project is installed editable into the shared venv; redo it when the clone or
 # pyproject.toml changes (CI clones to a new folder each run).
 EDITABLE_STAMP := $(VENV)/.editable-$(shell { echo "$(CURDIR)"; cat pyproject.toml; } | sha256sum | cut -c1-16)
+# Every command runs this checkout's code and addresses this checkout's Neo4j store, whichever
+# checkout last installed itself editable into the shared venv.
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+export IDENTIGRAPH_NEO4J_DIR ?= $(CURDIR)/.neo4j
 PYTEST_ARGS ?=
 DEMO_DIR ?= .demo
 DEMO_CUSTOMERS ?= 20000
@@ -34,13 +38,11 @@ install:
 demo: install
 	"$(IG)" demo --out "$(DEMO_DIR)" --customers $(DEMO_CUSTOMERS)
 
-# Starts the local Neo4j unless NEO4J_URI names a server, runs every test, stops it again,
-# and exits with pytest's status.
+# Unless NEO4J_URI names a server: runs every test with this checkout's local Neo4j up, and
+# stops it afterwards if (and only if) it was started for the tests. Exits with pytest's status.
 test: install
-	@if [ -z "$${NEO4J_URI:-}" ]; then "$(IG)" neo4j start || exit 1; fi; \
-	"$(PY)" -m pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ -z "$${NEO4J_URI:-}" ]; then "$(IG)" neo4j stop || rc=1; fi; \
-	exit $$rc
+	@if [ -n "$${NEO4J_URI:-}" ]; then exec "$(PY)" -m pytest $(PYTEST_ARGS); fi; \
+	exec "$(IG)" neo4j run -- "$(PY)" -m pytest $(PYTEST_ARGS)
 
 neo4j-start: install
 	"$(IG)" neo4j start

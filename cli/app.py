@@ -904,14 +904,20 @@ def _print_graph_summary(summary) -> None:
         console.print(f"{name}: read {account.read:,} = used {account.used:,} + quarantined {account.quarantined:,}")
 
 
+NeoStore = Annotated[Path | None, typer.Option(
+    "--store", envvar="IDENTIGRAPH_NEO4J_DIR", show_default=False,
+    help="The local server's folder (database, log, pid, password). Default: .neo4j of the checkout "
+         "around the working directory, else ./.neo4j.")]
+
+
 @neo4j_app.command("start")
-def neo4j_start() -> None:
+def neo4j_start(store: NeoStore = None) -> None:
     """Start the local server unless it runs; wait until Bolt answers."""
     from graph import local_neo4j
 
     try:
         with console.status("starting Neo4j (the first start downloads its jars from Maven Central)"):
-            status = local_neo4j.start()
+            status = local_neo4j.start(store=store)
     except local_neo4j.LocalNeo4jError as error:
         raise fail(str(error))
     console.print(f"Neo4j {status.version} {status.edition} is running at {status.uri} "
@@ -920,27 +926,45 @@ def neo4j_start() -> None:
 
 
 @neo4j_app.command("stop")
-def neo4j_stop() -> None:
-    """Shut the local server down cleanly."""
+def neo4j_stop(store: NeoStore = None) -> None:
+    """Shut the local server down cleanly (nothing to do when it does not run)."""
     from graph import local_neo4j
 
     try:
-        stopped = local_neo4j.stop()
+        stopped = local_neo4j.stop(store=store)
     except local_neo4j.LocalNeo4jError as error:
         raise fail(str(error))
-    console.print("Neo4j stopped." if stopped else "Neo4j was not running.")
+    console.print(f"Neo4j stopped (store {local_neo4j.state_dir(store)})." if stopped
+                  else f"Neo4j was not running (store {local_neo4j.state_dir(store)}).")
 
 
 @neo4j_app.command("status")
-def neo4j_status() -> None:
+def neo4j_status(store: NeoStore = None) -> None:
     """Say whether the local server runs and answers; exit 1 when it does not."""
     from graph import local_neo4j
 
-    status = local_neo4j.status()
+    status = local_neo4j.status(store)
     if not status.running:
         console.print(f"Neo4j is not running (store {status.state_dir}).")
         raise typer.Exit(1)
-    console.print(f"Neo4j {status.version} {status.edition} is running at {status.uri} (pid {status.pid}).")
+    console.print(f"Neo4j {status.version} {status.edition} is running at {status.uri} "
+                  f"(pid {status.pid}, store {status.state_dir}).")
+
+
+@neo4j_app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def neo4j_run(command: Annotated[list[str], typer.Argument(help="The command, after --.")],
+              store: NeoStore = None) -> None:
+    """Run a command (`identigraph neo4j run -- pytest`) with the local server up; stop the
+    server afterwards only if this started it. Exits with the command's status."""
+    from graph import local_neo4j
+
+    try:
+        code = local_neo4j.run_with_server(command, store)
+    except local_neo4j.LocalNeo4jError as error:
+        raise fail(str(error))
+    except FileNotFoundError as error:
+        raise fail(f"cannot run {command[0]!r}: {error.strerror}")
+    raise typer.Exit(code)
 
 
 def _print_metrics(metrics) -> None:

@@ -2,9 +2,11 @@
 
 Maven resolves the server's jars (``neo4j_launcher/pom.xml``) into a cache folder outside
 the clone; ``LocalNeo4j.java`` runs as a single-file Java program on that classpath and
-starts an embedded DBMS with Bolt on 127.0.0.1 and a free port. State lives in
-``.neo4j/`` beside the project (or ``$IDENTIGRAPH_NEO4J_DIR``): the store, the log, the
-pid and ``connection.json``. The password is ``$NEO4J_PASSWORD`` or, when unset, a random
+starts an embedded DBMS with Bolt on 127.0.0.1 and a free port. State lives in a store
+folder: the database, the log, the pid and ``connection.json``. The store is the one named
+(``--store``, ``$IDENTIGRAPH_NEO4J_DIR``), else ``.neo4j/`` of the checkout the command runs
+in, found from the working directory, never from where the package was installed from: a
+venv shared by several checkouts must not start or stop another checkout's server. The password is ``$NEO4J_PASSWORD`` or, when unset, a random
 one kept in ``.neo4j/password`` (mode 600); it is never printed.
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -49,13 +52,27 @@ def cache_dir() -> Path:
     return Path(os.environ.get("IDENTIGRAPH_CACHE", Path.home() / ".cache" / "identigraph"))
 
 
-def state_dir() -> Path:
+def checkout_root(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` holding identigraph's ``pyproject.toml``."""
+    for folder in (start, *start.parents):
+        try:
+            if re.search(r'(?m)^name\s*=\s*"identigraph"', (folder / "pyproject.toml").read_text()):
+                return folder
+        except (OSError, UnicodeDecodeError):
+            continue
+    return None
+
+
+def state_dir(store: Path | None = None) -> Path:
+    """``store``, else ``$IDENTIGRAPH_NEO4J_DIR``, else ``.neo4j`` of the checkout around the
+    working directory, else ``.neo4j`` in the working directory."""
+    if store is not None:
+        return Path(store).absolute()
     configured = os.environ.get("IDENTIGRAPH_NEO4J_DIR")
     if configured:
-        return Path(configured)
-    project_root = Path(__file__).resolve().parents[1]
-    base = project_root if (project_root / "pyproject.toml").exists() else Path.cwd()
-    return base / ".neo4j"
+        return Path(configured).absolute()
+    here = Path.cwd().absolute()
+    return (checkout_root(here) or here) / ".neo4j"
 
 
 def _require_tool(name: str, why: str) -> str:
@@ -120,16 +137,20 @@ def _free_port() -> int:
 
 
 def _our_pid(directory: Path) -> int | None:
-    """The pid in the pid file when that process is alive and is our launcher."""
+    """The pid in the pid file when that process is alive and is our launcher serving this
+    store (a pid file copied with a checkout names another store's server)."""
     pid_file = directory / "pid"
     if not pid_file.exists():
         return None
     try:
         pid = int(pid_file.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (ValueError, OSError):
         return None
-    return pid if b"LocalNeo4j" in cmdline else None
+    home = os.fsencode(directory / "data")
+    serves_this_store = any(a.endswith(b"LocalNeo4j") or a.endswith(b"LocalNeo4j.java") for a in arguments) and \
+        any(a == b"--home" and b == home for a, b in zip(arguments, arguments[1:]))
+    return pid if serves_this_store else None
 
 
 def _settings_from_state(directory: Path) -> Neo4jSettings | None:
@@ -141,16 +162,16 @@ def _settings_from_state(directory: Path) -> Neo4jSettings | None:
     return Neo4jSettings(uri=connection["uri"], user=connection["user"], password=password)
 
 
-def running_settings() -> Neo4jSettings | None:
+def running_settings(store: Path | None = None) -> Neo4jSettings | None:
     """Connection settings of the local server when its process is alive."""
-    directory = state_dir()
+    directory = state_dir(store)
     if _our_pid(directory) is None:
         return None
     return _settings_from_state(directory)
 
 
-def status() -> LocalServerStatus:
-    directory = state_dir()
+def status(store: Path | None = None) -> LocalServerStatus:
+    directory = state_dir(store)
     pid = _our_pid(directory)
     settings = _settings_from_state(directory) if pid else None
     if pid is None or settings is None:
@@ -164,12 +185,13 @@ def status() -> LocalServerStatus:
 
 
 def start(timeout_s: float = 240.0, heap: str | None = None, page_cache_mb: int | None = None,
-          lock_timeout_s: float | None = None) -> LocalServerStatus:
+          lock_timeout_s: float | None = None, store: Path | None = None) -> LocalServerStatus:
     """Start the server unless it already runs; return once Bolt answers a query.
 
     ``lock_timeout_s`` (else ``$IDENTIGRAPH_NEO4J_LOCK_TIMEOUT_S``, else none): a transaction
     that waits longer for a lock fails with a transient error the driver retries."""
-    current = status()
+    directory = state_dir(store)
+    current = status(directory)
     if current.running:
         return current
     if current.pid is not None:
@@ -178,7 +200,6 @@ def start(timeout_s: float = 240.0, heap: str | None = None, page_cache_mb: int 
             f"{current.uri}; run `make neo4j-stop` and start again."
         )
     java = _require_tool("java", "the local Neo4j runs on Java 17+")
-    directory = state_dir()
     (directory / "data").mkdir(parents=True, exist_ok=True)
     classpath = resolve_classpath()
     password = _password(directory)
@@ -229,9 +250,9 @@ def start(timeout_s: float = 240.0, heap: str | None = None, page_cache_mb: int 
         if not password_known:
             raise
         # The store's password was changed behind our back (Neo4j Browser): set ours again.
-        stop()
+        stop(store=directory)
         password_marker.unlink()
-        return start(timeout_s, heap, page_cache_mb, lock_timeout_s)
+        return start(timeout_s, heap, page_cache_mb, lock_timeout_s, directory)
     password_marker.write_text(password_digest)
     return LocalServerStatus(True, uri, process.pid, version, edition, directory)
 
@@ -259,9 +280,9 @@ def _launcher(classpath: str) -> list[str]:
     return ["-cp", f"{classpath}{os.pathsep}{classes}", "LocalNeo4j"]
 
 
-def stop(timeout_s: float = 90.0) -> bool:
+def stop(timeout_s: float = 90.0, store: Path | None = None) -> bool:
     """Shut the server down cleanly; True when one was running."""
-    directory = state_dir()
+    directory = state_dir(store)
     pid = _our_pid(directory)
     for name in ("pid", "connection.json"):
         (directory / name).unlink(missing_ok=True)
@@ -300,3 +321,19 @@ def _log_tail(path: Path, offset: int, lines: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def run_with_server(command: list[str], store: Path | None = None) -> int:
+    """Run ``command`` with this store's server up, and stop the server afterwards only if
+    this call started it: a server someone started beforehand, or another checkout's, is
+    left as it was. The command sees the store in ``$IDENTIGRAPH_NEO4J_DIR``. Returns its
+    exit status."""
+    directory = state_dir(store)
+    started_here = not status(directory).running
+    if started_here:
+        start(store=directory)
+    try:
+        return subprocess.call(command, env={**os.environ, "IDENTIGRAPH_NEO4J_DIR": str(directory)})
+    finally:
+        if started_here:
+            stop(store=directory)

@@ -103,7 +103,9 @@ def assign_ids(keys: np.ndarray, labels: np.ndarray, previous_id: np.ndarray, pa
     for label, olds in merged.items():
         members = members_of[label]
         inside = pairs[pairs["key_l"].isin(members) & pairs["key_r"].isin(members)]
-        strongest = inside.sort_values("probability", ascending=False).head(1)
+        # A multi-key sort is stable; a one-key sort is numpy's quicksort, whose order of
+        # ties depends on the CPU's SIMD instructions.
+        strongest = inside.sort_values(["probability", "key_l", "key_r"], ascending=[False, True, True]).head(1)
         evidence = ("; ".join(f"{r.key_l} ~ {r.key_r} (match probability {r.probability:.3f})"
                               for r in strongest.itertuples()) or "linked through the new records")
         events.append({"event": "merge", "old_ids": list(olds), "new_id": id_of_label[label],
