@@ -105,7 +105,7 @@ def resolve(
     import json
 
     from resolution.config import ConfigError, config_to_toml, load_config
-    from resolution.infer import infer_config
+    from resolution.infer import config_from_inference, inference_notes, infer_sources
     from resolution.ingest import input_files
     from resolution.io import InputFileError
     from resolution.linker import Linker
@@ -119,11 +119,14 @@ def resolve(
         if config is not None:
             linkage = load_config(config)
         else:
-            linkage = infer_config(input_files(inputs, None))
+            inferred = infer_sources(input_files(inputs, None))
+            notes = inference_notes(inferred)
+            linkage = config_from_inference(inferred)
             out.mkdir(parents=True, exist_ok=True)
             (out / "linkage.toml").write_text(config_to_toml(
                 linkage, header=f"Inferred by identigraph resolve from {', '.join(map(str, inputs))}.\n"
-                                "Check the types, edit, and rerun with --config."))
+                                f"Check the types, edit, and rerun with --config.\n{notes}"))
+            console.print(notes, markup=False, highlight=False)
             console.print(f"No --config: inferred one and wrote it to {out / 'linkage.toml'}")
         key = pseudonym_key_from_env() if pseudonymize else None
         erased = read_forgotten(forgotten) if forgotten else None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from rapidfuzz import process
+from rapidfuzz import fuzz, process
 from rapidfuzz.distance import JaroWinkler, Levenshtein
 
 from resolution.encoding import EncodedRecords
@@ -93,8 +93,13 @@ class FuzzyString(Comparison):
     thresholds: tuple[float, ...] = (0.92, 0.80)
     levels: tuple[str, ...] = ("exact", "jaro_winkler>=0.92", "jaro_winkler>=0.80", "else")
 
+    def scorer(self) -> tuple[object, float]:
+        """A rapidfuzz scorer (native, so ``cpdist`` runs it in C++) and its full score."""
+        return JaroWinkler.normalized_similarity, 1.0
+
     def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
-        score = _distinct_pair_scores(encoded[self.column].values, a, b, JaroWinkler.normalized_similarity)
+        scorer, full = self.scorer()
+        score = _distinct_pair_scores(encoded[self.column].values, a, b, scorer) / full
         assigned = np.zeros(len(index), dtype=bool)
         for k, threshold in enumerate(self.thresholds, start=1):
             hit = (score >= threshold) & ~assigned
@@ -117,6 +122,18 @@ class GivenName(FuzzyString):
         score = _distinct_pair_scores(values, a, b, JaroWinkler.normalized_similarity)
         level[index[~is_nick & (score >= 0.92)]] = 2
         level[index[~is_nick & (score < 0.92) & (score >= 0.80)]] = 3
+
+
+@dataclass(frozen=True)
+class OrganisationName(FuzzyString):
+    """exact | token-set similarity >= 0.9 (one name's words inside the other's: "apple pan"
+    ~ "the apple pan cafe") | >= 0.7 | else, on keys without legal forms."""
+
+    thresholds: tuple[float, ...] = (0.9, 0.7)
+    levels: tuple[str, ...] = ("exact", "token_set>=0.9", "token_set>=0.7", "else")
+
+    def scorer(self) -> tuple[object, float]:
+        return fuzz.token_set_ratio, 100.0
 
 
 @dataclass(frozen=True)
@@ -215,8 +232,13 @@ class Address(Comparison):
             undecided = np.flatnonzero(street_present & ~street_exact)
             values = encoded["street"].values
             codes = encoded["street"].codes
-            scores = _distinct_pair_scores(values, codes[left[undecided]], codes[right[undecided]],
-                                           JaroWinkler.normalized_similarity)
+            # Similar spelling, or one line inside the other: "854 7th avenue between 54th and
+            # 55th streets" is "854 7th avenue" with directions added.
+            scores = np.maximum(
+                _distinct_pair_scores(values, codes[left[undecided]], codes[right[undecided]],
+                                      JaroWinkler.normalized_similarity),
+                _distinct_pair_scores(values, codes[left[undecided]], codes[right[undecided]],
+                                      fuzz.token_set_ratio) / 100.0)
             street_close[undecided[scores >= 0.9]] = True
         else:
             street_close = street_exact
@@ -234,7 +256,9 @@ def default_comparisons(encoded: EncodedRecords) -> list[Comparison]:
     """One comparison per standardised column the data has."""
     candidates: list[Comparison] = [
         GivenName("first_name", "first_name", tf=True),
+        GivenName("middle_name", "middle_name", tf=True),
         FuzzyString("last_name", "last_name", tf=True),
+        OrganisationName("organisation", "organisation", tf=True),
         DateOfBirth("dob", "dob"),
         Email("email", "email", tf=True),
         Phone("phone", "phone", tf=True),

@@ -1,6 +1,7 @@
 """The linkage config (``linkage.toml``): a stable contract, documented in docs/cli.md.
 
-    id_column = "unique_id"          # default id column of every source
+    id_column = "unique_id"          # default id column of every source; without one anywhere,
+                                     # a record's id is its row number (first data row = 1)
     source_column = "source"         # optional: a column naming the source of each row
     [fields]                         # column name = semantic type, for every source
     first_name = "first_name"
@@ -18,8 +19,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 SEMANTIC_TYPES = (
-    "first_name", "last_name", "full_name", "date_of_birth", "email", "phone", "postcode",
-    "street_address", "city", "country", "gender", "identifier", "category", "text", "ignore",
+    "first_name", "middle_name", "last_name", "full_name", "date_of_birth", "birth_year", "birth_month",
+    "birth_day", "email", "phone", "postcode", "street_address", "city", "country", "gender", "identifier",
+    "organisation_name", "category", "text", "ignore",
 )
 LINK_TYPES = ("link_and_dedupe", "link_only", "dedupe_only")
 
@@ -39,7 +41,9 @@ class ModelSettings:
     # Scored pairs below this probability are not written to pairs.parquet.
     pairs_floor: float = 0.01
     link_type: str = "link_and_dedupe"
-    default_phone_region: str = "GB"
+    # Region of phone numbers written without a country code; unset: judged per source from
+    # its numbers (standardise.infer_phone_region).
+    default_phone_region: str | None = None
     # Blocks with more records than this are skipped and reported (they explode quadratically).
     max_block_size: int = 500
     # Record pairs sampled at random to estimate u (the chance a field agrees by coincidence).
@@ -66,8 +70,11 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class SourceConfig:
-    id_column: str
+    id_column: str  # "" (ROW_NUMBER): the record id is the row number in the file, first data row = 1
     fields: dict[str, str]  # column -> semantic type
+
+
+ROW_NUMBER = ""
 
 
 @dataclass(frozen=True)
@@ -81,11 +88,7 @@ class LinkageConfig:
     def for_source(self, stem: str) -> SourceConfig:
         """The id column and fields of one input file, the source table over the defaults."""
         own = self.sources.get(stem)
-        id_column = own.id_column if own and own.id_column else self.id_column
-        if not id_column:
-            raise ConfigError(
-                f"no id column for source {stem!r}: set id_column at the top of the config "
-                f"or in [sources.{stem}]")
+        id_column = (own.id_column if own and own.id_column else self.id_column) or ROW_NUMBER
         merged = dict(self.fields)
         if own:
             merged.update(own.fields)

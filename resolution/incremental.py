@@ -48,7 +48,7 @@ from resolution.erasure import FORGOTTEN_FILE, read_forgotten
 from resolution.golden import golden_records
 from resolution.ingest import customer_of_record, ingest, input_files, key_rank, record_keys, write_profile
 from resolution.linker import ResolutionResult, entities_frame
-from resolution.model import FellegiSunterModel, comparison_matrix, pair_scorer, score
+from resolution.model import FellegiSunterModel, check_model_fits, comparison_matrix, pair_scorer, score
 
 LINEAGE_FILE = "lineage.parquet"
 LINEAGE_COLUMNS = ("event", "old_ids", "new_id", "evidence", "at")
@@ -224,9 +224,7 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
     linker._step("blocking (pairs with a new record)" if fast else "blocking")
     encoded = EncodedRecords(records)
     comparisons = linker.comparisons(encoded)
-    if model.comparisons != [c.name for c in comparisons]:
-        raise ValueError(f"the earlier run's model compares {model.comparisons} but these records give "
-                         f"{[c.name for c in comparisons]}; map the new batch's columns as the earlier run's")
+    check_model_fits(model, comparisons, "map the new batch's columns as the earlier run's")
     add_blocking_keys(encoded)
     blocked = block(encoded, default_rules(encoded), settings.link_type, settings.max_block_size,
                     new=new if fast else None)

@@ -15,15 +15,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from resolution import standardise as std
-from resolution.config import ConfigError, LinkageConfig, SourceConfig
-from resolution.io import READABLE_SUFFIXES, read_table_checked
+from resolution.config import ROW_NUMBER, ConfigError, LinkageConfig, SourceConfig
+from resolution.io import READABLE_SUFFIXES, read_sample, read_table_checked
 from resolution.profiling import present_values, profile_column
 
 # Standardised columns every record table has, whatever the sources provide.
 STANDARD_COLUMNS = (
-    "first_name", "last_name", "first_name_display", "last_name_display", "dob", "email", "phone",
+    "first_name", "middle_name", "last_name", "first_name_display", "last_name_display", "dob", "email", "phone",
     "phone_e164", "postcode", "postcode_district", "street", "street_number", "city", "country",
-    "gender", "identifier",
+    "gender", "identifier", "organisation",
 )
 QUARANTINE_COLUMNS = ("source", "file", "line", "record_id", "reason", "raw")
 WITHHELD_ERASED = "(erased: see the forget request in the reason)"
@@ -93,6 +93,15 @@ def input_files(inputs: list[Path], config: LinkageConfig | None) -> list[Path]:
     return files
 
 
+def _row_numbers(rows: int, bad_rows) -> pa.Array:
+    """Record ids of a source without an id column: each parsed row's number among the
+    file's data rows (first = 1), counting the unparseable rows it skipped."""
+    skipped = sorted({b.line - 1 for b in bad_rows if b.line is not None})
+    numbers = np.arange(1, rows + len(skipped) + 1)
+    numbers = numbers[~np.isin(numbers, skipped)][:rows]
+    return pa.array(numbers.astype(str), type=pa.string())
+
+
 def _quarantine_rows(source: str, file: str, lines, ids, reasons, raws) -> pd.DataFrame:
     return pd.DataFrame({"source": source, "file": file, "line": pd.array(lines, dtype="Int64"),
                          "record_id": pd.array(ids, dtype="string"), "reason": reasons, "raw": raws})
@@ -104,7 +113,7 @@ def _coalesce(arrays: list[pa.Array], length: int) -> pa.Array:
     return arrays[0] if len(arrays) == 1 else pc.coalesce(*arrays)
 
 
-def standardise_source(table: pa.Table, source: SourceConfig, default_phone_region: str) -> dict[str, pa.Array]:
+def standardise_source(table: pa.Table, source: SourceConfig, default_phone_region: str | None) -> dict[str, pa.Array]:
     """Standardised columns of one source's rows (already free of quarantined rows)."""
     n = table.num_rows
     by_type: dict[str, list[str]] = {}
@@ -115,20 +124,26 @@ def standardise_source(table: pa.Table, source: SourceConfig, default_phone_regi
         return [std.as_string_array(table[c]) for c in by_type.get(kind, [])]
 
     given_raw = columns("first_name")
+    middle_raw = columns("middle_name")
     family_raw = columns("last_name")
     for full in columns("full_name"):
-        given, family = std.split_full_names(full)
+        given, middle, family = std.split_full_names(full)
         given_raw.append(given)
+        middle_raw.append(middle)
         family_raw.append(family)
     given = _coalesce([std.name_display(a) for a in given_raw], n)
     family = _coalesce([std.name_display(a) for a in family_raw], n)
+    dates = [std.parse_dates(a) for a in columns("date_of_birth")]
+    if by_type.get("birth_year"):
+        part = {kind: (columns(kind) or [None])[0] for kind in ("birth_year", "birth_month", "birth_day")}
+        dates.append(std.dates_from_parts(part["birth_year"], part["birth_month"], part["birth_day"]))
     out = {
-        "first_name": std.name_key(given), "last_name": std.name_key(family),
-        "first_name_display": given, "last_name_display": family,
-        "dob": _coalesce([std.parse_dates(a) for a in columns("date_of_birth")], n),
+        "first_name": std.name_key(given), "middle_name": _coalesce([std.name_key(a) for a in middle_raw], n),
+        "last_name": std.name_key(family), "first_name_display": given, "last_name_display": family,
+        "dob": _coalesce(dates, n),
         "email": _coalesce([std.emails(a) for a in columns("email")], n),
     }
-    phone_parts = [std.phones(a, default_phone_region) for a in columns("phone")]
+    phone_parts = [std.phones(a, default_phone_region or std.FALLBACK_PHONE_REGION) for a in columns("phone")]
     out["phone"] = _coalesce([p[0] for p in phone_parts], n)
     out["phone_e164"] = _coalesce([p[1] for p in phone_parts], n)
     out["postcode"] = _coalesce([std.postcodes(a) for a in columns("postcode")], n)
@@ -140,16 +155,32 @@ def standardise_source(table: pa.Table, source: SourceConfig, default_phone_regi
     out["country"] = _coalesce([std.categories(a) for a in columns("country")], n)
     out["gender"] = _coalesce([std.genders(a) for a in columns("gender")], n)
     out["identifier"] = _coalesce([std.identifiers(a) for a in columns("identifier")], n)
+    out["organisation"] = _coalesce([std.organisation_names(a) for a in columns("organisation_name")], n)
     for kind in ("category", "text"):
         for column in by_type.get(kind, []):
             out[f"{kind}__{column}"] = std.categories(std.as_string_array(table[column]))
     return out
 
 
+def phone_region(files: list[Path], config: LinkageConfig) -> str | None:
+    """The config's ``default_phone_region``, else the one the numbers of all inputs point to
+    (judged on the head of each file: ``standardise.infer_phone_region``)."""
+    if config.model.default_phone_region:
+        return config.model.default_phone_region
+    samples = []
+    for path in files:
+        columns = [c for c, kind in config.for_source(path.stem).fields.items() if kind == "phone"]
+        if columns:
+            sample = read_sample(path)
+            samples += [sample[c].dropna().astype(str).tolist() for c in columns if c in sample.columns]
+    return std.infer_phone_region(samples) if samples else None
+
+
 def ingest(files: list[Path], config: LinkageConfig, forgotten: dict[str, str] | None = None) -> IngestResult:
     """``forgotten``: ``source:record_id`` -> forget request id; those records are quarantined
     (raw row withheld), never linked again."""
     forgotten = forgotten or {}
+    region = phone_region(files, config)
     parts, quarantined, stats, profile = [], [], {}, {"sources": {}}
     for path in files:
         source_name = path.stem
@@ -157,7 +188,7 @@ def ingest(files: list[Path], config: LinkageConfig, forgotten: dict[str, str] |
         result = read_table_checked(path)
         table = result.table
         stat = SourceStats(file=path.name, read=table.num_rows + len(result.bad_rows))
-        missing = [c for c in [source.id_column, *source.fields] if c not in table.column_names]
+        missing = [c for c in [source.id_column, *source.fields] if c != ROW_NUMBER and c not in table.column_names]
         if missing and table.num_columns == 0:
             # Nothing readable (e.g. every JSONL line broken): no columns to map, every row quarantined.
             table = pa.table({c: pa.nulls(0, pa.string()) for c in missing})
@@ -171,7 +202,10 @@ def ingest(files: list[Path], config: LinkageConfig, forgotten: dict[str, str] |
                 source_name, path.name, [b.line for b in result.bad_rows], [None] * len(result.bad_rows),
                 [f"unparseable row: {b.error}" for b in result.bad_rows], [b.text for b in result.bad_rows]))
 
-        ids = pc.utf8_trim_whitespace(std.as_string_array(table[source.id_column]))
+        if source.id_column == ROW_NUMBER:
+            ids = _row_numbers(table.num_rows, result.bad_rows)
+        else:
+            ids = pc.utf8_trim_whitespace(std.as_string_array(table[source.id_column]))
         ids_pd = pd.Series(ids.to_pandas(), dtype="string")
         no_id = ids_pd.isna() | (ids_pd == "")
         repeated = ids_pd.duplicated(keep="first") & ~no_id
@@ -198,7 +232,7 @@ def ingest(files: list[Path], config: LinkageConfig, forgotten: dict[str, str] |
             keep = pa.array(~bad)
             table = table.filter(keep)
             ids = ids.filter(keep)
-        columns = standardise_source(table, source, config.model.default_phone_region)
+        columns = standardise_source(table, source, region)
         names = ["source", "record_id", *STANDARD_COLUMNS, *(c for c in columns if c not in STANDARD_COLUMNS)]
         arrays = [pa.array(np.full(len(ids), source_name, dtype=object), type=pa.string()), ids,
                   *(columns[c].cast(pa.string()) for c in names[2:])]
@@ -217,7 +251,8 @@ def ingest(files: list[Path], config: LinkageConfig, forgotten: dict[str, str] |
 
 
 # Which standardised column measures a raw field's validity.
-_VALIDITY_COLUMN = {"first_name": "first_name", "last_name": "last_name", "date_of_birth": "dob",
+_VALIDITY_COLUMN = {"first_name": "first_name", "middle_name": "middle_name", "last_name": "last_name",
+                    "date_of_birth": "dob", "birth_year": "dob", "organisation_name": "organisation",
                     "email": "email", "phone": "phone", "postcode": "postcode", "street_address": "street",
                     "city": "city", "gender": "gender", "identifier": "identifier", "country": "country"}
 

@@ -1,4 +1,4 @@
-"""Reading channel extracts (CSV, JSONL, Parquet) as text columns, keeping bad rows.
+"""Reading channel extracts (CSV, TSV, JSONL, Parquet) as text columns, keeping bad rows.
 
 A row that cannot be parsed is not dropped: it comes back in ``ReadResult.bad_rows`` with
 its line and the parser's message, and the caller quarantines it.
@@ -18,7 +18,8 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-READABLE_SUFFIXES = (".csv", ".jsonl", ".parquet")
+READABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet")
+DELIMITERS = {".csv": ",", ".tsv": "\t"}
 
 
 class InputFileError(ValueError):
@@ -55,7 +56,7 @@ def _all_strings(table: pa.Table) -> pa.Table:
 CSV_BLOCK_BYTES = 1 << 20
 
 
-def _read_csv(path: Path | io.BytesIO) -> ReadResult:
+def _read_csv(path: Path | io.BytesIO, delimiter: str = ",") -> ReadResult:
     if isinstance(path, io.BytesIO):
         header_line = path.getvalue().split(b"\n", 1)[0].decode("utf-8")
         size = len(path.getvalue())
@@ -66,7 +67,7 @@ def _read_csv(path: Path | io.BytesIO) -> ReadResult:
     if not header_line.strip():
         raise InputFileError(f"{path}: no header line (the file is empty or starts with a blank line); "
                              "a CSV extract needs its column names on the first line")
-    names = list(pd.read_csv(io.StringIO(header_line), dtype=str, nrows=0).columns) if header_line.strip() else []
+    names = list(pd.read_csv(io.StringIO(header_line), dtype=str, nrows=0, sep=delimiter).columns)
     bad: list[BadRow] = []
 
     def keep_bad(row) -> str:
@@ -79,7 +80,8 @@ def _read_csv(path: Path | io.BytesIO) -> ReadResult:
             path.seek(0)
         return pacsv.read_csv(
             path, read_options=pacsv.ReadOptions(block_size=block_size),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=keep_bad, newlines_in_values=True),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=keep_bad,
+                                             newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(column_types={name: column_type for name in names},
                                                  strings_can_be_null=True, null_values=[""]),
         )
@@ -186,8 +188,8 @@ def read_table_checked(path: Path) -> ReadResult:
     path = Path(path)
     suffix = path.suffix.lower()
     try:
-        if suffix == ".csv":
-            return _read_csv(path)
+        if suffix in DELIMITERS:
+            return _read_csv(path, DELIMITERS[suffix])
         if suffix == ".jsonl":
             return _read_jsonl(path)
         if suffix == ".parquet":
@@ -215,10 +217,10 @@ def read_sample(path: Path, rows: int = 5000) -> pd.DataFrame:
             batch = next(pq.ParquetFile(path).iter_batches(batch_size=rows), None)
             if batch is not None:
                 return _all_strings(pa.Table.from_batches([batch])).to_pandas()
-        elif suffix in (".csv", ".jsonl"):
+        elif suffix in (*DELIMITERS, ".jsonl"):
             with open(path, "rb") as handle:
-                head = io.BytesIO(b"".join(itertools.islice(handle, rows + (suffix == ".csv"))))
-            return (_read_csv(head) if suffix == ".csv" else _read_jsonl(head)).table.to_pandas()
+                head = io.BytesIO(b"".join(itertools.islice(handle, rows + (suffix in DELIMITERS))))
+            return (_read_csv(head, DELIMITERS[suffix]) if suffix in DELIMITERS else _read_jsonl(head)).table.to_pandas()
     except (pa.ArrowInvalid, OSError, ValueError, UnicodeDecodeError):
         pass  # e.g. a quoted value cut by the head; the full read names the problem
     return read_table_checked(path).table.slice(0, rows).to_pandas()
@@ -238,8 +240,8 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
     """A table as the extract its suffix names (CSV, JSONL or Parquet): for cutting channel
     files into batches, as tests and benchmarks do."""
     path = Path(path)
-    if path.suffix == ".csv":
-        frame.to_csv(path, index=False)
+    if path.suffix in DELIMITERS:
+        frame.to_csv(path, index=False, sep=DELIMITERS[path.suffix])
     elif path.suffix == ".jsonl":
         frame.to_json(path, orient="records", lines=True, force_ascii=False)
     elif path.suffix == ".parquet":

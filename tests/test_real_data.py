@@ -1,0 +1,114 @@
+"""Resolution on real public data that nobody on this project wrote, run as a user runs it
+(`identigraph resolve FILES [--config linkage.toml]`, then `identigraph evaluate`), with F1
+floors; and a guard for each generator-shaped assumption that was removed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cli.app import app
+from resolution import datasets
+from resolution.evaluation import evaluate_entities
+from resolution.infer import infer_column, infer_sources
+
+runner = CliRunner()
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _resolve_and_score(data: datasets.RealDataset, out: Path, with_config: bool) -> float:
+    arguments = ["resolve", *map(str, data.files), "--out", str(out)]
+    if with_config:
+        arguments += ["--config", str(data.config)]
+    result = runner.invoke(app, arguments, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    if not with_config:
+        assert "No --config: inferred one" in result.output
+    run = pd.read_json(out / "run.json", typ="series")
+    assert run["read"] == run["records"] + run["quarantined"]
+    metrics = evaluate_entities(pd.read_parquet(out / "entities.parquet"), pd.read_parquet(data.truth),
+                                "record_id", "entity", "source")
+    return metrics.pairwise_f1
+
+
+# Floors a little under what the suite measures (docs/benchmarks.md, "Real data"), so a
+# regression fails and noise does not.
+@pytest.mark.parametrize("make, with_config, floor", [
+    (lambda out: datasets.rldata(500, out), True, 0.92),
+    (lambda out: datasets.rldata(500, out), False, 0.92),
+    (lambda out: datasets.fodors_zagat(SHARED_DATA, out), True, 0.93),
+    (lambda out: datasets.fodors_zagat(SHARED_DATA, out), False, 0.93),
+    (lambda out: datasets.febrl(4, out), True, 0.998),
+    (lambda out: datasets.febrl(3, out), True, 0.997),
+], ids=["RLdata500-config", "RLdata500-inferred", "FodorsZagat-config", "FodorsZagat-inferred",
+        "FEBRL4-config", "FEBRL3-config"])
+def test_real_data_sets_resolve_above_their_floor(make, with_config, floor, tmp_path):
+    data = make(tmp_path / "data")
+    assert len(data.config.read_text().strip().splitlines()) <= 15  # a short config is all a user writes
+    assert _resolve_and_score(data, tmp_path / "out", with_config) >= floor
+
+
+def test_records_without_an_id_column_are_numbered_by_row(tmp_path):
+    data = datasets.rldata(500, tmp_path / "data")  # as shipped: no id column, "NA" for missing
+    result = runner.invoke(app, ["resolve", str(data.files[0]), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    entities = pd.read_parquet(tmp_path / "out" / "entities.parquet")
+    assert sorted(entities["record_id"].astype(int)) == list(range(1, 501))
+    records = pd.read_parquet(tmp_path / "out" / "records.parquet").set_index("record_id")
+    first = pd.read_csv(data.files[0], sep="\t", dtype=str).iloc[0]  # CARSTEN MEIER 1949-07-22
+    assert records.loc["1", "first_name"] == first["fname_c1"].lower()
+    assert records.loc["1", "dob"] == f"{first['by']}-{int(first['bm']):02d}-{int(first['bd']):02d}"
+
+
+def test_a_birth_date_in_1630_survives_resolution(tmp_path):
+    people = tmp_path / "people.csv"
+    people.write_text("id,first_name,last_name,date_of_birth,birth_place\n"
+                      "1,Rembrandt,van Rijn,1606-07-15,Leiden\n"
+                      "2,Rembrandt,van Rijn,15/07/1606,Leiden\n"
+                      "3,Johannes,Vermeer,1632-10-31,Delft\n"
+                      "4,Jan,Vermeer,31/10/1632,Delft\n")
+    result = runner.invoke(app, ["resolve", str(people), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    records = pd.read_parquet(tmp_path / "out" / "records.parquet").set_index("record_id")
+    assert records["dob"].tolist() == ["1606-07-15", "1606-07-15", "1632-10-31", "1632-10-31"]
+
+
+def test_inference_reads_values_not_only_names():
+    places = pd.Series(["Leiden", "Delft", "Amsterdam", "Haarlem", "Utrecht", "Rotterdam"] * 5)
+    assert infer_column("birth_place", places).type != "date_of_birth"
+    assert "dates" in infer_column("birth_place", places).evidence
+    given = pd.Series(["CARSTEN", "GERD", "ROBERT", "STEFAN", "Emma", "Olivier", "Wei", "Sofia"] * 4)
+    assert infer_column("fname_c1", given).type == "first_name"
+    assert infer_column("col_7", given).type == "first_name"  # values alone, whatever the name
+    family = pd.Series(["Meier", "Bauer", "Hartmann", "Wolff", "Smith", "Garcia", "Rossi", "Dubois"] * 4)
+    assert infer_column("lname_c1", family).type == "last_name"
+    assert infer_column("x3", family).type == "last_name"
+    restaurants = pd.Series(["arnie mortons of chicago", "arts delicatessen", "apple pan the", "asahi ramen"] * 5)
+    assert infer_column("name", restaurants).type == "organisation_name"
+    dates = pd.Series(["1964-01-14", "03/02/1990", "1701-05-02"] * 5)
+    assert infer_column("birth", dates).type == "date_of_birth"
+
+
+def test_inference_finds_birth_date_parts_and_prints_its_evidence(tmp_path):
+    data = datasets.rldata(500, tmp_path / "data")
+    source = infer_sources(data.files)[data.files[0].stem]
+    types = {c.column: c.type for c in source.columns}
+    assert types == {"fname_c1": "first_name", "fname_c2": "middle_name", "lname_c1": "last_name",
+                     "lname_c2": "last_name", "by": "birth_year", "bm": "birth_month", "bd": "birth_day"}
+    assert source.personal and source.id_column == ""
+    result = runner.invoke(app, ["resolve", str(data.files[0]), "--out", str(tmp_path / "out")], terminal_width=200)
+    assert "by = birth_year" in result.output and "row number" in result.output
+    assert "by = birth_year" in (tmp_path / "out" / "linkage.toml").read_text()
+
+
+def test_phone_region_is_taken_from_the_numbers(tmp_path):
+    from resolution import standardise as std
+
+    assert std.infer_phone_region([["310/246-1501", "818-762-1221", "(212) 315-1726"]]) == "US"
+    assert std.infer_phone_region([["07400 123456", "020 7946 0018", "0161 496 0000"]]) == "GB"
+    assert std.infer_phone_region([["030 1234567", "089 12345678", "0171 1234567"]]) == "DE"
+    # Numbers written with a country code say where the others are from.
+    assert std.infer_phone_region([["07914 686770", "07434 823656"], ["+44 7735 715743", "+44 7434 823656"]]) == "GB"
+    assert std.infer_phone_region([["n/a", "12"]]) is None
