@@ -95,8 +95,11 @@ for column in present:
     elif column in ("street", "organisation") or column.startswith("text__"):
         comparisons.append(cl.JaroWinklerAtThresholds(column, [0.95, 0.88]))
 names = [c for c in ("first_name", "last_name", "organisation") if c in present]
+people = "last_name" in present
+# An organisation alone blocks every inventor of one employer together (tens of millions of pairs).
 for columns in [("first_name", "last_name"), ("dob", "last_name"), ("dob", "first_name"), ("postcode", "last_name"),
-                ("dob", "postcode"), ("phone",), ("email",), ("identifier",), ("organisation",), ("street", "city")]:
+                ("dob", "postcode"), ("phone",), ("email",), ("identifier",),
+                ("organisation", "last_name") if people else ("organisation",), ("street", "city")]:
     if all(c in present for c in columns):
         rules.append(block_on(*columns))
 link_type = spec["link_type"]

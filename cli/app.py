@@ -996,6 +996,11 @@ def _print_resolution(result) -> None:
     for report in result.blocking:
         blocking.add_row(report["rule"], f"{report['pairs']:,}", f"{report['blocks_skipped']:,}")
     console.print(blocking)
+    if result.blocking_recall:
+        recall = result.blocking_recall
+        console.print(f"blocking recall ceiling ~{recall['recall_ceiling']:.1%}: about "
+                      f"{recall['likely_matches_missed']:,.0f} likely matches share a name's sound, a date or a "
+                      f"place but no blocking rule (estimated from {recall['probe_pairs_scored']:,} such pairs)")
     timing = ", ".join(f"{step} {seconds:.1f}s" for step, seconds in result.seconds.items())
     console.print(f"{result.records:,} records -> {result.entities:,} customers; "
                   f"clustering guard split {result.clustering['components_split']:,} components; "

@@ -161,26 +161,100 @@ def pairs_within_blocks(group: np.ndarray, max_block_size: int) -> tuple[np.ndar
     return np.minimum(left, right), np.maximum(left, right), int(oversized.sum()), int(sizes[oversized].sum())
 
 
+# An oversized block (one common name: "lee", "wei wang"; one prolific inventor) is not
+# dropped: its records are sorted by each of these columns the data has (free-text and
+# category columns too) and each is paired with its next REFINING_WINDOW records in that
+# order (sorted neighbourhood), so records that share a place, a date, an employer... are
+# compared, in a number of pairs linear in the block, and a person with a thousand records
+# stays connected.
+REFINING_COLUMNS = ("dob", "birth_year", "postcode", "postcode_district", "city", "street", "organisation",
+                    "email", "phone", "identifier", "first_name_metaphone", "last_name_metaphone")
+# A column refines only if it has this many distinct values (a two-valued gender splits nothing).
+MIN_REFINING_VALUES = 20
+REFINING_WINDOW = 5
+
+
+def refining_columns(encoded: EncodedRecords, rules: list[BlockingRule] = ()) -> list[str]:
+    """The refining columns the data has; without those derived from another one (a birth
+    year from a date) or that block on their own already (an e-mail rule pairs every record
+    sharing an e-mail)."""
+    extra = [c for c in encoded.records.columns if c.startswith(("category__", "text__"))]
+    present = [c for c in (*REFINING_COLUMNS, *extra)
+               if encoded.has(c, 0.02) and len(encoded[c].values) >= MIN_REFINING_VALUES]
+    alone = {rule.columns[0] for rule in rules if len(rule.columns) == 1}
+    return [c for c in present if c not in alone
+            and not any(KEY_SOURCES.get(c, (c,)) == (other,) for other in present if other != c)]
+
+
+def _pairs_of_rule(encoded: EncodedRecords, columns: tuple[str, ...], limit: int, new: np.ndarray | None):
+    """Pairs of one key combination, the blocking report's counts and the group ids."""
+    group = group_ids(encoded, columns)
+    if new is not None:
+        with_new = np.zeros(int(group.max(initial=-1)) + 1, dtype=bool)
+        with_new[group[new & (group >= 0)]] = True
+        group = np.where((group >= 0) & with_new[np.maximum(group, 0)], group, -1)
+    left, right, skipped, skipped_records = pairs_within_blocks(group, limit)
+    if new is not None:
+        touching = new[left] | new[right]
+        left, right = left[touching], right[touching]
+    return left, right, skipped, skipped_records, group
+
+
+def _in_oversized_blocks(group: np.ndarray, limit: int) -> np.ndarray:
+    valid = group >= 0
+    sizes = np.bincount(group[valid])
+    return valid & (sizes[np.maximum(group, 0)] > limit)
+
+
+def sorted_neighbour_pairs(group: np.ndarray, order_key: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of records of one group (``group`` >= 0) within ``window`` places of each other
+    when the group's records are sorted by ``order_key`` (-1, a missing value, sorts last;
+    ties by record index)."""
+    members = np.flatnonzero(group >= 0)
+    key = np.where(order_key[members] < 0, np.iinfo(np.int64).max, order_key[members].astype(np.int64))
+    members = members[np.lexsort((members, key, group[members]))]
+    lefts, rights = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
+    for offset in range(1, min(window, len(members) - 1) + 1):
+        same = group[members[:-offset]] == group[members[offset:]]
+        lefts.append(members[:-offset][same])
+        rights.append(members[offset:][same])
+    left, right = np.concatenate(lefts), np.concatenate(rights)
+    return np.minimum(left, right), np.maximum(left, right)
+
+
 def block(encoded: EncodedRecords, rules: list[BlockingRule], link_type: str, max_block_size: int,
           new: np.ndarray | None = None) -> BlockingResult:
     """``new`` (a mask of records): only pairs with at least one new record, as an incremental
-    run needs; blocks are sized with every record, so the caps act as in a full run."""
+    run needs; blocks are sized with every record, so the caps act as in a full run. The
+    records of a rule's oversized blocks are paired again by the rule's key plus each
+    refining column (``REFINING_COLUMNS``)."""
     n = encoded.n
     keys, reports = [], []
+    refiners = refining_columns(encoded, rules)
     for rule in rules:
         limit = min(max_block_size, rule.max_block_size or max_block_size)
-        group = group_ids(encoded, rule.columns)
-        if new is not None:
-            with_new = np.zeros(int(group.max(initial=-1)) + 1, dtype=bool)
-            with_new[group[new & (group >= 0)]] = True
-            group = np.where((group >= 0) & with_new[np.maximum(group, 0)], group, -1)
-        left, right, skipped, skipped_records = pairs_within_blocks(group, limit)
-        if new is not None:
-            touching = new[left] | new[right]
-            left, right = left[touching], right[touching]
-        left, right = _filter_link_type(encoded, left, right, link_type)
+        left, right, skipped, skipped_records, group = _pairs_of_rule(encoded, rule.columns, limit, new)
+        left, right = filter_link_type(encoded, left, right, link_type)
         keys.append(left * n + right)
         reports.append(RuleReport(rule.name, len(left), skipped, skipped_records))
+        if not skipped:
+            continue
+        oversized_group = np.where(_in_oversized_blocks(group, limit), group, -1)
+        for column in refiners:
+            if column in rule.columns or set(KEY_SOURCES.get(column, (column,))) <= rule_columns(rule):
+                continue
+            # Codes in the order of the values, so neighbours are alike ("seoul" beside "seoul").
+            values = encoded[column].values
+            rank = np.argsort(np.argsort(values.astype(str), kind="stable"), kind="stable")
+            codes = encoded[column].codes
+            left, right = sorted_neighbour_pairs(oversized_group, np.where(codes >= 0, rank[codes], -1),
+                                                 REFINING_WINDOW)
+            if new is not None:
+                touching = new[left] | new[right]
+                left, right = left[touching], right[touching]
+            left, right = filter_link_type(encoded, left, right, link_type)
+            keys.append(left * n + right)
+            reports.append(RuleReport(f"{rule.name}, oversized blocks sorted by {column}", len(left), 0, 0))
     combined = _sorted_distinct(np.concatenate(keys)) if keys else np.empty(0, dtype=np.int64)
     return BlockingResult(combined // n, combined % n, reports, possible_pairs(encoded, link_type))
 
@@ -192,7 +266,7 @@ def _sorted_distinct(keys: np.ndarray) -> np.ndarray:
     return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
 
 
-def _filter_link_type(encoded: EncodedRecords, left, right, link_type: str):
+def filter_link_type(encoded: EncodedRecords, left, right, link_type: str):
     if link_type == "link_and_dedupe":
         return left, right
     same = encoded.source_codes[left] == encoded.source_codes[right]
@@ -217,5 +291,62 @@ def random_pairs(encoded: EncodedRecords, count: int, link_type: str, seed: int)
     left = rng.integers(0, n, size=int(count * 1.3) + 10)
     right = rng.integers(0, n, size=len(left))
     keep = left != right
-    left, right = _filter_link_type(encoded, np.minimum(left[keep], right[keep]), np.maximum(left[keep], right[keep]), link_type)
+    left, right = filter_link_type(encoded, np.minimum(left[keep], right[keep]), np.maximum(left[keep], right[keep]), link_type)
     return left[:count], right[:count]
+
+
+# Blocks of one probe column's value larger than this are left out of the probe (a common
+# surname's sound holds mostly different people).
+MAX_PROBE_BLOCK = 2_000
+
+
+@dataclass
+class ProbeSample:
+    """Record pairs outside the candidates that share a refining column's value, sampled;
+    ``inclusion`` is each pair's chance of being in the sample (for a Horvitz-Thompson sum)."""
+    left: np.ndarray
+    right: np.ndarray
+    inclusion: np.ndarray
+
+
+def probe_pairs(encoded: EncodedRecords, blocked: BlockingResult, link_type: str, pairs_per_column: int,
+                seed: int) -> ProbeSample:
+    """Where likely matches that no rule reaches would be: pairs that share any one refining
+    column's value (a name's sound, a date, a postcode, an employer...) but were not
+    candidates. Per column, records are kept with probability q (q^2 x its pairs is about
+    ``pairs_per_column``), so a pair is sampled with probability 1 - prod(1 - q_c^2) over the
+    columns it shares."""
+    n = encoded.n
+    rng = np.random.default_rng(seed)
+    known = blocked.left.astype(np.int64) * n + blocked.right  # sorted: blocking returns them so
+    columns, rates, usable_values, keys = [], [], [], []
+    for column in refining_columns(encoded):
+        group = encoded[column].codes.astype(np.int64)  # a block per value
+        sizes = encoded[column].counts
+        usable = sizes <= MAX_PROBE_BLOCK
+        total = int((sizes[usable] * (sizes[usable] - 1) // 2).sum())
+        if total == 0:
+            continue
+        q = min(1.0, float(np.sqrt(pairs_per_column / total)))
+        keep = (rng.random(n) < q) & (group >= 0) & usable[np.maximum(group, 0)]
+        left, right, _, _ = pairs_within_blocks(np.where(keep, group, -1), MAX_PROBE_BLOCK)
+        left, right = filter_link_type(encoded, left, right, link_type)
+        columns.append(column)
+        rates.append(q * q)
+        usable_values.append(usable)
+        keys.append(left.astype(np.int64) * n + right)
+    if not keys:
+        empty = np.empty(0, dtype=np.int64)
+        return ProbeSample(empty, empty, np.empty(0))
+    keys = _sorted_distinct(np.concatenate(keys))
+    if len(known):
+        position = np.searchsorted(known, keys).clip(max=len(known) - 1)
+        keys = keys[known[position] != keys]
+    left, right = keys // n, keys % n
+    missed_by_all = np.ones(len(keys))
+    for column, rate, usable in zip(columns, rates, usable_values):
+        codes = encoded[column].codes
+        shares = (codes[left] == codes[right]) & (codes[left] >= 0)
+        shares &= usable[np.maximum(codes[left], 0)]
+        missed_by_all[shares] *= 1.0 - rate
+    return ProbeSample(left, right, 1.0 - missed_by_all)

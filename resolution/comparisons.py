@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import JaroWinkler, Levenshtein
 
@@ -27,7 +28,7 @@ def _per_distinct_pair(values: np.ndarray, left: np.ndarray, right: np.ndarray, 
     if len(left) == 0:
         return function(values[:0], values[:0])
     key = left.astype(np.int64) * len(values) + right
-    distinct, inverse = np.unique(key, return_inverse=True)
+    inverse, distinct = pd.factorize(key)  # hashing: np.unique sorts millions of keys
     return np.asarray(function(values[distinct // len(values)], values[distinct % len(values)]))[inverse]
 
 
@@ -35,6 +36,13 @@ def _distinct_pair_scores(values: np.ndarray, left: np.ndarray, right: np.ndarra
     """A rapidfuzz ``scorer`` on (values[left], values[right]), once per distinct pair."""
     return _per_distinct_pair(values, left, right, lambda a, b: np.asarray(
         process.cpdist(a.tolist(), b.tolist(), scorer=scorer, workers=-1), dtype=np.float32))
+
+
+def spelling_or_words_similarity(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The better of Jaro-Winkler (a typo) and token-set similarity (one value's words inside
+    the other's, in any order), in [0, 1]."""
+    return np.maximum(_distinct_pair_scores(values, a, b, JaroWinkler.normalized_similarity),
+                      _distinct_pair_scores(values, a, b, fuzz.token_set_ratio) / 100.0)
 
 
 @lru_cache(maxsize=1)
@@ -93,13 +101,12 @@ class FuzzyString(Comparison):
     thresholds: tuple[float, ...] = (0.92, 0.80)
     levels: tuple[str, ...] = ("exact", "jaro_winkler>=0.92", "jaro_winkler>=0.80", "else")
 
-    def scorer(self) -> tuple[object, float]:
-        """A rapidfuzz scorer (native, so ``cpdist`` runs it in C++) and its full score."""
-        return JaroWinkler.normalized_similarity, 1.0
+    def scores(self, values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Similarity in [0, 1] of (values[a], values[b]), once per distinct pair."""
+        return _distinct_pair_scores(values, a, b, JaroWinkler.normalized_similarity)
 
     def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
-        scorer, full = self.scorer()
-        score = _distinct_pair_scores(encoded[self.column].values, a, b, scorer) / full
+        score = self.scores(encoded[self.column].values, a, b)
         assigned = np.zeros(len(index), dtype=bool)
         for k, threshold in enumerate(self.thresholds, start=1):
             hit = (score >= threshold) & ~assigned
@@ -125,6 +132,17 @@ class GivenName(FuzzyString):
 
 
 @dataclass(frozen=True)
+class FreeText(FuzzyString):
+    """exact | similar >= 0.92 | >= 0.80 | else, where similar is the better of Jaro-Winkler
+    (spelling) and token-set similarity (shared words: co-inventor lists, "flat 2" ~ "2")."""
+
+    levels: tuple[str, ...] = ("exact", "similar>=0.92", "similar>=0.80", "else")
+
+    def scores(self, values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return spelling_or_words_similarity(values, a, b)
+
+
+@dataclass(frozen=True)
 class OrganisationName(FuzzyString):
     """exact | token-set similarity >= 0.9 (one name's words inside the other's: "apple pan"
     ~ "the apple pan cafe") | >= 0.7 | else, on keys without legal forms."""
@@ -132,8 +150,8 @@ class OrganisationName(FuzzyString):
     thresholds: tuple[float, ...] = (0.9, 0.7)
     levels: tuple[str, ...] = ("exact", "token_set>=0.9", "token_set>=0.7", "else")
 
-    def scorer(self) -> tuple[object, float]:
-        return fuzz.token_set_ratio, 100.0
+    def scores(self, values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return _distinct_pair_scores(values, a, b, fuzz.token_set_ratio) / 100.0
 
 
 @dataclass(frozen=True)
@@ -232,13 +250,8 @@ class Address(Comparison):
             undecided = np.flatnonzero(street_present & ~street_exact)
             values = encoded["street"].values
             codes = encoded["street"].codes
-            # Similar spelling, or one line inside the other: "854 7th avenue between 54th and
-            # 55th streets" is "854 7th avenue" with directions added.
-            scores = np.maximum(
-                _distinct_pair_scores(values, codes[left[undecided]], codes[right[undecided]],
-                                      JaroWinkler.normalized_similarity),
-                _distinct_pair_scores(values, codes[left[undecided]], codes[right[undecided]],
-                                      fuzz.token_set_ratio) / 100.0)
+            # "854 7th avenue between 54th and 55th streets" is "854 7th avenue" with directions added.
+            scores = spelling_or_words_similarity(values, codes[left[undecided]], codes[right[undecided]])
             street_close[undecided[scores >= 0.9]] = True
         else:
             street_close = street_exact
@@ -273,5 +286,5 @@ def default_comparisons(encoded: EncodedRecords) -> list[Comparison]:
         if column.startswith("category__"):
             chosen.append(ExactMatch(column, column, tf=True))
         elif column.startswith("text__"):
-            chosen.append(FuzzyString(column, column))
+            chosen.append(FreeText(column, column))
     return chosen

@@ -195,6 +195,9 @@ def infer_column(name: str, values: pd.Series) -> ColumnInference:
         return ColumnInference(name, "email", "over 80% hold an @")
     if proposed is not None:
         return ColumnInference(name, proposed, f"named like a {proposed}")
+    if _date_share(sample) > 0.8:
+        return ColumnInference(name, "ignore", "dates, not named like a birth date (an event's date says nothing "
+                                               "of who someone is)")
     if sample.str.fullmatch(r"\+?[\d\s\-().]{7,}").mean() > 0.8:
         return ColumnInference(name, "phone", "over 80% are runs of 7+ digits and separators")
     if sample.str.fullmatch(r"\d{1,6}[a-zA-Z]?").mean() > 0.8:

@@ -17,7 +17,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from resolution.blocking import (BlockingResult, add_blocking_keys, block, comparison_columns, default_rules,
-                                 group_ids, possible_pairs, random_pairs, rule_columns, training_rules)
+                                 group_ids, possible_pairs, probe_pairs, random_pairs, rule_columns,
+                                 training_rules)
 from resolution.clustering import cluster
 from resolution.comparisons import Comparison, default_comparisons
 from resolution.config import ConfigError, LinkageConfig, config_to_toml, load_config
@@ -48,6 +49,9 @@ class ResolutionResult:
     pseudonymized: bool = False  # PII in the artifacts replaced by keyed pseudonyms (resolution.privacy)
     # Incremental runs (resolve --previous): the batch's effect on the earlier customers.
     incremental: dict = field(default_factory=dict)
+    # Likely matches (at or above the match threshold) among the candidates and, estimated,
+    # among the pairs no rule produced (resolution.blocking.probe_pairs); the share blocking reached.
+    blocking_recall: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -84,6 +88,8 @@ def entity_ids(keys: np.ndarray, rank: np.ndarray, labels: np.ndarray) -> np.nda
     return ids[labels]
 
 
+# Pairs outside the candidates scored per refining column to estimate blocking's recall.
+PROBE_PAIRS_PER_COLUMN = 20_000
 # An EM session with fewer pairs says nothing: m stays at its prior.
 MIN_SESSION_PAIRS = 20
 
@@ -176,6 +182,19 @@ class Linker:
             shared_value_limit=self.settings.shared_value_limit,
             iterations=iterations, converged=converged)
 
+    def blocking_recall(self, encoded: EncodedRecords, blocked: BlockingResult, scores, score_pairs) -> dict:
+        """How many likely matches (pairs at or above the match threshold) blocking left out,
+        estimated by scoring a sample of the pairs that share a name's sound, a date, a
+        place... but were not candidates, each counted 1 / its chance of being sampled."""
+        threshold = self.settings.match_threshold
+        probe = probe_pairs(encoded, blocked, self.settings.link_type, PROBE_PAIRS_PER_COLUMN, self.settings.seed)
+        found = int((scores.match_probability >= threshold).sum())
+        likely = score_pairs(probe.left, probe.right) >= threshold if len(probe.left) else np.zeros(0, bool)
+        missed = float((1.0 / probe.inclusion[likely]).sum())
+        return {"likely_matches_in_candidates": found, "likely_matches_missed": round(missed, 1),
+                "recall_ceiling": round(found / (found + missed), 4) if found + missed else 1.0,
+                "probe_pairs_scored": int(len(probe.left))}
+
     # The whole run ------------------------------------------------------------------
     def run(self, inputs: list[Path], out_dir: Path, model: FellegiSunterModel | None = None,
             pseudonym_key: bytes | None = None, forgotten: dict[str, str] | None = None) -> ResolutionResult:
@@ -206,8 +225,9 @@ class Linker:
             check_model_fits(model, comparisons, "retrain without --model")
         self._step("scoring")
         scores = score(model, gamma, encoded, comparisons, left, right)
-        self._step("clustering")
         score_pairs = pair_scorer(model, comparisons, encoded, settings.shared_value_limit)
+        blocking_recall = self.blocking_recall(encoded, blocked, scores, score_pairs)
+        self._step("clustering")
         keys = record_keys(records["source"], records["record_id"]).to_numpy(object)
         rank = key_rank(keys)
         labels, cluster_report = cluster(encoded.n, left, right, scores.match_weight, scores.match_probability,
@@ -239,7 +259,7 @@ class Linker:
             candidate_pairs=len(left), reduction_ratio=blocked.reduction_ratio, stats=ingested.stats,
             blocking=[asdict(r) for r in blocked.reports], clustering=cluster_report,
             em={"iterations": model.iterations, "converged": model.converged, "lambda": model.lambda_},
-            seconds=dict(self.seconds), pseudonymized=pseudonym_key is not None)
+            seconds=dict(self.seconds), pseudonymized=pseudonym_key is not None, blocking_recall=blocking_recall)
         (out_dir / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
         return result
 

@@ -213,8 +213,12 @@ def distinct_patterns(gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     code = np.zeros(len(gamma), dtype=np.int64)
     for j in range(gamma.shape[1]):
         code = code * radix[j] + shifted[:, j]
-    distinct, first, counts = np.unique(code, return_index=True, return_counts=True)
-    return gamma[first], counts
+    # np.unique's result (sorted distinct codes, first row of each, counts) by hashing
+    # rather than sorting the millions of rows.
+    inverse, distinct = pd.factorize(code, sort=True)
+    first = np.empty(len(distinct), dtype=np.int64)
+    first[inverse[::-1]] = np.arange(len(code) - 1, -1, -1)
+    return gamma[first], np.bincount(inverse, minlength=len(distinct))
 
 
 def _pattern_log_likelihood(patterns: np.ndarray, probabilities: list[np.ndarray]) -> np.ndarray:

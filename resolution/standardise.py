@@ -454,20 +454,19 @@ def postcode_district(array: pa.Array) -> pa.Array:
                       pc.utf8_slice_codeunits(array, 0, 3))
 
 
-_ABBREVIATION = re.compile(r"\b(" + "|".join(STREET_ABBREVIATIONS) + r")\b")
 # "Seventh Avenue" and "7th Avenue" are one street.
 ORDINAL_WORDS = {word: f"{n}{'st' if n % 10 == 1 and n != 11 else 'nd' if n % 10 == 2 and n != 12 else 'rd' if n % 10 == 3 and n != 13 else 'th'}"
                  for n, word in enumerate("first second third fourth fifth sixth seventh eighth ninth tenth eleventh "
                                           "twelfth".split(), start=1)}
-_ORDINAL = re.compile(r"\b(" + "|".join(ORDINAL_WORDS) + r")\b")
+STREET_WORDS = {**STREET_ABBREVIATIONS, **ORDINAL_WORDS}
+_STREET_WORD = re.compile(r"\b(" + "|".join(STREET_WORDS) + r")\b")
 
 
 def _street(text: str | None) -> str | None:
     if text is None:
         return None
     text = unidecode(text) if not CJK.search(text) else text
-    text = _ORDINAL.sub(lambda m: ORDINAL_WORDS[m.group(1)], text)
-    return _ABBREVIATION.sub(lambda m: STREET_ABBREVIATIONS[m.group(1)], text) or None
+    return _STREET_WORD.sub(lambda m: STREET_WORDS[m.group(1)], text) or None
 
 
 def streets(array) -> tuple[pa.Array, pa.Array]:

@@ -126,3 +126,35 @@ def test_plain_connected_components_would_have_merged_them():
     labels, report = cluster(3, left, right, weight, probability, 0.9, 0.01, score_pairs=score_pairs)
     assert report["pairs_scored_for_completion"] == 1
     assert len(set(labels.tolist())) == 2
+
+
+def test_free_text_agrees_on_shared_words_and_organisations_without_legal_forms():
+    from resolution.comparisons import FreeText, OrganisationName
+
+    texts = ["kanno mizuno yasu", "mizuno yasu kanno", "mizuno", "kanno mizuno oodaira yasu", "smith jones"]
+    encoded, left, right = encoded_pairs({"t": texts}, [(0, 1), (0, 2), (0, 3), (0, 4)])
+    assert FreeText("t", "t").compute(encoded, left, right).tolist() == [1, 1, 1, 3]
+    names = ["apple pan", "apple pan", "apple pan cafe", "arts", None]
+    encoded, left, right = encoded_pairs({"o": names}, [(0, 1), (0, 2), (0, 3), (0, 4)])
+    assert OrganisationName("o", "o").compute(encoded, left, right).tolist() == [0, 1, 3, -1]
+
+
+def test_an_oversized_block_is_paired_by_sorted_neighbours_not_dropped():
+    from resolution.blocking import REFINING_WINDOW, BlockingRule, block
+
+    # 600 records of one name (over its block cap of 50), in 60 cities of 10 records each.
+    n = 600
+    records = pd.DataFrame({"source": "s", "record_id": [str(i) for i in range(n)], "name_pair": "lee|seung",
+                            "city": [f"city{i % 60:02d}" for i in range(n)]})
+    encoded = EncodedRecords(records)
+    result = block(encoded, [BlockingRule("name_pair", ("name_pair",), max_block_size=50)], "dedupe_only", 500)
+    assert result.reports[0].blocks_skipped == 1 and result.reports[0].pairs == 0
+    assert result.reports[1].rule == "name_pair, oversized blocks sorted by city"
+    city = records["city"].to_numpy()
+    same_city = city[result.left] == city[result.right]
+    # Linear, not quadratic, in the block; each city's ten records form one chain.
+    assert len(result.left) <= n * REFINING_WINDOW
+    assert same_city.sum() >= 60 * 9
+    components = cluster(n, result.left[same_city], result.right[same_city], np.zeros(same_city.sum()),
+                         np.ones(same_city.sum()), 0.9, 0.01)[0]
+    assert len(np.unique(components)) == 60

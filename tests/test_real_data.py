@@ -3,6 +3,7 @@
 floors; and a guard for each generator-shaped assumption that was removed."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -112,3 +113,28 @@ def test_phone_region_is_taken_from_the_numbers(tmp_path):
     # Numbers written with a country code say where the others are from.
     assert std.infer_phone_region([["07914 686770", "07434 823656"], ["+44 7735 715743", "+44 7434 823656"]]) == "GB"
     assert std.infer_phone_region([["n/a", "12"]]) is None
+
+
+def test_the_blocking_report_estimates_likely_matches_no_rule_reaches(tmp_path):
+    """300 copies of people with the first two letters of both names swapped (another sound,
+    no name pair in common) and the same birth date: no rule pairs them, the model would
+    call them matches, and the report counts about that many."""
+    from resolution.config import parse_config
+    from resolution.linker import Linker
+
+    data = datasets.rldata(10000, tmp_path / "data")
+    frame = pd.read_csv(data.files[0], sep="\t", dtype=str)
+    twins = frame.head(300).copy()
+    for column in ("fname_c1", "lname_c1"):
+        twins[column] = twins[column].str[1] + twins[column].str[0] + twins[column].str[2:]
+    path = tmp_path / "people.csv"
+    pd.concat([frame, twins]).to_csv(path, index=False)
+    config = parse_config({"fields": {"fname_c1": "first_name", "lname_c1": "last_name", "by": "birth_year",
+                                      "bm": "birth_month", "bd": "birth_day"}})
+    result = Linker(config).run([path], tmp_path / "out")
+    recall = result.blocking_recall
+    assert 200 <= recall["likely_matches_missed"] <= 450 and recall["recall_ceiling"] < 0.85
+    clean = Linker(config).run(data.files, tmp_path / "clean").blocking_recall
+    assert clean["likely_matches_missed"] < 30 and clean["recall_ceiling"] >= 0.98
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["blocking_recall"] == recall
