@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_resolution import peak_of  # noqa: E402  (fresh process, wall time and peak RSS)
+from fresh_process import peak_of  # noqa: E402  (fresh process, wall time and peak RSS)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLINK_THRESHOLDS = (0.5, 0.9, 0.99, 0.999, 0.9999)
@@ -216,8 +216,9 @@ def link_type_of(config_path: Path) -> str:
 
 
 def cell(result: dict) -> str:
+    """Two table cells: pairwise F1 (P/R) @threshold, and B-cubed F1."""
     if not result or "error" in result:
-        return f"error: {result.get('error', 'not run')}" if result else "—"
+        return (f"error: {result.get('error', 'not run')}" if result else "—") + " | —"
     threshold = f" @{result['threshold']}" if "threshold" in result else ""
     return (f"{result['f1']:.3f} ({result['precision']:.3f}/{result['recall']:.3f}){threshold} | "
             f"{result['bcubed_f1']:.3f}")
@@ -262,7 +263,7 @@ def main() -> None:
     for data, results in rows:
         for engine, result in results.items():
             timing = (f"{result['seconds']:.1f} | {result['peak_rss_mb']:.0f}"
-                      if result and "error" not in result else "| ")
+                      if result and "error" not in result else "— | —")
             print(f"| {data.name} | {engine} | {cell(result)} | {timing} |")
 
 

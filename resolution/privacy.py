@@ -10,7 +10,8 @@ guess. The key never leaves the environment; it is not written or printed.
 Columns pseudonymized (records.parquet, golden.parquet and what the graph takes from them):
 names (keys and display forms, middle names), date of birth, e-mail, phone (national key and E.164),
 postcode, street and number, national identifier, and free-text fields (``text__*``). Kept in
-clear: postcode district, city, country, gender and categories (coarse, needed by analysts),
+clear: postcode district, city, country, gender, categories and organisation names (coarse or
+not personal, needed by analysts),
 record ids and sources (not personal on their own). quarantine.parquet keeps file, line, id
 and reason; its raw row is withheld.
 """
