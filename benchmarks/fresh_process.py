@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,11 +21,14 @@ PEAK_RSS = ("import re\n"
 def peak_of(code: str, spec: dict) -> dict:
     """Run ``code`` in a fresh process; its last line of JSON plus its own peak RSS."""
     wrapper = (PEAK_RSS + "import sys, json\n"
+               f"sys.path.insert(0, {str(ROOT)!r})\n"
                f"sys.argv = ['x', {json.dumps(json.dumps(spec))}]\n"
                f"exec(compile({code!r}, 'child', 'exec'))\n"
                "print(json.dumps({'peak_rss_mb': peak_rss_mb()}))\n")
     started = time.perf_counter()
-    process = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, cwd=ROOT)
+    # A scratch working directory: DuckDB (Splink) spills into ./.tmp, which must not land in the checkout.
+    with tempfile.TemporaryDirectory() as scratch:
+        process = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, cwd=scratch)
     wall = time.perf_counter() - started
     if process.returncode != 0:
         return {"error": (process.stderr.strip().splitlines() or ["failed"])[-1], "wall_s": wall}
