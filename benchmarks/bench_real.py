@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]  # this checkout's code
 from fresh_process import peak_of  # noqa: E402  (fresh process, wall time and peak RSS)
 
 ROOT = Path(__file__).resolve().parents[1]
