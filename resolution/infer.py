@@ -116,7 +116,8 @@ def _name_shares(values: pd.Series) -> tuple[float, float, float]:
     """Shares of values whose first token is a known given name, whose last token is a known
     family name, and that hold two tokens or more."""
     given, family = name_lexicon()
-    tokens = values.map(lambda v: _fold(v).split())
+    # "Last, First" reads as "First Last".
+    tokens = values.map(lambda v: _fold(" ".join(reversed(v.split(",", 1)))).split())
     return (_share(tokens, lambda t: bool(t) and t[0] in given),
             _share(tokens, lambda t: bool(t) and t[-1] in family),
             _share(tokens, lambda t: len(t) >= 2))

@@ -88,6 +88,8 @@ def test_inference_reads_values_not_only_names():
     assert infer_column("x3", family).type == "last_name"
     restaurants = pd.Series(["arnie mortons of chicago", "arts delicatessen", "apple pan the", "asahi ramen"] * 5)
     assert infer_column("name", restaurants).type == "organisation_name"
+    people = pd.Series(["Smith, John", "Meier, Carsten", "Garcia, Sofia", "Rossi, Marco", "Dubois, Emma"] * 5)
+    assert infer_column("name", people).type == "full_name"
     dates = pd.Series(["1964-01-14", "03/02/1990", "1701-05-02"] * 5)
     assert infer_column("birth", dates).type == "date_of_birth"
 
