@@ -3,9 +3,11 @@
 - u (chance a level occurs between two *different* people) from random record pairs,
   which are almost all non-matches;
 - m (chance of the level between two records of the *same* person) by a two-class EM on
-  the pairs of training blocking rules, with a weak prior (``M_PRIOR_PAIRS``). Its non-match class gets its own u, because blocked
-  non-matches (people of one household sharing surname, address and phone) agree far more
-  often than random pairs: with u fixed at the random value, EM calls them matches;
+  the blocked candidate pairs, with a weak prior (``M_PRIOR_PAIRS``). Its non-match class
+  gets its own u, because blocked non-matches (people of one household sharing surname,
+  address and phone) agree far more often than random pairs: with u fixed at the random
+  value, EM calls them matches; that u has a prior centred on the random one
+  (``U_PRIOR_PAIRS``);
 - weights are log2(m / u_random), and the prior is the candidate-space match share EM
   found, rescaled to random pairs (matches / possible pairs);
 - EM runs over distinct comparison patterns weighted by their counts, not over pairs;
