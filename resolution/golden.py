@@ -13,7 +13,9 @@ import pandas as pd
 # golden attribute: (value column shown, column whose equality defines "the same value")
 ATTRIBUTES = {
     "first_name": ("first_name_display", "first_name"),
+    "middle_name": ("middle_name", "middle_name"),
     "last_name": ("last_name_display", "last_name"),
+    "organisation": ("organisation", "organisation"),
     "date_of_birth": ("dob", "dob"),
     "email": ("email", "email"),
     "phone": ("phone_e164", "phone"),
