@@ -194,10 +194,25 @@ def _pairs_of_rule(encoded: EncodedRecords, columns: tuple[str, ...], limit: int
         with_new[group[new & (group >= 0)]] = True
         group = np.where((group >= 0) & with_new[np.maximum(group, 0)], group, -1)
     left, right, skipped, skipped_records = pairs_within_blocks(group, limit)
-    if new is not None:
-        touching = new[left] | new[right]
-        left, right = left[touching], right[touching]
+    left, right = _touching_new(left, right, new)
     return left, right, skipped, skipped_records, group
+
+
+def _touching_new(left: np.ndarray, right: np.ndarray, new: np.ndarray | None):
+    """The pairs with at least one new record (all of them outside an incremental run)."""
+    if new is None:
+        return left, right
+    touching = new[left] | new[right]
+    return left[touching], right[touching]
+
+
+def _value_order(encoded: EncodedRecords, column: str) -> np.ndarray:
+    """Per record, the rank of its value among the column's values in string order (-1 where
+    missing): sorting by it puts alike values side by side ("seoul" beside "seoul")."""
+    values = encoded[column].values
+    rank = np.argsort(np.argsort(values.astype(str), kind="stable"), kind="stable")
+    codes = encoded[column].codes
+    return np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
 
 
 def _in_oversized_blocks(group: np.ndarray, limit: int) -> np.ndarray:
@@ -231,6 +246,7 @@ def block(encoded: EncodedRecords, rules: list[BlockingRule], link_type: str, ma
     n = encoded.n
     keys, reports = [], []
     refiners = refining_columns(encoded, rules)
+    value_order: dict[str, np.ndarray] = {}  # computed once per column, for every rule that overflows
     for rule in rules:
         limit = min(max_block_size, rule.max_block_size or max_block_size)
         left, right, skipped, skipped_records, group = _pairs_of_rule(encoded, rule.columns, limit, new)
@@ -243,16 +259,10 @@ def block(encoded: EncodedRecords, rules: list[BlockingRule], link_type: str, ma
         for column in refiners:
             if column in rule.columns or set(KEY_SOURCES.get(column, (column,))) <= rule_columns(rule):
                 continue
-            # Codes in the order of the values, so neighbours are alike ("seoul" beside "seoul").
-            values = encoded[column].values
-            rank = np.argsort(np.argsort(values.astype(str), kind="stable"), kind="stable")
-            codes = encoded[column].codes
-            left, right = sorted_neighbour_pairs(oversized_group, np.where(codes >= 0, rank[codes], -1),
-                                                 REFINING_WINDOW)
-            if new is not None:
-                touching = new[left] | new[right]
-                left, right = left[touching], right[touching]
-            left, right = filter_link_type(encoded, left, right, link_type)
+            if column not in value_order:
+                value_order[column] = _value_order(encoded, column)
+            left, right = sorted_neighbour_pairs(oversized_group, value_order[column], REFINING_WINDOW)
+            left, right = filter_link_type(encoded, *_touching_new(left, right, new), link_type)
             keys.append(left * n + right)
             reports.append(RuleReport(f"{rule.name}, oversized blocks sorted by {column}", len(left), 0, 0))
     combined = _sorted_distinct(np.concatenate(keys)) if keys else np.empty(0, dtype=np.int64)

@@ -40,9 +40,14 @@ def _distinct_pair_scores(values: np.ndarray, left: np.ndarray, right: np.ndarra
 
 def spelling_or_words_similarity(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The better of Jaro-Winkler (a typo) and token-set similarity (one value's words inside
-    the other's, in any order), in [0, 1]."""
-    return np.maximum(_distinct_pair_scores(values, a, b, JaroWinkler.normalized_similarity),
-                      _distinct_pair_scores(values, a, b, fuzz.token_set_ratio) / 100.0)
+    the other's, in any order), in [0, 1]; both once per distinct pair, found once."""
+    def better(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        x, y = x.tolist(), y.tolist()
+        spelling = process.cpdist(x, y, scorer=JaroWinkler.normalized_similarity, workers=-1)
+        words = process.cpdist(x, y, scorer=fuzz.token_set_ratio, workers=-1) / 100.0
+        return np.maximum(spelling, words).astype(np.float32)
+
+    return _per_distinct_pair(values, a, b, better)
 
 
 @lru_cache(maxsize=1)
