@@ -32,10 +32,15 @@ def _per_distinct_pair(values: np.ndarray, left: np.ndarray, right: np.ndarray, 
     return np.asarray(function(values[distinct // len(values)], values[distinct % len(values)]))[inverse]
 
 
-def _distinct_pair_scores(values: np.ndarray, left: np.ndarray, right: np.ndarray, scorer) -> np.ndarray:
-    """A rapidfuzz ``scorer`` on (values[left], values[right]), once per distinct pair."""
+def _distinct_pair_scores(values: np.ndarray, left: np.ndarray, right: np.ndarray, scorer,
+                          score_cutoff: int | None = None) -> np.ndarray:
+    """A rapidfuzz ``scorer`` on (values[left], values[right]), once per distinct pair.
+    ``score_cutoff``, for integer distances only: the most any level asks for; rapidfuzz stops
+    early beyond it and returns cutoff + 1. (Not for similarities: at a cutoff of 0.8, a
+    Jaro-Winkler of exactly 0.8 comes back as 0.)"""
     return _per_distinct_pair(values, left, right, lambda a, b: np.asarray(
-        process.cpdist(a.tolist(), b.tolist(), scorer=scorer, workers=-1), dtype=np.float32))
+        process.cpdist(a.tolist(), b.tolist(), scorer=scorer, score_cutoff=score_cutoff, workers=-1),
+        dtype=np.float32))
 
 
 def spelling_or_words_similarity(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -159,27 +164,57 @@ class OrganisationName(FuzzyString):
         return _distinct_pair_scores(values, a, b, fuzz.token_set_ratio) / 100.0
 
 
+def _value_parts(encoded: EncodedRecords, column: str, name: str, *parts) -> np.ndarray:
+    """Integer codes of ``part(value)`` for each of ``parts`` (one column each) per distinct
+    value of ``column``, all parts in one numbering (the month "05" and the day "05" share a
+    code); computed once per run, so comparing parts is an array lookup per pair."""
+    key = ("parts", column, name)
+    if key not in encoded.cache:
+        values = encoded[column].values
+        texts = [part(v) for part in parts for v in values]
+        codes = pd.factorize(pd.Series(texts, dtype=object))[0]
+        encoded.cache[key] = codes.reshape(len(parts), len(values)).T
+    return encoded.cache[key]
+
+
+def _value_lengths(encoded: EncodedRecords, column: str) -> np.ndarray:
+    key = ("length", column)
+    if key not in encoded.cache:
+        values = encoded[column].values
+        encoded.cache[key] = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    return encoded.cache[key]
+
+
+def _within_edits(encoded: EncodedRecords, column: str, a: np.ndarray, b: np.ndarray, max_edits: int) -> np.ndarray:
+    """Levenshtein distance of (values[a], values[b]) at most ``max_edits``. Values whose
+    lengths differ by more are that far apart already, so only the rest are measured."""
+    lengths = _value_lengths(encoded, column)
+    close = np.flatnonzero(np.abs(lengths[a] - lengths[b]) <= max_edits)
+    within = np.zeros(len(a), dtype=bool)
+    edits = _distinct_pair_scores(encoded[column].values, a[close], b[close], Levenshtein.distance, max_edits)
+    within[close] = edits <= max_edits
+    return within
+
+
 @dataclass(frozen=True)
 class DateOfBirth(Comparison):
-    """exact | day and month transposed | one character different | same year | else."""
+    """exact | day and month transposed | one character different | same year | else.
+
+    Dates are ISO ``YYYY-MM-DD``, or ``YYYY-MM`` and ``YYYY`` where only those parts are known."""
 
     levels: tuple[str, ...] = ("exact", "day_month_transposed", "one_edit", "same_year", "else")
 
     def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
-        level[index] = _per_distinct_pair(encoded[self.column].values, a, b, self._date_levels)
-
-    @staticmethod
-    def _date_levels(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        """Levels of distinct pairs of ISO ``YYYY-MM-DD`` dates that are not equal."""
-        transposed = np.array([l[:4] == r[:4] and l[5:7] == r[8:10] and l[8:10] == r[5:7] for l, r in zip(left, right)],
-                              dtype=bool)
-        edits = np.asarray(process.cpdist(left.tolist(), right.tolist(), scorer=Levenshtein.distance, workers=-1))
-        same_year = np.array([l[:4] == r[:4] for l, r in zip(left, right)], dtype=bool)
-        result = np.full(len(left), 4, dtype=np.int8)
+        parts = _value_parts(encoded, self.column, "year_month_day", lambda v: v[:4], lambda v: v[5:7],
+                             lambda v: v[8:10])
+        year, month, day = parts[:, 0], parts[:, 1], parts[:, 2]
+        same_year = year[a] == year[b]
+        transposed = same_year & (month[a] == day[b]) & (day[a] == month[b])
+        result = np.full(len(a), len(self.levels) - 1, dtype=np.int8)
         result[same_year] = 3
-        result[edits <= 1] = 2
+        result[_within_edits(encoded, self.column, a, b, 1)] = 2
         result[transposed] = 1
-        return result
+        level[index] = result
 
 
 @dataclass(frozen=True)
@@ -193,12 +228,10 @@ class PartThenEdits(Comparison):
         raise NotImplementedError
 
     def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
-        values = encoded[self.column].values
-        parts = np.array([self.part(v) for v in values], dtype=object)
-        same_part = parts[a] == parts[b]
-        edits = _distinct_pair_scores(values, a, b, Levenshtein.distance)
+        part = _value_parts(encoded, self.column, type(self).__name__, self.part)[:, 0]
+        same_part = part[a] == part[b]
         level[index[same_part]] = 1
-        level[index[~same_part & (edits <= self.max_edits)]] = 2
+        level[index[~same_part & _within_edits(encoded, self.column, a, b, self.max_edits)]] = 2
 
 
 @dataclass(frozen=True)

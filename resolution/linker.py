@@ -27,7 +27,7 @@ from resolution.erasure import FORGOTTEN_FILE, read_forgotten
 from resolution.golden import ATTRIBUTES as GOLDEN_ATTRIBUTES, golden_records
 from resolution.ingest import SourceStats, ingest, input_files, key_rank, record_keys, write_profile
 from resolution.model import (FellegiSunterModel, check_model_fits, comparison_matrix, estimate_u, initial_m as _initial_m_shape,
-                              pair_scorer, score, train_em, train_lambda)
+                              pair_scorer, pattern_index, score, train_em, train_lambda)
 from resolution.privacy import (PII_RECORD_COLUMNS, WITHHELD_RAW, pseudonymize_frame,
                                 pseudonymize_records)
 
@@ -152,17 +152,22 @@ class Linker:
                               level_counts)
         estimates: list[list[np.ndarray]] = [[] for _ in comparisons]
         iterations, converged = 0, True
+        # Each session is a subset of the candidates: its patterns are counted on the
+        # candidates' distinct patterns, not found again in millions of rows.
+        all_patterns, pattern_of_pair = pattern_index(gamma)
         for rule in training_rules(encoded):
             # The candidates this rule would have produced: both records in one of its blocks.
             groups = group_ids(encoded, rule.columns)
             found = (groups[blocked.left] == groups[blocked.right]) & (groups[blocked.left] >= 0)
-            session = gamma[found].copy()
-            if len(session) < MIN_SESSION_PAIRS:
+            counts = np.bincount(pattern_of_pair[found], minlength=len(all_patterns))
+            if counts.sum() < MIN_SESSION_PAIRS:
                 continue
+            present = np.flatnonzero(counts)
+            session = all_patterns[present].copy()
             forced = [j for j, c in enumerate(comparisons) if set(comparison_columns(c)) & set(rule_columns(rule))]
             session[:, forced] = -1
             m_session, _, _, its, ok = train_em(session, level_counts, u_random, self.settings.em_max_iterations,
-                                                self.settings.em_tolerance)
+                                                self.settings.em_tolerance, patterns=(session, counts[present]))
             iterations = max(iterations, its)
             converged &= ok
             for j in range(len(comparisons)):
@@ -170,7 +175,8 @@ class Linker:
                     estimates[j].append(np.asarray(m_session[j]))
         m = [list(map(float, np.mean(e, axis=0))) if e else [float(x) for x in _initial_m_shape(k)]
              for e, k in zip(estimates, level_counts)]
-        lambda_candidates = train_lambda(gamma, m, u_random)
+        lambda_candidates = train_lambda(gamma, m, u_random, patterns=(
+            all_patterns, np.bincount(pattern_of_pair, minlength=len(all_patterns))))
         # Matches are assumed to be (nearly) all among the candidates blocking produced.
         expected_matches = lambda_candidates * len(gamma)
         lambda_random = float(np.clip(expected_matches / max(possible_pairs(encoded, self.settings.link_type), 1),

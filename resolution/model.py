@@ -205,8 +205,9 @@ def initial_m(k: int) -> list[float]:
     return [0.85, *middle][: k - 1] + [0.05]
 
 
-def distinct_patterns(gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows of ``gamma`` and their counts. Rows are packed into one integer first:
+def pattern_index(gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of ``gamma`` (sorted as ``np.unique(axis=0)`` sorts them) and, per
+    row, the index of its pattern. Rows are packed into one integer first:
     ``np.unique(axis=0)`` sorts rows as records and is many times slower."""
     if len(gamma) == 0:
         return gamma, np.empty(0, dtype=np.int64)
@@ -215,12 +216,17 @@ def distinct_patterns(gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     code = np.zeros(len(gamma), dtype=np.int64)
     for j in range(gamma.shape[1]):
         code = code * radix[j] + shifted[:, j]
-    # np.unique's result (sorted distinct codes, first row of each, counts) by hashing
-    # rather than sorting the millions of rows.
+    # Hashing rather than sorting the millions of rows.
     inverse, distinct = pd.factorize(code, sort=True)
     first = np.empty(len(distinct), dtype=np.int64)
     first[inverse[::-1]] = np.arange(len(code) - 1, -1, -1)
-    return gamma[first], np.bincount(inverse, minlength=len(distinct))
+    return gamma[first], inverse
+
+
+def distinct_patterns(gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of ``gamma`` and their counts."""
+    patterns, inverse = pattern_index(gamma)
+    return patterns, np.bincount(inverse, minlength=len(patterns))
 
 
 def _pattern_log_likelihood(patterns: np.ndarray, probabilities: list[np.ndarray]) -> np.ndarray:
@@ -244,11 +250,12 @@ def _level_shares(patterns: np.ndarray, weight: np.ndarray, j: int, k: int, floo
 
 
 def train_lambda(gamma: np.ndarray, m: list[list[float]], u: list[list[float]], max_iterations: int = 100,
-                 tolerance: float = 1e-7) -> float:
-    """EM for the match share alone, m and u fixed; 0.5 (no evidence) without candidates."""
+                 tolerance: float = 1e-7, patterns: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+    """EM for the match share alone, m and u fixed; 0.5 (no evidence) without candidates.
+    ``patterns``: ``distinct_patterns(gamma)`` where the caller has it already."""
     if len(gamma) == 0:
         return 0.5
-    patterns, counts = distinct_patterns(gamma)
+    patterns, counts = patterns if patterns is not None else distinct_patterns(gamma)
     log_ratio = (_pattern_log_likelihood(patterns, [np.asarray(x) for x in m])
                  - _pattern_log_likelihood(patterns, [np.asarray(x) for x in u]))
     lam = 0.5
@@ -262,11 +269,14 @@ def train_lambda(gamma: np.ndarray, m: list[list[float]], u: list[list[float]], 
 
 
 def train_em(gamma: np.ndarray, level_counts: list[int], u: list[list[float]], max_iterations: int = 50,
-             tolerance: float = 1e-5, initial_lambda: float = 0.5
+             tolerance: float = 1e-5, initial_lambda: float = 0.5,
+             patterns: tuple[np.ndarray, np.ndarray] | None = None,
              ) -> tuple[list[list[float]], list[list[float]], float, int, bool]:
     """Two-class EM over the distinct patterns of ``gamma``: returns (m, u, lambda,
-    iterations, converged). ``u`` is the starting point (from random pairs)."""
-    patterns, counts = distinct_patterns(gamma)
+    iterations, converged). ``u`` is the starting point (from random pairs). ``patterns``:
+    (patterns, counts) standing for ``gamma`` where the caller has them; a pattern may occur
+    more than once there (the counts add up)."""
+    patterns, counts = patterns if patterns is not None else distinct_patterns(gamma)
     counts = counts.astype(float)
     m = [np.asarray(initial_m(k)) / sum(initial_m(k)) for k in level_counts]
     m_prior = [M_PRIOR_PAIRS * shape for shape in m]

@@ -45,19 +45,22 @@ def profile_column(name: str, values) -> ColumnProfile:
     array = present_values(values)
     rows = len(array)
     present = array.drop_null()
-    distinct = pc.count_distinct(present).as_py() if len(present) else 0
     counts = pc.value_counts(present)
+    distinct = len(counts)
     example = None
     if len(counts):
         top = pc.index(counts.field("counts"), pc.max(counts.field("counts")))
         example = counts.field("values")[top.as_py()].as_py()
-    shape_counts = pd.Series(shapes(present.slice(0, SHAPE_SAMPLE)).to_pandas()).value_counts(normalize=True)
+    # Shapes of the sample's distinct values, weighted by how often each occurs.
+    sample = pc.value_counts(present.slice(0, SHAPE_SAMPLE))
+    shape_counts = (pd.Series(sample.field("counts").to_numpy(), dtype="int64")
+                    .groupby(shapes(sample.field("values")).to_numpy(zero_copy_only=False)).sum())
     return ColumnProfile(
         column=name,
         completeness=len(present) / rows if rows else 0.0,
         uniqueness=distinct / len(present) if len(present) else 0.0,
         distinct=int(distinct),
-        consistency=float(shape_counts.iloc[0]) if len(shape_counts) else None,
+        consistency=float(shape_counts.max() / shape_counts.sum()) if len(shape_counts) else None,
         example=example,
     )
 
