@@ -6,6 +6,8 @@ read = resolved + quarantined, per source.
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,8 @@ STANDARD_COLUMNS = (
 )
 QUARANTINE_COLUMNS = ("source", "file", "line", "record_id", "reason", "raw")
 WITHHELD_ERASED = "(erased: see the forget request in the reason)"
+# Sources standardised at once: one per core, at most four (each holds its file's columns).
+INGEST_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass
@@ -176,72 +180,91 @@ def phone_region(files: list[Path], config: LinkageConfig) -> str | None:
     return std.infer_phone_region(samples) if samples else None
 
 
+@dataclass
+class _SourceResult:
+    source: str
+    part: pa.Table
+    quarantined: list[pd.DataFrame]
+    stat: SourceStats
+    profile: dict
+
+
+def _ingest_source(path: Path, config: LinkageConfig, forgotten: dict[str, str], region: str | None) -> _SourceResult:
+    """Read, check and standardise one source: its standardised rows, quarantined rows,
+    counts and profile."""
+    quarantined: list[pd.DataFrame] = []
+    source_name = path.stem
+    source = config.for_source(source_name)
+    result = read_table_checked(path)
+    table = result.table
+    stat = SourceStats(file=path.name, read=table.num_rows + len(result.bad_rows))
+    missing = [c for c in [source.id_column, *source.fields] if c != ROW_NUMBER and c not in table.column_names]
+    if missing and table.num_columns == 0:
+        # Nothing readable (e.g. every JSONL line broken): no columns to map, every row quarantined.
+        table = pa.table({c: pa.nulls(0, pa.string()) for c in missing})
+        missing = []
+    if missing:
+        raise ConfigError(f"{path}: column(s) {missing} named in the config are not in the file; "
+                          f"its columns are {table.column_names}")
+    stat.unmapped_columns = [c for c in table.column_names if c not in source.fields and c != source.id_column]
+    if result.bad_rows:
+        quarantined.append(_quarantine_rows(
+            source_name, path.name, [b.line for b in result.bad_rows], [None] * len(result.bad_rows),
+            [f"unparseable row: {b.error}" for b in result.bad_rows], [b.text for b in result.bad_rows]))
+
+    if source.id_column == ROW_NUMBER:
+        ids = _row_numbers(table.num_rows, result.bad_rows)
+    else:
+        ids = pc.utf8_trim_whitespace(std.as_string_array(table[source.id_column]))
+    ids_pd = pd.Series(ids.to_pandas(), dtype="string")
+    no_id = ids_pd.isna() | (ids_pd == "")
+    repeated = ids_pd.duplicated(keep="first") & ~no_id
+    erased = (source_name + ":" + ids_pd).isin(forgotten.keys()).fillna(False) & ~no_id
+    bad = (no_id | repeated | erased).to_numpy()
+    if bad.any():
+        positions = np.flatnonzero(bad)
+        first_seen = pd.Series(np.arange(len(ids_pd)), index=ids_pd).groupby(level=0).min()
+
+        def reason(i: int) -> str:
+            if no_id.iloc[i]:
+                return f"missing id in column {source.id_column!r}"
+            if erased.iloc[i]:
+                return (f"erased by forget request {forgotten[source_name + ':' + ids_pd.iloc[i]]}: "
+                        "not linked again")
+            return f"duplicate id {ids_pd.iloc[i]!r} in {source_name} (first at row {first_seen[ids_pd.iloc[i]] + 1})"
+
+        reasons = [reason(i) for i in positions]
+        raws = [WITHHELD_ERASED if erased.iloc[i] else json.dumps(row, ensure_ascii=False)
+                for i, row in zip(positions, table.take(pa.array(positions)).to_pylist())]
+        quarantined.append(_quarantine_rows(source_name, path.name, [None] * len(positions),
+                                            [ids_pd.iloc[i] if not no_id.iloc[i] else None for i in positions],
+                                            reasons, raws))
+        keep = pa.array(~bad)
+        table = table.filter(keep)
+        ids = ids.filter(keep)
+    columns = standardise_source(table, source, region)
+    names = ["source", "record_id", *STANDARD_COLUMNS, *(c for c in columns if c not in STANDARD_COLUMNS)]
+    arrays = [pa.array(np.full(len(ids), source_name, dtype=object), type=pa.string()), ids,
+              *(columns[c].cast(pa.string()) for c in names[2:])]
+    part = pa.table(arrays, names=names)
+    stat.resolved = part.num_rows
+    stat.quarantined = stat.read - stat.resolved
+    return _SourceResult(source_name, part, quarantined, stat, _profile_source(table, source, columns, stat))
+
+
 def ingest(files: list[Path], config: LinkageConfig, forgotten: dict[str, str] | None = None) -> IngestResult:
     """``forgotten``: ``source:record_id`` -> forget request id; those records are quarantined
     (raw row withheld), never linked again."""
     forgotten = forgotten or {}
     region = phone_region(files, config)
-    parts, quarantined, stats, profile = [], [], {}, {"sources": {}}
-    for path in files:
-        source_name = path.stem
-        source = config.for_source(source_name)
-        result = read_table_checked(path)
-        table = result.table
-        stat = SourceStats(file=path.name, read=table.num_rows + len(result.bad_rows))
-        missing = [c for c in [source.id_column, *source.fields] if c != ROW_NUMBER and c not in table.column_names]
-        if missing and table.num_columns == 0:
-            # Nothing readable (e.g. every JSONL line broken): no columns to map, every row quarantined.
-            table = pa.table({c: pa.nulls(0, pa.string()) for c in missing})
-            missing = []
-        if missing:
-            raise ConfigError(f"{path}: column(s) {missing} named in the config are not in the file; "
-                              f"its columns are {table.column_names}")
-        stat.unmapped_columns = [c for c in table.column_names if c not in source.fields and c != source.id_column]
-        if result.bad_rows:
-            quarantined.append(_quarantine_rows(
-                source_name, path.name, [b.line for b in result.bad_rows], [None] * len(result.bad_rows),
-                [f"unparseable row: {b.error}" for b in result.bad_rows], [b.text for b in result.bad_rows]))
-
-        if source.id_column == ROW_NUMBER:
-            ids = _row_numbers(table.num_rows, result.bad_rows)
-        else:
-            ids = pc.utf8_trim_whitespace(std.as_string_array(table[source.id_column]))
-        ids_pd = pd.Series(ids.to_pandas(), dtype="string")
-        no_id = ids_pd.isna() | (ids_pd == "")
-        repeated = ids_pd.duplicated(keep="first") & ~no_id
-        erased = (source_name + ":" + ids_pd).isin(forgotten.keys()).fillna(False) & ~no_id
-        bad = (no_id | repeated | erased).to_numpy()
-        if bad.any():
-            positions = np.flatnonzero(bad)
-            first_seen = pd.Series(np.arange(len(ids_pd)), index=ids_pd).groupby(level=0).min()
-
-            def reason(i: int) -> str:
-                if no_id.iloc[i]:
-                    return f"missing id in column {source.id_column!r}"
-                if erased.iloc[i]:
-                    return (f"erased by forget request {forgotten[source_name + ':' + ids_pd.iloc[i]]}: "
-                            "not linked again")
-                return f"duplicate id {ids_pd.iloc[i]!r} in {source_name} (first at row {first_seen[ids_pd.iloc[i]] + 1})"
-
-            reasons = [reason(i) for i in positions]
-            raws = [WITHHELD_ERASED if erased.iloc[i] else json.dumps(row, ensure_ascii=False)
-                    for i, row in zip(positions, table.take(pa.array(positions)).to_pylist())]
-            quarantined.append(_quarantine_rows(source_name, path.name, [None] * len(positions),
-                                                [ids_pd.iloc[i] if not no_id.iloc[i] else None for i in positions],
-                                                reasons, raws))
-            keep = pa.array(~bad)
-            table = table.filter(keep)
-            ids = ids.filter(keep)
-        columns = standardise_source(table, source, region)
-        names = ["source", "record_id", *STANDARD_COLUMNS, *(c for c in columns if c not in STANDARD_COLUMNS)]
-        arrays = [pa.array(np.full(len(ids), source_name, dtype=object), type=pa.string()), ids,
-                  *(columns[c].cast(pa.string()) for c in names[2:])]
-        part = pa.table(arrays, names=names)
-        stat.resolved = part.num_rows
-        stat.quarantined = stat.read - stat.resolved
-        stats[source_name] = stat
-        profile["sources"][source_name] = _profile_source(table, source, columns, stat)
-        parts.append(part)
+    # Sources are independent: two at a time, one per core (Arrow's kernels and rapidfuzz
+    # release the GIL, so the threads overlap for most of the work).
+    with ThreadPoolExecutor(max_workers=INGEST_THREADS) as pool:
+        results = list(pool.map(lambda path: _ingest_source(path, config, forgotten, region), files))
+    parts = [r.part for r in results]
+    quarantined = [frame for r in results for frame in r.quarantined]
+    stats = {r.source: r.stat for r in results}
+    profile = {"sources": {r.source: r.profile for r in results}}
     # Arrow concatenation: pandas checks object columns for NA value by value.
     combined = pa.concat_tables(parts, promote_options="default")
     records = pd.DataFrame({name: combined[name].to_numpy(zero_copy_only=False) for name in combined.column_names})

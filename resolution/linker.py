@@ -9,6 +9,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -210,15 +211,30 @@ class Linker:
         ``forgotten.jsonl`` of ``out_dir`` when there is one."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        settings = self.settings
         self._step("reading and standardising")
         files = input_files(inputs, self.config)
         if forgotten is None and (out_dir / FORGOTTEN_FILE).exists():
             forgotten = read_forgotten(out_dir / FORGOTTEN_FILE)
         ingested = ingest(files, self.config, forgotten)
+        records_table = ingested.records_table
+        if pseudonym_key is not None:
+            records_table = pseudonymize_records(records_table, pseudonym_key)
+        # The standardised records do not depend on linkage: Arrow writes them on the second
+        # core while this one blocks and compares (2-3 s of a million-record run).
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            written = [writer.submit(pq.write_table, records_table, out_dir / "records.parquet")]
+            result = self._link(ingested, out_dir, model, pseudonym_key, writer, written)
+        (out_dir / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
+        return result
+
+    def _link(self, ingested, out_dir: Path, model: FellegiSunterModel | None, pseudonym_key: bytes | None,
+              writer: ThreadPoolExecutor, written: list[Future]) -> ResolutionResult:
+        """``run`` from the ingested records on. ``writer`` writes artifacts in the background
+        while the next is computed; ``written``: its writes so far, all done on return."""
+        settings = self.settings
         records = ingested.records
         self._step("blocking")
-        encoded = EncodedRecords(records)
+        encoded = EncodedRecords(records, ingested.records_table)
         comparisons = self.comparisons(encoded)
         blocked = self.block(encoded)
         left, right = blocked.left, blocked.right
@@ -242,22 +258,25 @@ class Linker:
         ids = entity_ids(keys, rank, labels)
         self._step("golden records and artifacts")
         entities = entities_frame(records, ids, labels)
-        entities.to_parquet(out_dir / "entities.parquet", index=False)
-        self.pairs_frame(records, comparisons, left, right, gamma, scores, rank).to_parquet(
-            out_dir / "pairs.parquet", index=False)
+        written.append(writer.submit(entities.to_parquet, out_dir / "entities.parquet", index=False))
+        written.append(writer.submit(self.pairs_frame(records, comparisons, left, right, gamma, scores, rank).to_parquet,
+                                     out_dir / "pairs.parquet", index=False))
+        # The levels and weights of every candidate (hundreds of MB at a million records) are
+        # in the pairs frame now; golden records are built without them.
+        del gamma, scores, keys
         source_priority = list(self.config.sources) or sorted(records["source"].unique())
-        golden = golden_records(records, ids, source_priority, encoded.codes_so_far())
-        records_table, quarantine = ingested.records_table, ingested.quarantine
+        golden = golden_records(records, ids, source_priority, encoded.codes_so_far(), labels)
+        quarantine = ingested.quarantine
         if pseudonym_key is not None:
-            records_table = pseudonymize_records(records_table, pseudonym_key)
             golden = pseudonymize_frame(golden, pseudonym_key, GOLDEN_PII_DOMAINS)
             quarantine = quarantine.assign(raw=WITHHELD_RAW)
         golden.to_parquet(out_dir / "golden.parquet", index=False)
-        pq.write_table(records_table, out_dir / "records.parquet")
         quarantine.to_parquet(out_dir / "quarantine.parquet", index=False)
         model.save(out_dir / "model.json")
         write_profile(ingested.profile, out_dir / "profile.json")
         self.write_config(out_dir)
+        for write in written:
+            write.result()
         self._step("")
         result = ResolutionResult(
             out_dir=out_dir, records=len(records), entities=int(entities["entity_id"].nunique()),
@@ -266,7 +285,6 @@ class Linker:
             blocking=[asdict(r) for r in blocked.reports], clustering=cluster_report,
             em={"iterations": model.iterations, "converged": model.converged, "lambda": model.lambda_},
             seconds=dict(self.seconds), pseudonymized=pseudonym_key is not None, blocking_recall=blocking_recall)
-        (out_dir / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
         return result
 
     def pairs_frame(self, records: pd.DataFrame, comparisons: list[Comparison], left: np.ndarray,
