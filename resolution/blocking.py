@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import jellyfish
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from resolution.encoding import EncodedRecords
 
@@ -46,25 +47,15 @@ class BlockingResult:
 
 def add_blocking_keys(encoded: EncodedRecords) -> None:
     """Derived keys the default rules use: phonetic names, initials, sorted name pair, birth year."""
-    records = encoded.records
-    first = records["first_name"].to_numpy(object)
-    last = records["last_name"].to_numpy(object)
-
-    def per_distinct(values, function):
-        series = pd.Series(values, dtype=object)
-        distinct = series.dropna().unique()
-        return series.map(dict(zip(distinct, (function(v) for v in distinct)))).to_numpy(object)
-
-    encoded.derived("first_name_metaphone", per_distinct(first, lambda v: jellyfish.metaphone(v) or None))
-    encoded.derived("last_name_metaphone", per_distinct(last, lambda v: jellyfish.metaphone(v) or None))
-    encoded.derived("first_initial", per_distinct(first, lambda v: v[:1]))
-    names = pd.DataFrame({"a": first, "b": last}).dropna()
-    a_first = names["a"] < names["b"]
-    pair = pd.Series(None, index=records.index, dtype=object)
-    pair[names.index] = (names["a"].where(a_first, names["b"]) + "|" + names["b"].where(a_first, names["a"])).to_numpy()
-    encoded.derived("name_pair", pair.to_numpy(object))
-    dob = pd.Series(records["dob"].to_numpy(object), dtype=object)
-    encoded.derived("birth_year", dob.str[:4].to_numpy(object))
+    encoded.derived_per_value("first_name_metaphone", "first_name", lambda v: jellyfish.metaphone(v) or None)
+    encoded.derived_per_value("last_name_metaphone", "last_name", lambda v: jellyfish.metaphone(v) or None)
+    encoded.derived_per_value("first_initial", "first_name", lambda v: v[:1])
+    first, last = encoded.arrow("first_name"), encoded.arrow("last_name")
+    # UTF-8 bytes sort as code points, so this is Python's string order.
+    first_is_lower = pc.less(first, last)
+    encoded.derived_arrow("name_pair", pc.binary_join_element_wise(
+        pc.if_else(first_is_lower, first, last), pc.if_else(first_is_lower, last, first), "|"))
+    encoded.derived_arrow("birth_year", pc.utf8_slice_codeunits(encoded.arrow("dob"), 0, 4))
 
 
 def default_rules(encoded: EncodedRecords) -> list[BlockingRule]:

@@ -70,6 +70,33 @@ class EncodedRecords:
             self._columns[name] = EncodedColumn.of(values)
         return self._columns[name]
 
+    def derived_per_value(self, name: str, column: str, function) -> EncodedColumn:
+        """Register ``function(value)`` of ``column`` (None: missing), computed once per
+        distinct value; the same codes as ``derived`` over the records' values."""
+        if name not in self._columns:
+            base = self[column]
+            mapped, mapped_values = pd.factorize(pd.Series([function(v) for v in base.values], dtype=object))
+            per_record = np.where(base.codes >= 0, np.append(mapped, -1)[base.codes], -1)
+            present = per_record >= 0
+            codes = np.full(self.n, -1, dtype=np.int32)
+            codes[present], order = pd.factorize(per_record[present])  # numbered by first appearance
+            values = np.asarray(mapped_values, dtype=object)[order]
+            self._columns[name] = EncodedColumn(codes, values, np.bincount(codes[present], minlength=len(values)))
+        return self._columns[name]
+
+    def derived_arrow(self, name: str, array: pa.Array) -> EncodedColumn:
+        """Register a column computed with Arrow kernels (one value per record)."""
+        if name not in self._columns:
+            self._columns[name] = EncodedColumn.of_arrow(array)
+        return self._columns[name]
+
+    def arrow(self, column: str) -> pa.Array:
+        """A standardised column as an Arrow string array."""
+        if self._table is not None and column in self._table.column_names:
+            array = self._table[column]
+            return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+        return pa.array(self.records[column].to_numpy(object), type=pa.string(), from_pandas=True)
+
     def codes_so_far(self) -> dict[str, np.ndarray]:
         """Codes of the columns encoded so far (later steps reuse them rather than factorise again)."""
         return {name: column.codes for name, column in self._columns.items()}

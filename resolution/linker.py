@@ -141,16 +141,21 @@ class Linker:
         add_blocking_keys(encoded)
         return block(encoded, default_rules(encoded), self.settings.link_type, self.settings.max_block_size)
 
-    def train(self, encoded: EncodedRecords, comparisons: list[Comparison], gamma: np.ndarray,
-              blocked: BlockingResult) -> FellegiSunterModel:
-        """u from random pairs; m by EM in sessions, one per training blocking rule, each
-        leaving out the comparisons its rule forces to agree (they carry no information
-        there, and left in they make EM's "match" class mean "same name"); lambda by EM
-        over all candidates with m and u fixed."""
-        level_counts = [len(c.levels) for c in comparisons]
+    def random_pair_u(self, encoded: EncodedRecords, comparisons: list[Comparison]) -> list[list[float]]:
+        """u of every level from random record pairs (almost all of different people)."""
         rl, rr = random_pairs(encoded, self.settings.u_sample_pairs, self.settings.link_type, self.settings.seed)
-        u_random = estimate_u(comparison_matrix(comparisons, encoded, rl, rr, self.settings.shared_value_limit),
-                              level_counts)
+        return estimate_u(comparison_matrix(comparisons, encoded, rl, rr, self.settings.shared_value_limit),
+                          [len(c.levels) for c in comparisons])
+
+    def train(self, encoded: EncodedRecords, comparisons: list[Comparison], gamma: np.ndarray,
+              blocked: BlockingResult, u_random: list[list[float]] | None = None) -> FellegiSunterModel:
+        """u from random pairs (``random_pair_u``, unless given); m by EM in sessions, one per
+        training blocking rule, each leaving out the comparisons its rule forces to agree
+        (they carry no information there, and left in they make EM's "match" class mean
+        "same name"); lambda by EM over all candidates with m and u fixed."""
+        level_counts = [len(c.levels) for c in comparisons]
+        if u_random is None:
+            u_random = self.random_pair_u(encoded, comparisons)
         estimates: list[list[np.ndarray]] = [[] for _ in comparisons]
         iterations, converged = 0, True
         # Each session is a subset of the candidates: its patterns are counted on the
@@ -219,18 +224,19 @@ class Linker:
         records_table = ingested.records_table
         if pseudonym_key is not None:
             records_table = pseudonymize_records(records_table, pseudonym_key)
-        # The standardised records do not depend on linkage: Arrow writes them on the second
-        # core while this one blocks and compares (2-3 s of a million-record run).
-        with ThreadPoolExecutor(max_workers=1) as writer:
-            written = [writer.submit(pq.write_table, records_table, out_dir / "records.parquet")]
-            result = self._link(ingested, out_dir, model, pseudonym_key, writer, written)
+        # One background thread, for the second core: the standardised records do not depend
+        # on linkage, so Arrow writes them while this thread blocks (2-3 s of a million-record
+        # run); later it compares the random pairs for u and writes the other artifacts.
+        with ThreadPoolExecutor(max_workers=1) as background:
+            written = [background.submit(pq.write_table, records_table, out_dir / "records.parquet")]
+            result = self._link(ingested, out_dir, model, pseudonym_key, background, written)
         (out_dir / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
         return result
 
     def _link(self, ingested, out_dir: Path, model: FellegiSunterModel | None, pseudonym_key: bytes | None,
-              writer: ThreadPoolExecutor, written: list[Future]) -> ResolutionResult:
-        """``run`` from the ingested records on. ``writer`` writes artifacts in the background
-        while the next is computed; ``written``: its writes so far, all done on return."""
+              background: ThreadPoolExecutor, written: list[Future]) -> ResolutionResult:
+        """``run`` from the ingested records on. ``background`` writes artifacts while the
+        next is computed; ``written``: its writes so far, all done on return."""
         settings = self.settings
         records = ingested.records
         self._step("blocking")
@@ -239,10 +245,13 @@ class Linker:
         blocked = self.block(encoded)
         left, right = blocked.left, blocked.right
         self._step("comparing")
+        # The random pairs for u are compared in the background meanwhile: most of the work
+        # is in numpy, pandas and rapidfuzz, which let the other core run.
+        u_random = background.submit(self.random_pair_u, encoded, comparisons) if model is None else None
         gamma = comparison_matrix(comparisons, encoded, left, right, settings.shared_value_limit)
         self._step("training (u by sampling, m by EM)")
         if model is None:
-            model = self.train(encoded, comparisons, gamma, blocked)
+            model = self.train(encoded, comparisons, gamma, blocked, u_random.result())
         else:
             check_model_fits(model, comparisons, "retrain without --model")
         self._step("scoring")
@@ -258,8 +267,8 @@ class Linker:
         ids = entity_ids(keys, rank, labels)
         self._step("golden records and artifacts")
         entities = entities_frame(records, ids, labels)
-        written.append(writer.submit(entities.to_parquet, out_dir / "entities.parquet", index=False))
-        written.append(writer.submit(self.pairs_frame(records, comparisons, left, right, gamma, scores, rank).to_parquet,
+        written.append(background.submit(entities.to_parquet, out_dir / "entities.parquet", index=False))
+        written.append(background.submit(self.pairs_frame(records, comparisons, left, right, gamma, scores, rank).to_parquet,
                                      out_dir / "pairs.parquet", index=False))
         # The levels and weights of every candidate (hundreds of MB at a million records) are
         # in the pairs frame now; golden records are built without them.
