@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import jellyfish
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
 from resolution.encoding import EncodedRecords
+from resolution.semantic_types import BLOCKING_KEYS
 
 
 @dataclass(frozen=True)
@@ -46,16 +46,15 @@ class BlockingResult:
 
 
 def add_blocking_keys(encoded: EncodedRecords) -> None:
-    """Derived keys the default rules use: phonetic names, initials, sorted name pair, birth year."""
-    encoded.derived_per_value("first_name_metaphone", "first_name", lambda v: jellyfish.metaphone(v) or None)
-    encoded.derived_per_value("last_name_metaphone", "last_name", lambda v: jellyfish.metaphone(v) or None)
-    encoded.derived_per_value("first_initial", "first_name", lambda v: v[:1])
+    """Derived keys the default rules use: the semantic types' keys (phonetic names,
+    initials, birth year) and the sorted name pair."""
+    for key in BLOCKING_KEYS:
+        encoded.derived_per_value(key.name, key.column, key.function)
     first, last = encoded.arrow("first_name"), encoded.arrow("last_name")
     # UTF-8 bytes sort as code points, so this is Python's string order.
     first_is_lower = pc.less(first, last)
     encoded.derived_arrow("name_pair", pc.binary_join_element_wise(
         pc.if_else(first_is_lower, first, last), pc.if_else(first_is_lower, last, first), "|"))
-    encoded.derived_arrow("birth_year", pc.utf8_slice_codeunits(encoded.arrow("dob"), 0, 4))
 
 
 def default_rules(encoded: EncodedRecords) -> list[BlockingRule]:
@@ -96,8 +95,7 @@ def group_ids(encoded: EncodedRecords, columns: tuple[str, ...]) -> np.ndarray:
 
 
 # Derived blocking keys and the standardised columns they come from.
-KEY_SOURCES = {"first_name_metaphone": ("first_name",), "last_name_metaphone": ("last_name",),
-               "first_initial": ("first_name",), "name_pair": ("first_name", "last_name"), "birth_year": ("dob",),
+KEY_SOURCES = {**{key.name: (key.column,) for key in BLOCKING_KEYS}, "name_pair": ("first_name", "last_name"),
                "postcode_district": ("postcode",)}
 ADDRESS_COLUMNS = ("street", "postcode", "postcode_district", "city")
 

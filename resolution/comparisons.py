@@ -301,28 +301,3 @@ class Address(Comparison):
         level[street_close & postcode] = 0
         level[~(street_present | postcode_present | city_present)] = NULL
         return level
-
-
-def default_comparisons(encoded: EncodedRecords) -> list[Comparison]:
-    """One comparison per standardised column the data has."""
-    candidates: list[Comparison] = [
-        GivenName("first_name", "first_name", tf=True),
-        GivenName("middle_name", "middle_name", tf=True),
-        FuzzyString("last_name", "last_name", tf=True),
-        OrganisationName("organisation", "organisation", tf=True),
-        DateOfBirth("dob", "dob"),
-        Email("email", "email", tf=True),
-        Phone("phone", "phone", tf=True),
-        Address("address"),
-        ExactMatch("gender", "gender"),
-        ExactMatch("identifier", "identifier", tf=True),
-        ExactMatch("country", "country", tf=True),
-    ]
-    chosen = [c for c in candidates if encoded.has(c.column, 0.0)
-              or (isinstance(c, Address) and any(encoded.has(x, 0.0) for x in ("postcode", "city")))]
-    for column in encoded.records.columns:
-        if column.startswith("category__"):
-            chosen.append(ExactMatch(column, column, tf=True))
-        elif column.startswith("text__"):
-            chosen.append(FreeText(column, column))
-    return chosen

@@ -18,11 +18,9 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-SEMANTIC_TYPES = (
-    "first_name", "middle_name", "last_name", "full_name", "date_of_birth", "birth_year", "birth_month",
-    "birth_day", "email", "phone", "postcode", "street_address", "city", "country", "gender", "identifier",
-    "organisation_name", "category", "text", "ignore",
-)
+from resolution import semantic_types
+
+SEMANTIC_TYPES = semantic_types.NAMES
 LINK_TYPES = ("link_and_dedupe", "link_only", "dedupe_only")
 
 

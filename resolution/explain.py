@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from resolution.blocking import add_blocking_keys
-from resolution.comparisons import Address, default_comparisons
+from resolution.comparisons import Address
+from resolution.semantic_types import default_comparisons
 from resolution.encoding import EncodedRecords
 from resolution.model import FellegiSunterModel, comparison_matrix, score
 

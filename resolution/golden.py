@@ -10,23 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# golden attribute: (value column shown, column whose equality defines "the same value")
-ATTRIBUTES = {
-    "first_name": ("first_name_display", "first_name"),
-    "middle_name": ("middle_name", "middle_name"),
-    "last_name": ("last_name_display", "last_name"),
-    "organisation": ("organisation", "organisation"),
-    "date_of_birth": ("dob", "dob"),
-    "email": ("email", "email"),
-    "phone": ("phone_e164", "phone"),
-    "phone_national": ("phone", "phone"),
-    "postcode": ("postcode", "postcode"),
-    "street": ("street", "street"),
-    "city": ("city", "city"),
-    "country": ("country", "country"),
-    "gender": ("gender", "gender"),
-    "identifier": ("identifier", "identifier"),
-}
+from resolution.semantic_types import GOLDEN_ATTRIBUTES
+
+# golden attribute: (value column shown, column whose equality defines "the same value"),
+# declared by the semantic types.
+ATTRIBUTES = GOLDEN_ATTRIBUTES
 
 
 def _chosen_rows(entity: np.ndarray, key: np.ndarray, present: np.ndarray, tie_rank: np.ndarray,

@@ -19,40 +19,15 @@ from pathlib import Path
 import pandas as pd
 from unidecode import unidecode
 
+from resolution import semantic_types
 from resolution.config import ROW_NUMBER, LinkageConfig, SourceConfig
 from resolution.io import read_sample
 
 # (semantic type, column-name pattern), first match wins; names are lower-cased first.
-NAME_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("ignore", r"(created|updated|modified|signup|registered|joined|call)_?(at|on|ts|date|time)?$|_ts$|_at$|timestamp|^notes?$|^reason$|^comment"),
-    # "Mr"/"Mrs" say little about who someone is and disagree across channels.
-    ("ignore", r"^(title|salutation|honorific|name_?(prefix|suffix))$"),
-    ("birth_year", r"^(birth_?|b_?)y(ea)?r?$|^yob$|^year_?of_?birth$|^birth_?year$"),
-    ("birth_month", r"^(birth_?|b_?)m(onth)?$|^mob$|^month_?of_?birth$|^birth_?month$"),
-    ("birth_day", r"^(birth_?|b_?)d(ay)?$|^birth_?day$|^day_?of_?birth$"),
-    ("date_of_birth", r"dob|birth|bday"),
-    ("email", r"e_?mail"),
-    ("phone", r"phone|mobile|^tel|telephone|cell"),
-    ("middle_name", r"middle|^mname$|^second_?(given_?)?name$|^fname_?c?[2-9]$"),
-    ("first_name", r"^(first|given|fore)_?(name)?(_?c?1)?$|^fname(_?c?1)?$|^first_?name|^given_?names?"),
-    ("last_name", r"^(last|family|sur)_?(name)?(_?c?\d)?$|^lname(_?c?\d)?$|^surname|^family_?name|^maiden"),
-    ("organisation_name", r"company|organi[sz]ation|business|employer|firm|^org(_?name)?$|merchant|vendor|supplier|assignee"),
-    ("full_name", r"^(full_?)?name$|^customer_?name$|^person_?name$|^inventor_?name$"),
-    ("postcode", r"post_?code|^zip|postal"),
-    ("text", r"(street|house|building|flat)_?(number|no|num)$|address_?[2-9]$|line_?[2-9]$"),
-    ("identifier", r"soc_?sec|ssn|national_?id|passport|loyalty_?(card|no|number)|nhs|tax_?id|licen[cs]e"),
-    ("street_address", r"address|street|addr|line_?1"),
-    ("city", r"city|town|suburb|locality"),
-    ("country", r"country"),
-    ("gender", r"gender|^sex$"),
-    ("category", r"^state$|county|region|province"),
-)
+NAME_PATTERNS = semantic_types.NAME_PATTERNS
 # Kinds of identifying data; a file is about people (or organisations) when it has at least
 # two of them (a product catalogue has a "name" but nothing else of a person).
-PERSONAL_KINDS = {"first_name": "name", "middle_name": "name", "last_name": "name", "full_name": "name",
-                  "organisation_name": "name", "date_of_birth": "dob", "birth_year": "dob", "email": "email",
-                  "phone": "phone", "postcode": "address", "street_address": "address", "city": "address",
-                  "identifier": "identifier"}
+PERSONAL_KINDS = semantic_types.PERSONAL_KINDS
 ID_PATTERN = re.compile(r"(^|_)(id|ref|no|key|number)$|^unique_?id$|^rec_?id$")
 # How exports write a missing value; not evidence of any type.
 NULL_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "-", "?"})

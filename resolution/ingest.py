@@ -20,13 +20,8 @@ from resolution import standardise as std
 from resolution.config import ROW_NUMBER, ConfigError, LinkageConfig, SourceConfig
 from resolution.io import READABLE_SUFFIXES, read_sample, read_table_checked
 from resolution.profiling import present_values, profile_column
+from resolution.semantic_types import STANDARD_COLUMNS, VALIDITY_COLUMNS, SourceColumns, standardise_columns
 
-# Standardised columns every record table has, whatever the sources provide.
-STANDARD_COLUMNS = (
-    "first_name", "middle_name", "last_name", "first_name_display", "last_name_display", "dob", "email", "phone",
-    "phone_e164", "postcode", "postcode_district", "street", "street_number", "city", "country",
-    "gender", "identifier", "organisation",
-)
 QUARANTINE_COLUMNS = ("source", "file", "line", "record_id", "reason", "raw")
 WITHHELD_ERASED = "(erased: see the forget request in the reason)"
 # Sources standardised at once: one per core, at most four (each holds its file's columns).
@@ -111,59 +106,13 @@ def _quarantine_rows(source: str, file: str, lines, ids, reasons, raws) -> pd.Da
                          "record_id": pd.array(ids, dtype="string"), "reason": reasons, "raw": raws})
 
 
-def _coalesce(arrays: list[pa.Array], length: int) -> pa.Array:
-    if not arrays:
-        return pa.nulls(length, pa.string())
-    return arrays[0] if len(arrays) == 1 else pc.coalesce(*arrays)
-
-
 def standardise_source(table: pa.Table, source: SourceConfig, default_phone_region: str | None) -> dict[str, pa.Array]:
-    """Standardised columns of one source's rows (already free of quarantined rows)."""
-    n = table.num_rows
+    """Standardised columns of one source's rows (already free of quarantined rows), by the
+    semantic types of its columns (``resolution.semantic_types``)."""
     by_type: dict[str, list[str]] = {}
     for column, kind in source.fields.items():
         by_type.setdefault(kind, []).append(column)
-
-    def columns(kind: str) -> list[pa.Array]:
-        return [std.as_string_array(table[c]) for c in by_type.get(kind, [])]
-
-    given_raw = columns("first_name")
-    middle_raw = columns("middle_name")
-    family_raw = columns("last_name")
-    for full in columns("full_name"):
-        given, middle, family = std.split_full_names(full)
-        given_raw.append(given)
-        middle_raw.append(middle)
-        family_raw.append(family)
-    given = _coalesce([std.name_display(a) for a in given_raw], n)
-    family = _coalesce([std.name_display(a) for a in family_raw], n)
-    dates = [std.parse_dates(a) for a in columns("date_of_birth")]
-    if by_type.get("birth_year"):
-        part = {kind: (columns(kind) or [None])[0] for kind in ("birth_year", "birth_month", "birth_day")}
-        dates.append(std.dates_from_parts(part["birth_year"], part["birth_month"], part["birth_day"]))
-    out = {
-        "first_name": std.name_key(given), "middle_name": _coalesce([std.name_key(a) for a in middle_raw], n),
-        "last_name": std.name_key(family), "first_name_display": given, "last_name_display": family,
-        "dob": _coalesce(dates, n),
-        "email": _coalesce([std.emails(a) for a in columns("email")], n),
-    }
-    phone_parts = [std.phones(a, default_phone_region or std.FALLBACK_PHONE_REGION) for a in columns("phone")]
-    out["phone"] = _coalesce([p[0] for p in phone_parts], n)
-    out["phone_e164"] = _coalesce([p[1] for p in phone_parts], n)
-    out["postcode"] = _coalesce([std.postcodes(a) for a in columns("postcode")], n)
-    out["postcode_district"] = std.postcode_district(out["postcode"])
-    street_parts = [std.streets(a) for a in columns("street_address")]
-    out["street"] = _coalesce([p[0] for p in street_parts], n)
-    out["street_number"] = _coalesce([p[1] for p in street_parts], n)
-    out["city"] = _coalesce([std.cities(a) for a in columns("city")], n)
-    out["country"] = _coalesce([std.categories(a) for a in columns("country")], n)
-    out["gender"] = _coalesce([std.genders(a) for a in columns("gender")], n)
-    out["identifier"] = _coalesce([std.identifiers(a) for a in columns("identifier")], n)
-    out["organisation"] = _coalesce([std.organisation_names(a) for a in columns("organisation_name")], n)
-    for kind in ("category", "text"):
-        for column in by_type.get(kind, []):
-            out[f"{kind}__{column}"] = std.categories(std.as_string_array(table[column]))
-    return out
+    return standardise_columns(SourceColumns(table, by_type, default_phone_region))
 
 
 def phone_region(files: list[Path], config: LinkageConfig) -> str | None:
@@ -273,11 +222,6 @@ def ingest(files: list[Path], config: LinkageConfig, forgotten: dict[str, str] |
     return IngestResult(records, combined, quarantine, stats, profile)
 
 
-# Which standardised column measures a raw field's validity.
-_VALIDITY_COLUMN = {"first_name": "first_name", "middle_name": "middle_name", "last_name": "last_name",
-                    "date_of_birth": "dob", "birth_year": "dob", "organisation_name": "organisation",
-                    "email": "email", "phone": "phone", "postcode": "postcode", "street_address": "street",
-                    "city": "city", "gender": "gender", "identifier": "identifier", "country": "country"}
 
 
 def _profile_source(table: pa.Table, source: SourceConfig, columns: dict[str, pa.Array], stat: SourceStats) -> dict:
@@ -289,7 +233,7 @@ def _profile_source(table: pa.Table, source: SourceConfig, columns: dict[str, pa
             continue
         raw = present_values(table[column])
         measures = profile_column(column, raw)
-        standard = columns.get(_VALIDITY_COLUMN.get(kind, ""))
+        standard = columns.get(VALIDITY_COLUMNS.get(kind, ""))
         present = len(raw) - raw.null_count
         valid = None
         if standard is not None and present:

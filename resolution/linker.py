@@ -21,7 +21,7 @@ from resolution.blocking import (BlockingResult, add_blocking_keys, block, compa
                                  group_ids, possible_pairs, probe_pairs, random_pairs, rule_columns,
                                  training_rules)
 from resolution.clustering import cluster
-from resolution.comparisons import Comparison, default_comparisons
+from resolution.comparisons import Comparison
 from resolution.config import ConfigError, LinkageConfig, config_to_toml, load_config
 from resolution.encoding import EncodedRecords
 from resolution.erasure import FORGOTTEN_FILE, read_forgotten
@@ -31,6 +31,7 @@ from resolution.model import (FellegiSunterModel, check_model_fits, comparison_m
                               pair_scorer, pattern_index, score, train_em, train_lambda)
 from resolution.privacy import (PII_RECORD_COLUMNS, WITHHELD_RAW, pseudonymize_frame,
                                 pseudonymize_records)
+from resolution.semantic_types import default_comparisons
 
 
 @dataclass

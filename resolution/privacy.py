@@ -26,12 +26,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from resolution.semantic_types import PII_COLUMNS, is_pii
+
 PSEUDONYM_KEY_ENV = "IDENTIGRAPH_PSEUDONYM_KEY"
 MIN_KEY_CHARACTERS = 16
 PSEUDONYM_PREFIX = "ps_"
-# Standardised record columns that identify a person.
-PII_RECORD_COLUMNS = ("first_name", "middle_name", "last_name", "first_name_display", "last_name_display", "dob", "email",
-                      "phone", "phone_e164", "postcode", "street", "street_number", "identifier")
+# Standardised record columns that identify a person (declared by the semantic types).
+PII_RECORD_COLUMNS = PII_COLUMNS
 WITHHELD_RAW = "(withheld: --pseudonymize)"
 
 
@@ -67,7 +68,7 @@ def pseudonymize_array(values: pa.Array | pa.ChunkedArray, key: bytes, domain: s
 
 
 def record_pii_columns(columns) -> list[str]:
-    return [c for c in columns if c in PII_RECORD_COLUMNS or c.startswith("text__")]
+    return [c for c in columns if is_pii(c)]
 
 
 def pseudonymize_records(table: pa.Table, key: bytes) -> pa.Table:

@@ -34,7 +34,7 @@ import pandas as pd
 
 from resolution.blocking import add_blocking_keys
 from resolution.clustering import cluster
-from resolution.comparisons import default_comparisons
+from resolution.semantic_types import default_comparisons
 from resolution.config import ModelSettings
 from resolution.encoding import EncodedRecords
 from resolution.incremental import LINEAGE_FILE, assign_ids, touched_by, updated_golden, with_lineage
