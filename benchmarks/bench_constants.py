@@ -4,8 +4,9 @@ data set with each constant moved away from its value, the others at theirs.
     python benchmarks/bench_constants.py [--only FEBRL3 RLdata500 ...]
 
 Constants: the m prior (``model.M_PRIOR_PAIRS``), the session u prior
-(``model.U_PRIOR_PAIRS``), the sorted-neighbourhood window (``blocking.REFINING_WINDOW``) and
-the match threshold (``[model] match_threshold``). Results: docs/benchmarks.md.
+(``model.U_PRIOR_PAIRS``), the sorted-neighbourhood window (``blocking.REFINING_WINDOW``), the
+match threshold (``[model] match_threshold``) and the clustering guard's cannot-link threshold
+(``[model] cannot_link_threshold``). Results: docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ SETTINGS = [
     ("u prior 10000", {"U_PRIOR_PAIRS": 10000.0}),
     ("window 2", {"REFINING_WINDOW": 2}), ("window 10", {"REFINING_WINDOW": 10}),
     ("threshold 0.5", {"match_threshold": 0.5}), ("threshold 0.99", {"match_threshold": 0.99}),
+    ("cannot-link 0.001", {"cannot_link_threshold": 0.001}), ("cannot-link 0.0001", {"cannot_link_threshold": 0.0001}),
+    ("cannot-link 0.00001", {"cannot_link_threshold": 0.00001}), ("cannot-link 0 (no guard)", {"cannot_link_threshold": 0.0}),
 ]
 MODULE_OF = {"M_PRIOR_PAIRS": model, "U_PRIOR_PAIRS": model, "REFINING_WINDOW": blocking}
 
@@ -39,10 +42,11 @@ MODULE_OF = {"M_PRIOR_PAIRS": model, "U_PRIOR_PAIRS": model, "REFINING_WINDOW": 
 def f1(data: datasets.RealDataset, out: Path, changes: dict) -> float:
     saved = {name: getattr(MODULE_OF[name], name) for name in changes if name in MODULE_OF}
     config = load_config(data.config)
-    if "match_threshold" in changes:
-        threshold = changes["match_threshold"]
-        config = replace(config, model=replace(config.model, match_threshold=threshold,
-                                               review_threshold=min(threshold, config.model.review_threshold)))
+    settings = {name: value for name, value in changes.items() if name not in MODULE_OF}
+    if "match_threshold" in settings:
+        settings["review_threshold"] = min(settings["match_threshold"], config.model.review_threshold)
+    if settings:
+        config = replace(config, model=replace(config.model, **settings))
     try:
         for name, value in changes.items():
             if name in MODULE_OF:
@@ -62,6 +66,7 @@ def f1(data: datasets.RealDataset, out: Path, changes: dict) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", nargs="*")
+    parser.add_argument("--settings", nargs="*", help="labels of the settings to run (default: all)")
     args = parser.parse_args()
     shared = ROOT.parent / "shared" / "data"
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,6 +79,8 @@ def main() -> None:
         print("| setting | " + " | ".join(sets) + " |")
         print("|---|" + "---:|" * len(sets))
         for label, changes in SETTINGS:
+            if args.settings and label not in args.settings:
+                continue
             scores = [f1(data, work / f"{name}_{label}".replace(" ", "_"), changes) for name, data in sets.items()]
             print(f"| {label} | " + " | ".join(f"{score:.4f}" for score in scores) + " |", flush=True)
 
