@@ -5,8 +5,14 @@
    are scored now, so every pair inside such a component has a verdict.
 3. A pair scored below ``cannot_link_threshold`` is a cannot-link. A component with no
    cannot-link inside is accepted as it is (the common case). Otherwise its match edges
-   are replayed strongest first, and two clusters merge only if no cannot-link joins them:
-   a chain of links through a shared phone cannot join two clearly different people.
+   are replayed strongest first, and two clusters merge when no cannot-link joins them, or
+   when the edge's weight outweighs all the negative evidence between them (the summed
+   log-odds of their pairs scored below even odds) and none of those pairs is at the
+   distinct-person weight or below: a chain of links through a shared phone cannot join two
+   clearly different people, while one badly scored pair (typos and swapped names in a
+   record whose identifier and address agree) no longer vetoes a strong match on its own.
+   Measured on every real set and at 1M records (docs/benchmarks.md): it never lost F1, and
+   kept precision at 1M above 0.99.
 """
 from __future__ import annotations
 
@@ -16,6 +22,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from resolution.model import DISTINCT_PERSON_WEIGHT
 
 
 def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -55,6 +63,20 @@ def _is_known_pair(keys: np.ndarray, known: np.ndarray) -> np.ndarray:
     return (known[position] == keys) if len(known) else np.zeros(len(keys), dtype=bool)
 
 
+def _negative_evidence(labels: np.ndarray, conflicted: np.ndarray, left: np.ndarray, right: np.ndarray,
+                       probability: np.ndarray) -> dict[int, dict[int, float]]:
+    """Per record of the conflicted components, its scored pairs below even odds inside its
+    component, as log-odds (match weights), both ways."""
+    inside = np.isin(labels[left], conflicted) & (labels[left] == labels[right]) & (probability < 0.5)
+    p = probability[inside].clip(1e-12, 0.5)
+    log_odds = np.log2(p / (1.0 - p))
+    against: dict[int, dict[int, float]] = defaultdict(dict)
+    for a, b, w in zip(left[inside].tolist(), right[inside].tolist(), log_odds.tolist()):
+        against[a][b] = against[a].get(b, 0.0) + w
+        against[b][a] = against[b].get(a, 0.0) + w
+    return against
+
+
 def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, probability: np.ndarray,
             match_threshold: float, cannot_link_threshold: float,
             score_pairs: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
@@ -78,6 +100,7 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, pro
 
     negative_left = left[probability < cannot_link_threshold]
     negative_right = right[probability < cannot_link_threshold]
+    extra = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0))
     if score_pairs is not None:
         small = np.flatnonzero((sizes >= 3) & (sizes <= complete_up_to))
         if focus is not None:
@@ -92,6 +115,7 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, pro
                 low = extra_probability < cannot_link_threshold
                 negative_left = np.concatenate([negative_left, extra_left[low]])
                 negative_right = np.concatenate([negative_right, extra_right[low]])
+                extra = (extra_left, extra_right, extra_probability)
 
     inside = labels[negative_left] == labels[negative_right]
     conflicted = np.unique(labels[negative_left[inside]])
@@ -101,6 +125,8 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, pro
     for a, b in zip(negative_left[inside].tolist(), negative_right[inside].tolist()):
         cannot[a].add(b)
         cannot[b].add(a)
+    against = _negative_evidence(labels, conflicted, np.concatenate([left, extra[0]]),
+                                 np.concatenate([right, extra[1]]), np.concatenate([probability, extra[2]]))
     edge_in = match & np.isin(labels[left], conflicted)
     edges = np.flatnonzero(edge_in)
     if record_rank is None:
@@ -126,7 +152,10 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, pro
         small_root, large_root = (a, b) if len(members.get(a, [a])) <= len(members.get(b, [b])) else (b, a)
         small_members = members.get(small_root, [small_root])
         if any(find(y) == large_root for x in small_members for y in cannot.get(x, ())):
-            continue
+            between = [w for x in small_members for y, w in against.get(x, {}).items() if find(y) == large_root]
+            # (The tolerance: weights come back from probabilities with rounding.)
+            if float(weight[e]) + sum(between) < 0 or min(between) <= DISTINCT_PERSON_WEIGHT + 1e-6:
+                continue
         parent[small_root] = large_root
         members[large_root] = members.get(large_root, [large_root]) + small_members
         members.pop(small_root, None)

@@ -115,6 +115,23 @@ def test_a_chain_of_links_does_not_join_two_different_people():
     assert report["components_split"] == 1
 
 
+def test_one_badly_scored_pair_does_not_veto_a_stronger_match():
+    """Record 2 matches 1 strongly (identifier, address), but its typo'd, swapped names score
+    badly against 0: the edge outweighs that evidence, so the three stay one entity. Two
+    records that are distinct people (the distinct-person weight) are never joined, however
+    strong the links around them."""
+    def probability_of(weight: np.ndarray) -> np.ndarray:
+        return 1 / (1 + 2.0 ** -weight)
+
+    left, right = np.array([0, 1, 0]), np.array([1, 2, 2])
+    weight = np.array([20.0, 15.0, -8.0])
+    labels, report = cluster(3, left, right, weight, probability_of(weight), 0.9, 0.01)
+    assert len(set(labels.tolist())) == 1 and report["components_split"] == 0
+    weight = np.array([40.0, 38.0, -30.0])  # DISTINCT_PERSON_WEIGHT
+    labels, report = cluster(3, left, right, weight, probability_of(weight), 0.9, 0.01)
+    assert labels[0] != labels[2] and report["components_split"] == 1
+
+
 def test_plain_connected_components_would_have_merged_them():
     left, right = np.array([0, 1]), np.array([1, 2])
     weight = np.array([20.0, 18.0])
