@@ -63,17 +63,23 @@ def _is_known_pair(keys: np.ndarray, known: np.ndarray) -> np.ndarray:
     return (known[position] == keys) if len(known) else np.zeros(len(keys), dtype=bool)
 
 
-def _negative_evidence(labels: np.ndarray, conflicted: np.ndarray, left: np.ndarray, right: np.ndarray,
-                       probability: np.ndarray) -> dict[int, dict[int, float]]:
-    """Per record of the conflicted components, its scored pairs below even odds inside its
-    component, as log-odds (match weights), both ways."""
-    inside = np.isin(labels[left], conflicted) & (labels[left] == labels[right]) & (probability < 0.5)
-    p = probability[inside].clip(1e-12, 0.5)
-    log_odds = np.log2(p / (1.0 - p))
+def _negative_evidence(labels: np.ndarray, conflicted: np.ndarray,
+                       scored: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[int, dict[int, float]]:
+    """Per record of the conflicted components, its scored pairs (``scored``: left, right,
+    probability arrays) below even odds inside its component, as log-odds (match
+    weights), both ways."""
+    in_conflict = np.zeros(int(labels.max()) + 1, dtype=bool)
+    in_conflict[conflicted] = True
     against: dict[int, dict[int, float]] = defaultdict(dict)
-    for a, b, w in zip(left[inside].tolist(), right[inside].tolist(), log_odds.tolist()):
-        against[a][b] = against[a].get(b, 0.0) + w
-        against[b][a] = against[b].get(a, 0.0) + w
+    for left, right, probability in scored:
+        inside = np.flatnonzero(probability < 0.5)
+        inside = inside[in_conflict[labels[left[inside]]]]
+        inside = inside[labels[left[inside]] == labels[right[inside]]]
+        p = probability[inside].clip(1e-12, 0.5)
+        log_odds = np.log2(p / (1.0 - p))
+        for a, b, w in zip(left[inside].tolist(), right[inside].tolist(), log_odds.tolist()):
+            against[a][b] = against[a].get(b, 0.0) + w
+            against[b][a] = against[b].get(a, 0.0) + w
     return against
 
 
@@ -125,8 +131,7 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, pro
     for a, b in zip(negative_left[inside].tolist(), negative_right[inside].tolist()):
         cannot[a].add(b)
         cannot[b].add(a)
-    against = _negative_evidence(labels, conflicted, np.concatenate([left, extra[0]]),
-                                 np.concatenate([right, extra[1]]), np.concatenate([probability, extra[2]]))
+    against = _negative_evidence(labels, conflicted, [(left, right, probability), extra])
     edge_in = match & np.isin(labels[left], conflicted)
     edges = np.flatnonzero(edge_in)
     if record_rank is None:
