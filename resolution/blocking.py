@@ -73,6 +73,7 @@ def default_rules(encoded: EncodedRecords) -> list[BlockingRule]:
         BlockingRule("last_name_metaphone+first_name_metaphone+birth_year",
                      ("last_name_metaphone", "first_name_metaphone", "birth_year")),
         BlockingRule("street+postcode_district", ("street", "postcode_district")),
+        BlockingRule("street+city", ("street", "city")),
         BlockingRule("dob+city", ("dob", "city")),
     ]
     return [rule for rule in candidates if all(encoded.has(c, 0.02) for c in rule.columns)]

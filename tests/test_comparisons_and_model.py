@@ -175,3 +175,22 @@ def test_an_oversized_block_is_paired_by_sorted_neighbours_not_dropped():
     components = cluster(n, result.left[same_city], result.right[same_city], np.zeros(same_city.sum()),
                          np.ones(same_city.sum()), 0.9, 0.01)[0]
     assert len(np.unique(components)) == 60
+
+
+def test_records_on_one_street_of_one_city_are_candidates_whatever_else_differs():
+    """FEBRL4's misses: the same street and city, while the name, the postcode (transposed
+    digits) and the identifier each differ a little; no other rule pairs them."""
+    from resolution.blocking import add_blocking_keys, block, default_rules
+
+    records = pd.DataFrame({
+        "source": ["a", "b", "a"], "record_id": ["1", "1", "2"],
+        "first_name": ["emiily", "emiily", "ann"], "last_name": ["hingston", "hingstxon", "moss"],
+        "dob": ["1971-12-19", None, "1980-01-01"], "postcode": ["2565", "2556", "2565"],
+        "postcode_district": ["256", "255", "256"], "street": ["paul coe crescent"] * 2 + ["high street"],
+        "city": ["mooroolbark"] * 3, "identifier": ["6897463", "4431563", "1234567"]})
+    encoded = EncodedRecords(records)
+    add_blocking_keys(encoded)
+    rules = default_rules(encoded)
+    result = block(encoded, rules, "link_only", 500)
+    assert {tuple(sorted((int(a), int(b)))) for a, b in zip(result.left, result.right)} == {(0, 1)}
+    assert "street+city" in [rule.name for rule in rules]
