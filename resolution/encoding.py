@@ -45,8 +45,8 @@ class EncodedRecords:
     """Lazily encoded standardised columns of one record table."""
 
     def __init__(self, records: pd.DataFrame, table: pa.Table | None = None):
-        """``table``: the same records as Arrow (the ingested table), where the caller has
-        it: its string columns are encoded from there."""
+        """``table``: the same records in the same order as Arrow (the ingested table),
+        where the caller has it: its string columns are encoded from there."""
         self.records = records
         self._table = table if table is not None and table.num_rows == len(records) else None
         self.n = len(records)
