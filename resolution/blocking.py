@@ -124,6 +124,15 @@ def training_rules(encoded: EncodedRecords) -> list[BlockingRule]:
     return [rule for rule in candidates if all(encoded.has(c, 0.02) for c in rule.columns)]
 
 
+def fallback_training_rules(encoded: EncodedRecords) -> list[BlockingRule]:
+    """Sessions for comparisons that every ``training_rules`` session forces to agree (data
+    with names but no date, e-mail, phone or postcode: every session is the name block, so
+    the names' m would never be learnt): one per place, organisation or category column."""
+    columns = ["city", "organisation", "postcode_district",
+               *sorted(c for c in encoded.records.columns if c.startswith("category__"))]
+    return [BlockingRule(column, (column,)) for column in columns if encoded.has(column, 0.02)]
+
+
 def pairs_within_blocks(group: np.ndarray, max_block_size: int) -> tuple[np.ndarray, np.ndarray, int, int]:
     """All pairs of records sharing a group id (ignoring -1 and oversized groups)."""
     valid = np.flatnonzero(group >= 0)

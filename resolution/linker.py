@@ -18,8 +18,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from resolution.blocking import (BlockingResult, add_blocking_keys, block, comparison_columns, default_rules,
-                                 group_ids, possible_pairs, probe_pairs, random_pairs, rule_columns,
-                                 training_rules)
+                                 fallback_training_rules, group_ids, possible_pairs, probe_pairs, random_pairs,
+                                 rule_columns, training_rules)
 from resolution.clustering import cluster
 from resolution.comparisons import Comparison
 from resolution.config import ConfigError, LinkageConfig, config_to_toml, load_config
@@ -162,7 +162,13 @@ class Linker:
         # Each session is a subset of the candidates: its patterns are counted on the
         # candidates' distinct patterns, not found again in millions of rows.
         all_patterns, pattern_of_pair = pattern_index(gamma)
-        for rule in training_rules(encoded):
+        rules = [(rule, False) for rule in training_rules(encoded)] + [
+            (rule, True) for rule in fallback_training_rules(encoded)]
+        for rule, fallback in rules:
+            # A fallback session only learns what no main session could.
+            learns = [j for j, e in enumerate(estimates) if not e] if fallback else list(range(len(comparisons)))
+            if not learns:
+                continue
             # The candidates this rule would have produced: both records in one of its blocks.
             groups = group_ids(encoded, rule.columns)
             found = (groups[blocked.left] == groups[blocked.right]) & (groups[blocked.left] >= 0)
@@ -177,7 +183,7 @@ class Linker:
                                                 self.settings.em_tolerance, patterns=(session, counts[present]))
             iterations = max(iterations, its)
             converged &= ok
-            for j in range(len(comparisons)):
+            for j in learns:
                 if j not in forced:
                     estimates[j].append(np.asarray(m_session[j]))
         m = [list(map(float, np.mean(e, axis=0))) if e else [float(x) for x in _initial_m_shape(k)]

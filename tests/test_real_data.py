@@ -140,3 +140,35 @@ def test_the_blocking_report_estimates_likely_matches_no_rule_reaches(tmp_path):
     assert clean["likely_matches_missed"] < 30 and clean["recall_ceiling"] >= 0.98
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["blocking_recall"] == recall
+
+
+def test_names_are_learnt_when_every_main_session_is_the_name_block(tmp_path):
+    """Mentions with names and places only (PatentsView's shape): every main training session
+    is the name block, which forces the names to agree, so a session on the city learns
+    their m; the defaults would have left a typo'd surname worth more than an exact one."""
+    from resolution.config import LinkageConfig, SourceConfig
+    from resolution.linker import Linker
+    from resolution.model import initial_m
+
+    given = ["anna", "bela", "chen", "dara", "emil", "fumi", "gita", "hugo", "ines", "jun"]
+    family = ["kowalski", "lindqvist", "moreau", "nakamura", "okafor", "petrov", "quinn", "rossi"]
+    cities = ["lyon", "kyoto", "lagos", "turin", "porto", "oslo", "cork", "graz", "bern", "riga"]
+    rows = []
+    for person in range(240):
+        first, last = given[person % 10], family[(person // 10) % 8]
+        city = cities[(person * 7) % 10]
+        for copy in range(3):
+            typo = last[:-1] + "x" if copy == 2 and person % 3 == 0 else last
+            rows.append({"id": f"{person}-{copy}", "first": first, "last": typo,
+                         "city": city if copy or person % 4 else cities[(person + 1) % 10]})
+    path = tmp_path / "mentions.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    config = LinkageConfig(sources={"mentions": SourceConfig(id_column="id", fields={
+        "first": "first_name", "last": "last_name", "city": "city"})})
+    Linker(config).run([path], tmp_path / "out")
+    model = json.loads((tmp_path / "out" / "model.json").read_text())
+    m = {c["name"]: [level["m"] for level in c["levels"]] for c in model["comparisons"]}
+    default = list(initial_m(5))
+    assert m["first_name"] != pytest.approx([x / sum(default) for x in default], abs=1e-3)
+    weights = {c["name"]: [level["weight"] for level in c["levels"]] for c in model["comparisons"]}
+    assert weights["last_name"][0] > weights["last_name"][-1]
