@@ -68,6 +68,12 @@ def first_present(arrays: list[pa.Array], rows: int) -> pa.Array:
     return arrays[0] if len(arrays) == 1 else pc.coalesce(*arrays)
 
 
+def names_column(declared: str, column: str) -> bool:
+    """A declared column name stands for ``column``: the same name, or a prefix ending in
+    "__" that it starts with (``text__`` stands for ``text__birth_place``)."""
+    return column == declared or (declared.endswith("__") and column.startswith(declared))
+
+
 @dataclass(frozen=True)
 class BlockingKey:
     """A blocking key derived from one standardised column, value by value."""
@@ -112,7 +118,7 @@ class SemanticType:
         for column in self.owns:
             if column.endswith("__"):
                 out.update({name: first_present(arrays, rows) for name, arrays in contributions.items()
-                            if name.startswith(column)})
+                            if names_column(column, name)})
             else:
                 out[column] = first_present(contributions.get(column, []), rows)
         return out
@@ -316,15 +322,15 @@ def standardise_columns(source: SourceColumns) -> dict[str, pa.Array]:
     return out
 
 
-def _owner(column: str) -> SemanticType | None:
-    return next((t for t in TYPES for owned in t.owns
-                 if column == owned or (owned.endswith("__") and column.startswith(owned))), None)
+def owner_of(column: str) -> SemanticType | None:
+    """The type that owns a standardised column (None for source, record_id...)."""
+    return next((t for t in TYPES for owned in t.owns if names_column(owned, column)), None)
 
 
 def is_pii(column: str) -> bool:
     """A standardised record column that identifies a person."""
-    owner = _owner(column)
-    return owner is not None and any(column == p or (p.endswith("__") and column.startswith(p)) for p in owner.pii)
+    owner = owner_of(column)
+    return owner is not None and any(names_column(p, column) for p in owner.pii)
 
 
 PII_COLUMNS = tuple(column for t in TYPES for column in t.pii if not column.endswith("__"))
@@ -336,7 +342,7 @@ def comparisons_for(columns_present: Callable[[str], bool], record_columns) -> l
     chosen = [comparison for t in TYPES for comparison, needs in t.comparisons
               if any(columns_present(column) for column in needs)]
     for column in record_columns:
-        owner = _owner(column)
+        owner = owner_of(column)
         if owner is not None and owner.column_comparison is not None:
             chosen.append(owner.column_comparison(column))
     return chosen

@@ -20,7 +20,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def owned(column: str) -> bool:
-    return any(column == c or (c.endswith("__") and column.startswith(c)) for t in st.TYPES for c in t.owns)
+    return st.owner_of(column) is not None
 
 
 def test_every_stage_reads_the_registry():
