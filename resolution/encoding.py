@@ -64,15 +64,9 @@ class EncodedRecords:
                 self._columns[column] = EncodedColumn.of(self.records[column].to_numpy(object))
         return self._columns[column]
 
-    def derived(self, name: str, values) -> EncodedColumn:
-        """Register a column computed from others (blocking keys, phonetic codes)."""
-        if name not in self._columns:
-            self._columns[name] = EncodedColumn.of(values)
-        return self._columns[name]
-
     def derived_per_value(self, name: str, column: str, function) -> EncodedColumn:
         """Register ``function(value)`` of ``column`` (None: missing), computed once per
-        distinct value; the same codes as ``derived`` over the records' values."""
+        distinct value; the same codes as ``EncodedColumn.of`` over the records' values."""
         if name not in self._columns:
             base = self[column]
             mapped, mapped_values = pd.factorize(pd.Series([function(v) for v in base.values], dtype=object))
