@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from resolution import standardise as std
 from resolution.config import ROW_NUMBER, ConfigError, LinkageConfig, SourceConfig
 from resolution.io import READABLE_SUFFIXES, read_sample, read_table_checked
-from resolution.profiling import present_values, profile_column
+from resolution.profiling import present_values, profile_present
 from resolution.semantic_types import STANDARD_COLUMNS, VALIDITY_COLUMNS, SourceColumns, standardise_columns
 
 QUARANTINE_COLUMNS = ("source", "file", "line", "record_id", "reason", "raw")
@@ -222,8 +222,6 @@ def ingest(files: list[Path], config: LinkageConfig, forgotten: dict[str, str] |
     return IngestResult(records, combined, quarantine, stats, profile)
 
 
-
-
 def _profile_source(table: pa.Table, source: SourceConfig, columns: dict[str, pa.Array], stat: SourceStats) -> dict:
     """Per field: completeness, uniqueness, consistency (``profiling.profile_column``) and
     validity: the share of present values the standardiser accepted."""
@@ -232,7 +230,7 @@ def _profile_source(table: pa.Table, source: SourceConfig, columns: dict[str, pa
         if kind == "ignore":
             continue
         raw = present_values(table[column])
-        measures = profile_column(column, raw)
+        measures = profile_present(column, raw)
         standard = columns.get(VALIDITY_COLUMNS.get(kind, ""))
         present = len(raw) - raw.null_count
         valid = None

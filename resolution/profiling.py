@@ -42,7 +42,11 @@ def present_values(values) -> pa.Array:
 
 
 def profile_column(name: str, values) -> ColumnProfile:
-    array = present_values(values)
+    return profile_present(name, present_values(values))
+
+
+def profile_present(name: str, array: pa.Array) -> ColumnProfile:
+    """``profile_column`` of values already through ``present_values``."""
     rows = len(array)
     present = array.drop_null()
     counts = pc.value_counts(present)
