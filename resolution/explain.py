@@ -17,9 +17,9 @@ import pandas as pd
 
 from resolution.blocking import add_blocking_keys
 from resolution.comparisons import Address
-from resolution.semantic_types import default_comparisons
 from resolution.encoding import EncodedRecords
 from resolution.model import FellegiSunterModel, comparison_matrix, score
+from resolution.semantic_types import default_comparisons
 
 
 @dataclass(frozen=True)

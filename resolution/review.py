@@ -34,13 +34,13 @@ import pandas as pd
 
 from resolution.blocking import add_blocking_keys
 from resolution.clustering import cluster
-from resolution.semantic_types import default_comparisons
 from resolution.config import ModelSettings
 from resolution.encoding import EncodedRecords
 from resolution.incremental import LINEAGE_FILE, assign_ids, touched_by, updated_golden, with_lineage
 from resolution.ingest import customer_of_record, key_rank, record_keys
 from resolution.linker import entities_frame
 from resolution.model import FellegiSunterModel, comparison_matrix, pair_scorer, score
+from resolution.semantic_types import default_comparisons
 
 DECISIONS_FILE = "review_decisions.parquet"
 DECISIONS = {"match": True, "non-match": False}
