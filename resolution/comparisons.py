@@ -126,9 +126,22 @@ class FuzzyString(Comparison):
 
 @dataclass(frozen=True)
 class GivenName(FuzzyString):
-    """exact | nickname (Bill ~ William) | Jaro-Winkler >= 0.92 | >= 0.80 | else."""
+    """exact | nickname (Bill ~ William) | Jaro-Winkler >= 0.92 | >= 0.80 | initial (D ~
+    Daniel) | else.
 
-    levels: tuple[str, ...] = ("exact", "nickname", "jaro_winkler>=0.92", "jaro_winkler>=0.80", "else")
+    With ``then_column`` (the middle names), given names written as one word or two are
+    exact too: "Seok Ju" (seok, then ju) is "Seokju" (seokju)."""
+
+    levels: tuple[str, ...] = ("exact", "nickname", "jaro_winkler>=0.92", "jaro_winkler>=0.80", "initial", "else")
+    then_column: str | None = None
+
+    def compute(self, encoded: EncodedRecords, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        level = super().compute(encoded, left, right)
+        if self.then_column is not None and self.then_column in encoded:
+            differ = np.flatnonzero(level > 0)
+            joined = _joined_codes(encoded, self.column, self.then_column, left[differ], right[differ])
+            level[differ[joined]] = 0
+        return level
 
     def _fuzzy_levels(self, encoded, a, b, level, index) -> None:
         values = encoded[self.column].values
@@ -139,6 +152,27 @@ class GivenName(FuzzyString):
         score = _distinct_pair_scores(values, a, b, JaroWinkler.normalized_similarity)
         level[index[~is_nick & (score >= 0.92)]] = 2
         level[index[~is_nick & (score < 0.92) & (score >= 0.80)]] = 3
+        # Jaro-Winkler says little of a one-letter value: an initial agrees or it does not.
+        lengths = _value_lengths(encoded, self.column)
+        first_letter = _value_parts(encoded, self.column, "first_letter", lambda v: v[:1])[:, 0]
+        one_letter = (lengths[a] == 1) | (lengths[b] == 1)
+        level[index[one_letter]] = len(self.levels) - 1
+        level[index[one_letter & (first_letter[a] == first_letter[b])]] = 4
+
+
+def _joined_codes(encoded: EncodedRecords, column: str, then_column: str, left: np.ndarray,
+                  right: np.ndarray) -> np.ndarray:
+    """Per pair (both sides with a ``column`` value), whether ``column`` and then
+    ``then_column`` written together agree; the text is built once per distinct
+    (value, value) of the records involved."""
+    first, then = encoded[column], encoded[then_column]
+    width = len(then.values) + 1  # code 0: no second part
+    record_key = first.codes.astype(np.int64) * width + (then.codes.astype(np.int64) + 1)
+    inverse, distinct = pd.factorize(np.concatenate([record_key[left], record_key[right]]))
+    then_values = ["", *then.values.tolist()]
+    joined = [first.values[k // width] + then_values[k % width] for k in distinct.tolist()]
+    codes = pd.factorize(pd.Series(joined, dtype=object))[0][inverse]
+    return codes[: len(left)] == codes[len(left):]
 
 
 @dataclass(frozen=True)

@@ -129,12 +129,28 @@ def _each(kind: str, column: str, function) -> Callable[[SourceColumns], Contrib
     return lambda source: {column: [function(a) for a in source.arrays(kind)]}
 
 
-def _names(given: str) -> Callable[[Contributions, int], dict[str, pa.Array]]:
-    """A given or family name: its display form (case and accents kept) and its key."""
-    def finish(contributions: Contributions, rows: int) -> dict[str, pa.Array]:
-        display = first_present([std.name_display(a) for a in contributions.get(given, [])], rows)
-        return {given: std.name_key(display), f"{given}_display": display}
-    return finish
+def _name_display(contributions: Contributions, column: str, rows: int) -> pa.Array:
+    return first_present([std.name_display(a) for a in contributions.get(column, [])], rows)
+
+
+def _given_names(contributions: Contributions, rows: int) -> dict[str, pa.Array]:
+    """The first given name's key ("James D." is james); its display keeps them all."""
+    display = _name_display(contributions, "first_name", rows)
+    return {"first_name": std.name_key(std.split_given_names(display)[0]), "first_name_display": display}
+
+
+def _middle_names(contributions: Contributions, rows: int) -> dict[str, pa.Array]:
+    """A middle-name column's key, else the given names after the first ("James D.": d)."""
+    declared = [std.name_key(a) for a in contributions.get("middle_name", [])]
+    after_first = std.split_given_names(_name_display(contributions, "first_name", rows))[1]
+    return {"middle_name": first_present([*declared, std.name_key(after_first)], rows)}
+
+
+def _family_names(contributions: Contributions, rows: int) -> dict[str, pa.Array]:
+    """The family name's key without suffixes ("Anderson, Jr." is anderson); its display as written."""
+    display = _name_display(contributions, "last_name", rows)
+    return {"last_name": std.name_key(std.map_distinct(display, std.without_name_suffixes)),
+            "last_name_display": display}
 
 
 def _full_names(source: SourceColumns) -> Contributions:
@@ -185,9 +201,9 @@ TYPES: tuple[SemanticType, ...] = (
         "first_name", "Given name (the first, when there are several; nicknames match their full form).",
         name_patterns=((90, r"^(first|given|fore)_?(name)?(_?c?1)?$|^fname(_?c?1)?$|^first_?name|^given_?names?"),),
         personal_kind="name", standardise=_each("first_name", "first_name", lambda a: a),
-        owns=("first_name", "first_name_display"), finish=_names("first_name"),
+        owns=("first_name", "first_name_display"), finish=_given_names,
         pii=("first_name", "first_name_display"),
-        comparisons=((GivenName("first_name", "first_name", tf=True), ("first_name",)),),
+        comparisons=((GivenName("first_name", "first_name", tf=True, then_column="middle_name"), ("first_name",)),),
         blocking_keys=(BlockingKey("first_name_metaphone", "first_name", _metaphone),
                        BlockingKey("first_initial", "first_name", lambda v: v[:1])),
         golden=(("first_name", "first_name_display", "first_name"),), validity_column="first_name"),
@@ -195,8 +211,7 @@ TYPES: tuple[SemanticType, ...] = (
         "middle_name", "Middle name(s).",
         name_patterns=((80, r"middle|^mname$|^second_?(given_?)?name$|^fname_?c?[2-9]$"),),
         personal_kind="name", standardise=_each("middle_name", "middle_name", lambda a: a), owns=("middle_name",),
-        finish=lambda contributions, rows: {"middle_name": first_present(
-            [std.name_key(a) for a in contributions.get("middle_name", [])], rows)},
+        finish=_middle_names,
         pii=("middle_name",),
         comparisons=((GivenName("middle_name", "middle_name", tf=True), ("middle_name",)),),
         golden=(("middle_name", "middle_name", "middle_name"),), validity_column="middle_name"),
@@ -204,7 +219,7 @@ TYPES: tuple[SemanticType, ...] = (
         "last_name", "Family name (surname).",
         name_patterns=((100, r"^(last|family|sur)_?(name)?(_?c?\d)?$|^lname(_?c?\d)?$|^surname|^family_?name|^maiden"),),
         personal_kind="name", standardise=_each("last_name", "last_name", lambda a: a),
-        owns=("last_name", "last_name_display"), finish=_names("last_name"),
+        owns=("last_name", "last_name_display"), finish=_family_names,
         pii=("last_name", "last_name_display"),
         comparisons=((FuzzyString("last_name", "last_name", tf=True), ("last_name",)),),
         blocking_keys=(BlockingKey("last_name_metaphone", "last_name", _metaphone),),
@@ -282,8 +297,9 @@ TYPES: tuple[SemanticType, ...] = (
         comparisons=((ExactMatch("identifier", "identifier", tf=True), ("identifier",)),),
         golden=(("identifier", "identifier", "identifier"),), validity_column="identifier"),
     SemanticType(
-        "country", "Country.", name_patterns=((180, r"country"),),
-        standardise=_each("country", "country", std.categories), owns=("country",),
+        "country", "Country: an ISO code (alpha-2, alpha-3) or a name in any language, compared as its alpha-2 code.",
+        name_patterns=((180, r"country"),),
+        standardise=_each("country", "country", std.countries), owns=("country",),
         comparisons=((ExactMatch("country", "country", tf=True), ("country",)),),
         golden=(("country", "country", "country"),), validity_column="country"),
     SemanticType(

@@ -11,12 +11,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pycountry
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, country_code_for_region
+from phonenumbers.geodata.locale import LOCALE_DATA
 from pypinyin import lazy_pinyin
 from unidecode import unidecode
 
@@ -154,17 +157,52 @@ def name_parts(text: str | None) -> tuple[str | None, str | None, str | None]:
     return tokens[0], " ".join(tokens[1:family_start]) or None, " ".join(tokens[family_start:])
 
 
+def given_name_parts(text: str | None) -> tuple[str | None, str | None]:
+    """(first, other given names) of a given-name field: "James D." is James with the
+    middle initial D, "Dr. Mary Ann" is Mary with Ann; titles and suffixes dropped, a
+    hyphenated name ("Jean-Luc") one name."""
+    tokens = _name_tokens(text) if text is not None else []
+    if not tokens:
+        return None, None
+    return tokens[0], " ".join(tokens[1:]) or None
+
+
+def without_name_suffixes(text: str | None) -> str | None:
+    """A family-name field without generational and post-nominal suffixes: "Anderson, Jr."
+    is Anderson (a one-word value is kept whatever it is)."""
+    if text is None:
+        return None
+    tokens = text.replace(".", " ").replace(",", " , ").split()
+    def is_suffix(token: str, before: list[str]) -> bool:
+        # ("de la V": a family name of particles and a letter, not a fifth generation.)
+        return token.lower() in NAME_SUFFIXES and not all(t.lower() in NAME_PARTICLES for t in before if t != ",")
+
+    while len([t for t in tokens if t != ","]) > 1 and (tokens[-1] == "," or is_suffix(tokens[-1], tokens[:-1])):
+        tokens = tokens[:-1]
+    return " ".join(t for t in tokens if t != ",") or None
+
+
 def split_full_name(text: str | None) -> tuple[str | None, str | None]:
     """(given, family) of ``name_parts``."""
     given, _, family = name_parts(text)
     return given, family
 
 
+def _parts_per_distinct(array, split: Callable[[str | None], tuple]) -> tuple[pa.Array, ...]:
+    encoded = pc.dictionary_encode(as_string_array(array))
+    parts = [split(v) for v in encoded.dictionary.to_pylist()]
+    width = len(split(None))
+    return tuple(pc.take(pa.array([p[k] for p in parts], type=pa.string()), encoded.indices) for k in range(width))
+
+
 def split_full_names(array) -> tuple[pa.Array, pa.Array, pa.Array]:
     """(given, middle, family) arrays, once per distinct name."""
-    encoded = pc.dictionary_encode(as_string_array(array))
-    parts = [name_parts(v) for v in encoded.dictionary.to_pylist()]
-    return tuple(pc.take(pa.array([p[k] for p in parts], type=pa.string()), encoded.indices) for k in range(3))
+    return _parts_per_distinct(array, name_parts)
+
+
+def split_given_names(array) -> tuple[pa.Array, pa.Array]:
+    """(first, other given names) arrays of ``given_name_parts``, once per distinct value."""
+    return _parts_per_distinct(array, given_name_parts)
 
 
 # A date held by this many times more records than the column's typical date, and by at
@@ -568,6 +606,45 @@ def identifiers(array) -> pa.Array:
 
 def categories(array) -> pa.Array:
     return clean_text(array)
+
+
+def _folded(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", unidecode(text).lower()).split())
+
+
+@lru_cache(maxsize=1)
+def country_table() -> dict[str, str]:
+    """Folded country codes and names to the ISO 3166 alpha-2 code: alpha-2 and alpha-3
+    codes and English names (pycountry), and each country's name in some 200 languages
+    (libphonenumber's geocoding data: "Deutschland", "Allemagne")."""
+    table: dict[str, str] = {}
+    for country in pycountry.countries:
+        for text in (country.alpha_2, country.alpha_3, country.name, getattr(country, "official_name", None),
+                     getattr(country, "common_name", None)):
+            if text:
+                table[_folded(text)] = country.alpha_2
+    for region, names in LOCALE_DATA.items():
+        for name in names.values():
+            if not name.startswith("*"):  # "*xx": the same as language xx
+                table.setdefault(_folded(name), region)
+    table.setdefault("uk", "GB")  # the ISO code is GB; "UK" is what people write
+    return table
+
+
+def _country(text: str) -> str | None:
+    table = country_table()
+    folded = _folded(text)
+    code = table.get(folded)
+    # Older patent-office and trade files suffix a code with a letter or digit ("JPX", "GB2").
+    if code is None and re.fullmatch(r"[a-z]{2}[x0-9]", folded) and len(table.get(folded[:2], "")) == 2:
+        code = table[folded[:2]]
+    return code.lower() if code is not None else (folded or None)
+
+
+def countries(array) -> pa.Array:
+    """A country as its lower-cased ISO alpha-2 code, whether written as a code (alpha-2,
+    alpha-3) or a name in any of some 200 languages; other values cleaned and kept."""
+    return map_distinct(clean_text(array), _country)
 
 
 def null_share(array: pa.Array) -> float:

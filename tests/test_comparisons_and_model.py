@@ -25,7 +25,19 @@ def test_given_name_levels():
     names = ["william", "william", "bill", "wiliam", "willow", "zoe", None]
     encoded, left, right = encoded_pairs({"first_name": names}, [(0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (0, 6)])
     levels = GivenName("first_name", "first_name").compute(encoded, left, right)
-    assert levels.tolist() == [0, 1, 2, 3, 4, -1]
+    assert levels.tolist() == [0, 1, 2, 3, 5, -1]
+
+
+def test_given_names_agree_on_initials_and_when_written_as_one_word():
+    # An initial agrees with the names it starts (and only those); "Seok Ju" (seok, then ju)
+    # is the "Seokju" of another record, but "James" then "d" is not "Jamesd"'s neighbour "James".
+    first = ["d", "daniel", "m", "seok", "seokju", "james", "james"]
+    middle = [None, None, None, "ju", None, "d", None]
+    encoded, left, right = encoded_pairs({"first_name": first, "middle_name": middle},
+                                         [(0, 1), (2, 1), (3, 4), (5, 6), (3, 5)])
+    given = GivenName("first_name", "first_name", then_column="middle_name")
+    initial, joined, exact, other = given.levels.index("initial"), 0, 0, len(given.levels) - 1
+    assert given.compute(encoded, left, right).tolist() == [initial, other, joined, exact, other]
 
 
 def test_date_of_birth_levels():

@@ -87,6 +87,20 @@ def test_several_types_feed_one_column_in_registry_order():
     assert columns["dob"].to_pylist() == ["1630-05-01", "1961-03-09"]
 
 
+def test_given_name_columns_keep_middle_names_apart_and_family_names_lose_suffixes():
+    """"James D." and "James" are both James (the D a middle initial, unless a middle-name
+    column says otherwise); "Anderson, Jr." is Anderson. The display keeps what was written."""
+    table = pa.table({"first": ["James D.", "James", "Paul L."], "middle": [None, None, "Lee"],
+                      "last": ["Anderson, Jr.", "Anderson", "Valint"]})
+    by_type = {"first_name": ["first"], "middle_name": ["middle"], "last_name": ["last"]}
+    columns = st.standardise_columns(st.SourceColumns(table, by_type))
+    assert columns["first_name"].to_pylist() == ["james", "james", "paul"]
+    assert columns["middle_name"].to_pylist() == ["d", None, "lee"]
+    assert columns["last_name"].to_pylist() == ["anderson", "anderson", "valint"]
+    assert columns["first_name_display"].to_pylist() == ["James D.", "James", "Paul L."]
+    assert columns["last_name_display"].to_pylist() == ["Anderson, Jr.", "Anderson", "Valint"]
+
+
 def test_records_schema_is_unchanged_by_the_registry(tmp_path):
     from resolution.config import LinkageConfig, SourceConfig
     from resolution.ingest import ingest

@@ -27,6 +27,29 @@ def test_full_names_split_into_given_and_family(text, expected):
     assert std.split_full_name(text) == expected
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("James D.", ("James", "D")), ("Dr. Mary Ann", ("Mary", "Ann")), ("Jean-Luc", ("Jean-Luc", None)),
+    ("Robert J., Jr.", ("Robert", "J")), ("Miss", ("Miss", None)), ("  ", (None, None)), (None, (None, None)),
+])
+def test_given_name_fields_give_the_first_name_and_the_others(text, expected):
+    assert std.given_name_parts(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Anderson, Jr.", "Anderson"), ("Smith III", "Smith"), ("Jones, PhD", "Jones"), ("Jr", "Jr"),
+    ("van der Berg", "van der Berg"), ("de la V", "de la V"), (None, None),
+])
+def test_family_name_fields_lose_their_suffixes(text, expected):
+    assert std.without_name_suffixes(text) == expected
+
+
+def test_countries_become_one_code_however_written():
+    written = ["US", "usa", "United States", "United Kingdom", "UK", "Deutschland", "Allemagne", "DEU",
+               "JPX", "GB2", "South Korea", "Narnia", None]
+    assert values(std.countries(written)) == ["us", "us", "us", "gb", "gb", "de", "de", "de",
+                                              "jp", "gb", "kr", "narnia", None]
+
+
 def test_dates_from_many_formats_and_future_ones_dropped():
     parsed = std.parse_dates(["1964-01-14", "19640114", "3 Mar 1985", "1900-01-01", "2999-01-01", "soon", None])
     assert values(parsed) == ["1964-01-14", "1964-01-14", "1985-03-03", "1900-01-01", None, None, None]
@@ -133,11 +156,13 @@ def test_us_numbers_share_a_key_whatever_the_format(nsn):
 def test_standardisers_never_crash_on_arbitrary_text(text):
     array = [text, None]
     for function in (std.name_key, std.name_display, std.emails, std.postcodes, std.cities, std.genders,
-                     std.identifiers, std.categories):
+                     std.identifiers, std.categories, std.countries):
         assert len(function(array)) == 2
     assert len(std.phones(array)[0]) == 2
     assert len(std.parse_dates(array)) == 2
     assert len(std.streets(array)[0]) == 2
+    assert std.given_name_parts(text)[0] is None or std.given_name_parts(text)[0].strip()
+    assert len(std.split_given_names(array)[1]) == 2
 
 
 phone_like = st.text(alphabet="+0123456789 ()-.", min_size=0, max_size=18)
