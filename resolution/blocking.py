@@ -166,8 +166,8 @@ def pairs_within_blocks(group: np.ndarray, max_block_size: int) -> tuple[np.ndar
 # order (sorted neighbourhood), so records that share a place, a date, an employer... are
 # compared, in a number of pairs linear in the block, and a person with a thousand records
 # stays connected.
-REFINING_COLUMNS = ("dob", "birth_year", "postcode", "postcode_district", "city", "street", "organisation",
-                    "email", "phone", "identifier", "first_name_metaphone", "last_name_metaphone")
+REFINING_COLUMNS = ("dob", "birth_year", "postcode", "postcode_district", "city", "region", "street",
+                    "organisation", "email", "phone", "identifier", "first_name_metaphone", "last_name_metaphone")
 # A column refines only if it has this many distinct values (a two-valued gender splits nothing).
 MIN_REFINING_VALUES = 20
 REFINING_WINDOW = 5

@@ -296,14 +296,19 @@ class Phone(PartThenEdits):
 
 @dataclass(frozen=True)
 class Address(Comparison):
-    """One comparison over street, postcode and city together: they describe one place, and
-    scoring them as three independent agreements counts a shared home three times.
+    """One comparison over street, postcode, city and region together: they describe one
+    place, and scoring them as independent agreements counts a shared home several times,
+    and a move several times over (a new city is a new state, often a new employer too).
 
     same street and postcode | same street, same city or district | same postcode |
-    same district or city | else; missing when either side has none of the three."""
+    same district or city and same region | same district or city | same region | else;
+    missing when no part is on both sides. Whether a region agreeing beside the city adds
+    evidence is learnt, not assumed: it does where regions are recorded independently of
+    cities, and not where the city already says it."""
 
     column: str = "street"
-    levels: tuple[str, ...] = ("street_and_postcode", "street_and_area", "postcode", "area", "else")
+    levels: tuple[str, ...] = ("street_and_postcode", "street_and_area", "postcode", "area_and_region", "area",
+                               "region", "else")
 
     def compute(self, encoded: EncodedRecords, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         def agree(column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -327,11 +332,14 @@ class Address(Comparison):
             street_close[undecided[scores >= 0.9]] = True
         else:
             street_close = street_exact
+        region, region_present = agree("region")
         area = district | city
-        level = np.full(len(left), 4, dtype=np.int8)
-        level[area] = 3
+        level = np.full(len(left), 6, dtype=np.int8)
+        level[region] = 5
+        level[area] = 4
+        level[area & region] = 3
         level[postcode] = 2
         level[street_close & area] = 1
         level[street_close & postcode] = 0
-        level[~(street_present | postcode_present | city_present)] = NULL
+        level[~(street_present | postcode_present | city_present | region_present)] = NULL
         return level

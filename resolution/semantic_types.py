@@ -34,7 +34,7 @@ from resolution.encoding import EncodedRecords
 # named ``category__<column>`` and ``text__<column>``.
 STANDARD_COLUMNS = (
     "first_name", "middle_name", "last_name", "first_name_display", "last_name_display", "dob", "email", "phone",
-    "phone_e164", "postcode", "postcode_district", "street", "street_number", "city", "country",
+    "phone_e164", "postcode", "postcode_district", "street", "street_number", "city", "region", "country",
     "gender", "identifier", "organisation",
 )
 
@@ -272,7 +272,7 @@ TYPES: tuple[SemanticType, ...] = (
         standardise=_each("postcode", "postcode", std.postcodes), owns=("postcode", "postcode_district"),
         finish=_postcodes, pii=("postcode",),
         # Street, postcode and city describe one place: one comparison over the three.
-        comparisons=((Address("address"), ("street", "postcode", "city")),),
+        comparisons=((Address("address"), ("street", "postcode", "city", "region")),),
         golden=(("postcode", "postcode", "postcode"),), validity_column="postcode"),
     SemanticType(
         "street_address", "Street line, with or without a house number.",
@@ -283,6 +283,12 @@ TYPES: tuple[SemanticType, ...] = (
         "city", "City, town or locality.", name_patterns=((170, r"city|town|suburb|locality"),),
         personal_kind="address", standardise=_each("city", "city", std.cities), owns=("city",),
         golden=(("city", "city", "city"),), validity_column="city"),
+    SemanticType(
+        "region", "State, province, county or region: compared within the address, where it agrees when "
+                  "the city does not.",
+        name_patterns=((175, r"^state$|^state_?(code|name)$|county|region|province|prefecture"),),
+        standardise=_each("region", "region", std.categories), owns=("region",),
+        golden=(("region", "region", "region"),), validity_column="region"),
     SemanticType(
         "gender", "Gender or sex (m/f and their spellings).", name_patterns=((190, r"gender|^sex$"),),
         standardise=_each("gender", "gender", std.genders), owns=("gender",),
@@ -303,8 +309,7 @@ TYPES: tuple[SemanticType, ...] = (
         comparisons=((ExactMatch("country", "country", tf=True), ("country",)),),
         golden=(("country", "country", "country"),), validity_column="country"),
     SemanticType(
-        "category", "Any other attribute compared exactly (state, segment…): column category__<name>.",
-        name_patterns=((200, r"^state$|county|region|province"),),
+        "category", "Any other attribute compared exactly (a segment, a kind): column category__<name>.",
         standardise=_per_column("category"), owns=("category__",),
         column_comparison=lambda column: ExactMatch(column, column, tf=True)),
     SemanticType(

