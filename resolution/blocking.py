@@ -76,6 +76,11 @@ def default_rules(encoded: EncodedRecords) -> list[BlockingRule]:
         BlockingRule("street+city", ("street", "city")),
         BlockingRule("dob+city", ("dob", "city")),
     ]
+    if not (encoded.has("first_name", 0.02) or encoded.has("last_name", 0.02)):
+        # Records of organisations (shops, sites, suppliers) are known by their name, whatever
+        # their phone and address; for people, an employer's name would pair everyone who
+        # works there.
+        candidates += [BlockingRule("organisation", ("organisation",), max_block_size=50)]
     return [rule for rule in candidates if all(encoded.has(c, 0.02) for c in rule.columns)]
 
 
@@ -98,7 +103,7 @@ def group_ids(encoded: EncodedRecords, columns: tuple[str, ...]) -> np.ndarray:
 # Derived blocking keys and the standardised columns they come from.
 KEY_SOURCES = {**{key.name: (key.column,) for key in BLOCKING_KEYS}, "name_pair": ("first_name", "last_name"),
                "postcode_district": ("postcode",)}
-ADDRESS_COLUMNS = ("street", "postcode", "postcode_district", "city")
+ADDRESS_COLUMNS = ("street", "postcode", "postcode_district", "city", "region")
 
 
 def rule_columns(rule: BlockingRule) -> set[str]:

@@ -75,14 +75,18 @@ class FellegiSunterModel:
     lambda_candidates: float = 0.5
 
     def weights(self) -> list[np.ndarray]:
-        """log2(m/u) per level. A partial agreement never weighs less than clear
-        disagreement ("else", the last level): EM can push m of a rarely seen level
-        towards zero, which would punish a near-miss harder than a different value."""
+        """log2(m/u) per level, each partial agreement between the two ends: never less
+        than clear disagreement ("else", the last level) and never more than exact
+        agreement (the first). A level hardly seen has m at its floor and u near zero
+        (an initial for a given name where nobody writes one): its log-ratio says nothing,
+        and would punish a near-miss harder than a different value, or credit "J" ~ "James"
+        above "James" ~ "James"."""
         weights = []
         for m, u in zip(self.m, self.u):
             m, u = np.asarray(m), np.asarray(u)
             w = np.log2(m / u)
             w[:-1] = np.maximum(w[:-1], w[-1])
+            w[1:-1] = np.minimum(w[1:-1], w[0])
             weights.append(w)
         return weights
 

