@@ -8,6 +8,8 @@ they are missing information, not evidence.
 """
 from __future__ import annotations
 
+import gettext
+import os
 import re
 from collections.abc import Callable
 from datetime import date
@@ -19,7 +21,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pycountry
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, country_code_for_region
-from phonenumbers.geodata.locale import LOCALE_DATA
 from pypinyin import lazy_pinyin
 from unidecode import unidecode
 
@@ -612,22 +613,34 @@ def _folded(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9]+", " ", unidecode(text).lower()).split())
 
 
+# Names people write that ISO does not list (its names are "Russian Federation", "Türkiye").
+COUNTRY_ALIASES = {"uk": "GB", "great britain": "GB", "england": "GB", "scotland": "GB", "wales": "GB",
+                   "northern ireland": "GB", "russia": "RU", "turkey": "TR", "holland": "NL", "america": "US"}
+
+
 @lru_cache(maxsize=1)
 def country_table() -> dict[str, str]:
     """Folded country codes and names to the ISO 3166 alpha-2 code: alpha-2 and alpha-3
-    codes and English names (pycountry), and each country's name in some 200 languages
-    (libphonenumber's geocoding data: "Deutschland", "Allemagne")."""
+    codes, the English names (short, common, official) and their translations in the ~150
+    languages pycountry ships ("Deutschland", "Allemagne"). (libphonenumber's geocoding
+    data has the same names but costs 100 MB held in memory.)"""
     table: dict[str, str] = {}
+    english = []
     for country in pycountry.countries:
-        for text in (country.alpha_2, country.alpha_3, country.name, getattr(country, "official_name", None),
-                     getattr(country, "common_name", None)):
-            if text:
-                table[_folded(text)] = country.alpha_2
-    for region, names in LOCALE_DATA.items():
-        for name in names.values():
-            if not name.startswith("*"):  # "*xx": the same as language xx
-                table.setdefault(_folded(name), region)
-    table.setdefault("uk", "GB")  # the ISO code is GB; "UK" is what people write
+        names = [n for n in (country.name, getattr(country, "common_name", None),
+                             getattr(country, "official_name", None)) if n]
+        english.append((country.alpha_2, names))
+        for text in (country.alpha_2, country.alpha_3, *names):
+            table[_folded(text)] = country.alpha_2
+    for language in sorted(os.listdir(pycountry.LOCALES_DIR)):
+        if not os.path.exists(os.path.join(pycountry.LOCALES_DIR, language, "LC_MESSAGES", "iso3166-1.mo")):
+            continue
+        translation = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[language])
+        for code, names in english:
+            for name in names:
+                table.setdefault(_folded(translation.gettext(name)), code)
+    for alias, code in COUNTRY_ALIASES.items():
+        table.setdefault(alias, code)
     return table
 
 
@@ -643,7 +656,7 @@ def _country(text: str) -> str | None:
 
 def countries(array) -> pa.Array:
     """A country as its lower-cased ISO alpha-2 code, whether written as a code (alpha-2,
-    alpha-3) or a name in any of some 200 languages; other values cleaned and kept."""
+    alpha-3) or a name in any of some 150 languages; other values cleaned and kept."""
     return map_distinct(clean_text(array), _country)
 
 
