@@ -90,7 +90,7 @@ for column in present:
         comparisons.append(cl.EmailComparison(column))
     elif column in ("phone", "postcode"):
         comparisons.append(cl.LevenshteinAtThresholds(column, [1, 2]))
-    elif column in ("city", "country", "gender", "identifier") or column.startswith("category__"):
+    elif column in ("city", "region", "country", "gender", "identifier") or column.startswith("category__"):
         comparisons.append(cl.ExactMatch(column).configure(term_frequency_adjustments=column == "city"))
     elif column in ("street", "organisation") or column.startswith("text__"):
         comparisons.append(cl.JaroWinklerAtThresholds(column, [0.95, 0.88]))

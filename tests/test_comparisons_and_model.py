@@ -168,6 +168,26 @@ def test_one_badly_scored_pair_does_not_veto_a_stronger_match():
     assert labels[0] != labels[2] and report["components_split"] == 1
 
 
+def test_clusters_whose_pairs_mostly_agree_merge_despite_one_cannot_link():
+    """An inventor's mentions in two fragments of 8 (a move between them): 64 pairs between
+    them, 60 agree and four score as clear non-matches, more than the joining edge outweighs.
+    Most pairs agree beyond chance, so they merge. Two pairs of records where two of the
+    three pairs between agree do not: the sum is positive, but that could be chance."""
+    def probability_of(weight: np.ndarray) -> np.ndarray:
+        return 1 / (1 + 2.0 ** -weight)
+
+    a, b = np.arange(8), np.arange(8, 16)
+    inside = [(x, y, 20.0) for group in (a, b) for i, x in enumerate(group) for y in group[i + 1:]]
+    between = [(x, y, 3.5 if k >= 4 else -12.0) for k, (x, y) in enumerate((x, y) for x in a for y in b)]
+    left, right, weight = (np.array(v) for v in zip(*(inside + between)))
+    labels, _ = cluster(16, left, right, weight, probability_of(weight), 0.9, 0.01)
+    assert len(set(labels.tolist())) == 1
+    left, right = np.array([0, 2, 1, 0, 0]), np.array([1, 3, 2, 3, 2])
+    weight = np.array([20.0, 20.0, 5.0, 5.0, -8.0])
+    labels, _ = cluster(4, left, right, weight, probability_of(weight), 0.9, 0.01)
+    assert labels[0] == labels[1] != labels[2] == labels[3]
+
+
 def test_plain_connected_components_would_have_merged_them():
     left, right = np.array([0, 1]), np.array([1, 2])
     weight = np.array([20.0, 18.0])
