@@ -80,7 +80,8 @@ def default_rules(encoded: EncodedRecords) -> list[BlockingRule]:
         # Records of organisations (shops, sites, suppliers) are known by their name, whatever
         # their phone and address; for people, an employer's name would pair everyone who
         # works there.
-        candidates += [BlockingRule("organisation", ("organisation",), max_block_size=50)]
+        candidates += [BlockingRule("organisation", ("organisation",), max_block_size=50),
+                       BlockingRule("street_number+city", ("street_number", "city"), max_block_size=50)]
     return [rule for rule in candidates if all(encoded.has(c, 0.02) for c in rule.columns)]
 
 

@@ -21,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+from scipy.stats import poisson
 
 from resolution.model import DISTINCT_PERSON_WEIGHT
 
@@ -137,12 +139,177 @@ def _may_merge(evidence: _Evidence | None, edge_weight: float, cannot_log_odds: 
     return evidence.total >= 0 and _most_pairs_agree(evidence.agreeing, evidence.disagreeing)
 
 
+# How sure the duplicates in a source must be before it counts as holding entities more
+# than once: more records with a second one than the matches' own doubt explains, at this
+# one-sided significance (Poisson).
+DUPLICATES_SIGNIFICANCE = 0.05
+
+
+def sources_holding_entities_once(source: np.ndarray, left: np.ndarray, right: np.ndarray,
+                                  probability: np.ndarray, match_threshold: float) -> tuple[np.ndarray, dict]:
+    """Per source code (``source``: one code per record, 0..k-1), whether the source holds
+    each entity at most once, judged from the pairs at or above ``match_threshold``; and per
+    source the counts behind it.
+
+    A record of source t has a second record of its entity in t when it matches another
+    record of t, or when one record of another source matches it and another record of t.
+    Some such records come from false matches: their expected number is the summed doubt
+    (1 - probability) of the matches that touch t. The source holds each entity once unless
+    it has significantly more (``DUPLICATES_SIGNIFICANCE``). A guide that lists each
+    restaurant once, or a snapshot of a voter file, shows none beyond its doubt; a web
+    shop's customer table with its duplicate accounts shows them by the hundred. Data of one
+    source has nothing to be linked one-to-one with."""
+    k = int(source.max(initial=-1)) + 1
+    once = np.zeros(k, dtype=bool)
+    if k < 2:
+        return once, {}
+    match = probability >= match_threshold
+    a, b = left[match].astype(np.int64), right[match].astype(np.int64)
+    sa, sb = source[a], source[b]
+    within = sa == sb
+    twice = [a[within], b[within]]
+    # A record of another source that matches two or more records of t: key (outside
+    # record, t), member the record of t.
+    cross = ~within
+    outside_key = np.concatenate([a[cross] * k + sb[cross], b[cross] * k + sa[cross]])
+    member = np.concatenate([b[cross], a[cross]])
+    keys, first, inverse, per_key = np.unique(outside_key, return_index=True, return_inverse=True, return_counts=True)
+    twice.append(member[per_key[inverse] >= 2])
+    matched = np.bincount(source[np.unique(np.concatenate([a, b]))], minlength=k)
+    second = np.bincount(source[np.unique(np.concatenate(twice))], minlength=k)
+    # The signs of a second record, counted as events: a match inside t, and each record of
+    # t beyond the first that one outside record matches. A false match makes one event at
+    # most; the matches' summed doubt (1 - probability) is how many false ones to expect.
+    events = np.bincount(sa[within], minlength=k) + np.bincount(keys % k, weights=per_key - 1, minlength=k)
+    doubt = 1.0 - probability[match]
+    expected = np.bincount(sa, weights=doubt, minlength=k) + np.bincount(sb, weights=doubt * cross, minlength=k)
+    significant = poisson.sf(events - 1, expected) < DUPLICATES_SIGNIFICANCE  # P(X >= events)
+    once = (matched > 0) & ~significant
+    return once, {"matched": matched.tolist(), "with_a_second_record": second.tolist(),
+                  "second_record_events": events.astype(int).tolist(),
+                  "expected_from_false_matches": [round(float(x), 2) for x in expected]}
+
+
+def one_to_one_sources(one_to_one: bool | str, source: np.ndarray, left: np.ndarray, right: np.ndarray,
+                       probability: np.ndarray, match_threshold: float) -> tuple[np.ndarray, dict]:
+    """Per source code, whether its records link one-to-one (``[model] one_to_one``: true,
+    false or "auto", judged by ``sources_holding_entities_once``), and the report of it."""
+    k = int(source.max(initial=-1)) + 1
+    if one_to_one == "auto":
+        once, report = sources_holding_entities_once(source, left, right, probability, match_threshold)
+    else:
+        once, report = np.full(k, bool(one_to_one) and k >= 2), {}
+    return once, {"one_to_one": one_to_one, **report}
+
+
+def match_edges(left: np.ndarray, right: np.ndarray, probability: np.ndarray, match_threshold: float,
+                source: np.ndarray | None = None, once: np.ndarray | None = None,
+                one_to_one_threshold: float = 0.5, record_rank: np.ndarray | None = None,
+                taken: np.ndarray | None = None) -> np.ndarray:
+    """Which scored pairs are match edges. Pairs at or above ``match_threshold``, except
+    where both records come from sources that hold each entity once (``once``, per code of
+    ``source``): two records of one such source are never a match, and between two such
+    sources each record links to at most one record of the other, its best, at
+    ``one_to_one_threshold`` or above (greedy one-to-one assignment, strongest pair first,
+    ties by the ends' ``record_rank``). A partner below ``match_threshold`` is taken only
+    where no scored pair between the two clusters it joins is below even odds: the best
+    partner left when the true one is missing ("the steakhouse" for "Binion's coffee shop"
+    at one address) is no match to the others of its cluster either. ``taken``: keys
+    ``record * k + source`` of records that have their partner in that source already (an
+    incremental run's earlier links)."""
+    match = probability >= match_threshold
+    if source is None or once is None or not once.any():
+        return match
+    both = once[source[left]] & once[source[right]]
+    match &= ~both
+    candidates = np.flatnonzero(both & (source[left] != source[right]) & (probability >= one_to_one_threshold))
+    if len(candidates) == 0:
+        return match
+    n = int(max(left.max(), right.max())) + 1
+    firm = np.r_[np.flatnonzero(match), candidates[probability[candidates] >= match_threshold]]
+    cluster_of = components(n, left[firm], right[firm])
+    doubtful = np.flatnonzero(probability < 0.5)
+    # Pairs below even odds between two clusters, as pairs of cluster labels (kept where a
+    # tentative partner touches one of them), merged as tentative partners join clusters.
+    touched = np.zeros(int(cluster_of.max()) + 1, dtype=bool)
+    touched[cluster_of[left[candidates]]] = touched[cluster_of[right[candidates]]] = True
+    a, b = cluster_of[left[doubtful]], cluster_of[right[doubtful]]
+    keep = (a != b) & (touched[a] | touched[b])
+    against: dict[int, set[int]] = defaultdict(set)
+    for x, y in zip(a[keep].tolist(), b[keep].tolist()):
+        against[x].add(y)
+        against[y].add(x)
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+    if record_rank is None:
+        order = candidates[np.argsort(-probability[candidates], kind="stable")]
+    else:
+        ends = np.sort(np.stack([record_rank[left[candidates]], record_rank[right[candidates]]]), axis=0)
+        order = candidates[np.lexsort((ends[1], ends[0], -probability[candidates]))]
+    k = int(source.max()) + 1
+    # A record's partner in one other source: key record * k + that source.
+    left_key = left[order].astype(np.int64) * k + source[right[order]]
+    right_key = right[order].astype(np.int64) * k + source[left[order]]
+    taken = set() if taken is None else set(taken.tolist())
+    for e, x, y in zip(order.tolist(), left_key.tolist(), right_key.tolist()):
+        if x in taken or y in taken:
+            continue
+        one, other = find(int(cluster_of[left[e]])), find(int(cluster_of[right[e]]))
+        if one != other:
+            if probability[e] < match_threshold and any(find(c) == other for c in against[one]):
+                continue
+            small, large = (one, other) if len(against[one]) <= len(against[other]) else (other, one)
+            parent[small] = large
+            against[large] |= against.pop(small)
+        taken.add(x)
+        taken.add(y)
+        match[e] = True
+    return match
+
+
+def match_edges_of_run(settings, encoded, left: np.ndarray, right: np.ndarray, probability: np.ndarray,
+                       rank: np.ndarray | None = None, once_sources: list[str] | None = None,
+                       linked_before: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    """A run's match edges (``match_edges``) under its ``[model]`` settings
+    (``one_to_one``, ``match_threshold``, ``one_to_one_threshold``), the sources judged on
+    ``encoded``'s records unless ``once_sources`` names them; and the report of which sources
+    link one-to-one. ``linked_before``: an entity label per record where earlier links hold
+    (-1 where none): a record whose entity has a record of a one-to-one source already
+    takes no other partner there."""
+    source, names = encoded.source_codes.astype(np.int64), encoded.sources
+    if once_sources is None:
+        once, report = one_to_one_sources(settings.one_to_one, source, left, right, probability,
+                                          settings.match_threshold)
+    else:
+        once, report = np.isin(np.asarray(names, dtype=object), once_sources), {"one_to_one": "as the earlier run"}
+    taken = None
+    if linked_before is not None and once.any():
+        k = len(names)
+        held = np.flatnonzero(linked_before >= 0)
+        members = pd.DataFrame({"record": held, "entity": linked_before[held], "source": source[held]})
+        sources_of = members[["entity", "source"]].drop_duplicates()
+        together = members.merge(sources_of, on="entity", suffixes=("", "_other"))
+        together = together[together["source"] != together["source_other"]]
+        taken = together["record"].to_numpy(np.int64) * k + together["source_other"].to_numpy(np.int64)
+    match = match_edges(left, right, probability, settings.match_threshold, source, once,
+                        settings.one_to_one_threshold, rank, taken)
+    return match, {**report, "sources": [str(name) for name in names],
+                   "linked_one_to_one": [str(name) for name, one in zip(names, once.tolist()) if one]}
+
+
 def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, probability: np.ndarray,
             match_threshold: float, cannot_link_threshold: float,
             score_pairs: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
             complete_up_to: int = 30, focus: np.ndarray | None = None,
-            record_rank: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+            record_rank: np.ndarray | None = None, match: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Cluster label per record and a report of what the guard did.
+
+    ``match``: which pairs are match edges (``match_edges``); by default those at or above
+    ``match_threshold``.
 
     ``score_pairs(left, right) -> probability`` scores pairs blocking did not produce.
     ``focus`` (a mask of records): only components holding one of them are completed, as
@@ -152,7 +319,8 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, pro
     ranks, so the same records given in another order give the same partition (an
     incremental run and a full rerun list them differently). Without it, the pair order.
     """
-    match = probability >= match_threshold
+    if match is None:
+        match = probability >= match_threshold
     labels = components(n, left[match], right[match])
     sizes = np.bincount(labels)
     report = {"components": int(len(sizes)), "pairs_scored_for_completion": 0, "components_split": 0,

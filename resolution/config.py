@@ -39,6 +39,15 @@ class ModelSettings:
     # Scored pairs below this probability are not written to pairs.parquet.
     pairs_floor: float = 0.01
     link_type: str = "link_and_dedupe"
+    # Whether a source holds each entity at most once (a guide lists a restaurant once, a
+    # voter file a voter once), so that each record links to at most one record of each
+    # other source, its best: true, false, or "auto" (judged per source from the matches:
+    # clustering.sources_holding_entities_once).
+    one_to_one: bool | str = "auto"
+    # Between two such sources, the best partner links at this probability or above: with
+    # one partner at most there is no chain of look-alikes for match_threshold to guard
+    # against, and even odds is the decision with the fewest expected errors.
+    one_to_one_threshold: float = 0.5
     # Region of phone numbers written without a country code; unset: judged per source from
     # its numbers (standardise.infer_phone_region).
     default_phone_region: str | None = None
@@ -54,7 +63,8 @@ class ModelSettings:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        for name in ("match_threshold", "cannot_link_threshold", "review_threshold", "pairs_floor"):
+        for name in ("match_threshold", "cannot_link_threshold", "review_threshold", "pairs_floor",
+                     "one_to_one_threshold"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"[model] {name} must be between 0 and 1, got {value}")
@@ -62,6 +72,8 @@ class ModelSettings:
             raise ConfigError("[model] needs cannot_link_threshold <= review_threshold <= match_threshold")
         if self.link_type not in LINK_TYPES:
             raise ConfigError(f"[model] link_type must be one of {LINK_TYPES}, got {self.link_type!r}")
+        if self.one_to_one not in (True, False, "auto"):
+            raise ConfigError(f'[model] one_to_one must be true, false or "auto", got {self.one_to_one!r}')
         if self.max_block_size < 2:
             raise ConfigError("[model] max_block_size must be at least 2")
 

@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from resolution.blocking import add_blocking_keys, block, default_rules
-from resolution.clustering import cluster
+from resolution.clustering import cluster, match_edges_of_run
 from resolution.encoding import EncodedRecords
 from resolution.erasure import FORGOTTEN_FILE, read_forgotten
 from resolution.golden import golden_records
@@ -152,9 +152,11 @@ def _chain_edges(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cluster_from_previous(n: int, left: np.ndarray, right: np.ndarray, scores, previous_id: np.ndarray,
-                           new: np.ndarray, scorer, rank: np.ndarray, settings) -> tuple[np.ndarray, dict]:
+                           new: np.ndarray, scorer, rank: np.ndarray, settings,
+                           match: np.ndarray) -> tuple[np.ndarray, dict]:
     """The fast mode's clustering: each earlier customer's records held together by certain
-    edges, the new pairs added, only components holding a new record completed."""
+    edges, the new pairs added (``match``: which are match edges), only components holding a
+    new record completed."""
     previous_codes = pd.factorize(pd.Series(previous_id, dtype=object), use_na_sentinel=True)[0]
     chain_left, chain_right = _chain_edges(previous_codes)
     certain = float(scores.match_weight.max(initial=0.0)) + 1.0  # replayed first by the guard
@@ -162,8 +164,9 @@ def _cluster_from_previous(n: int, left: np.ndarray, right: np.ndarray, scores, 
     order = np.lexsort((all_right, all_left))
     probability = np.concatenate([scores.match_probability, np.ones(len(chain_left))])[order]
     weight = np.concatenate([scores.match_weight, np.full(len(chain_left), certain, dtype=np.float32)])[order]
+    all_match = np.concatenate([match, np.ones(len(chain_left), dtype=bool)])[order]
     return cluster(n, all_left[order], all_right[order], weight, probability, settings.match_threshold,
-                   settings.cannot_link_threshold, scorer, focus=new, record_rank=rank)
+                   settings.cannot_link_threshold, scorer, focus=new, record_rank=rank, match=all_match)
 
 
 def read_previous(previous_dir: Path, with_pairs: bool = True) -> dict:
@@ -186,7 +189,8 @@ def read_previous(previous_dir: Path, with_pairs: bool = True) -> dict:
             "quarantine": (pd.read_parquet(previous_dir / "quarantine.parquet")
                            if (previous_dir / "quarantine.parquet").exists() else None),
             "lineage": (pd.read_parquet(previous_dir / LINEAGE_FILE)
-                        if (previous_dir / LINEAGE_FILE).exists() else None)}
+                        if (previous_dir / LINEAGE_FILE).exists() else None),
+            "linked_one_to_one": run.get("clustering", {}).get("one_to_one", {}).get("linked_one_to_one", [])}
 
 
 def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Path, fast: bool = False):
@@ -237,18 +241,24 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
     previous_id = np.concatenate([entity_of.reindex(old_keys).to_numpy(object), np.full(n - n_old, None, dtype=object)])
     scorer = pair_scorer(model, comparisons, encoded, settings.shared_value_limit)
     rank = key_rank(keys)
+    # The fast mode scores the new records' pairs alone, too few to judge the sources on: it
+    # keeps the earlier run's judgement, and earlier records keep the partners they had.
+    match, one_to_one = match_edges_of_run(
+        settings, encoded, left, right, scores.match_probability, rank,
+        once_sources=previous["linked_one_to_one"] if fast else None,
+        linked_before=pd.factorize(pd.Series(previous_id, dtype=object))[0] if fast else None)
     if fast:
         labels, cluster_report = _cluster_from_previous(n, left, right, scores, previous_id, new, scorer, rank,
-                                                        settings)
+                                                        settings, match)
     else:
         labels, cluster_report = cluster(n, left, right, scores.match_weight, scores.match_probability,
                                          settings.match_threshold, settings.cannot_link_threshold, scorer,
-                                         record_rank=rank)
+                                         record_rank=rank, match=match)
+    cluster_report["one_to_one"] = one_to_one
     linker._step("ids and lineage")
     new_pairs = linker.pairs_frame(records, comparisons, left, right, gamma, scores, rank)
     # Evidence of a merge: a match joining two earlier customers, or through a new record.
-    joins = ((scores.match_probability >= settings.match_threshold)
-             & (new[left] | new[right] | (previous_id[left] != previous_id[right])))
+    joins = (match & (new[left] | new[right] | (previous_id[left] != previous_id[right])))
     evidence = pd.DataFrame({"key_l": keys[left[joins]], "key_r": keys[right[joins]],
                              "probability": scores.match_probability[joins]})
     ids, events = assign_ids(keys, labels, previous_id, evidence, at)

@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from resolution.blocking import (BlockingResult, add_blocking_keys, block, comparison_columns, default_rules,
                                  fallback_training_rules, group_ids, possible_pairs, probe_pairs, random_pairs,
                                  rule_columns, training_rules)
-from resolution.clustering import cluster
+from resolution.clustering import cluster, match_edges_of_run
 from resolution.comparisons import Comparison
 from resolution.config import ConfigError, LinkageConfig, config_to_toml, load_config
 from resolution.encoding import EncodedRecords
@@ -98,7 +98,7 @@ MIN_SESSION_PAIRS = 20
 
 class Linker:
     def __init__(self, config: LinkageConfig, progress: Callable[[str], None] | None = None):
-        self.config = config
+        self.config = self.configured = config
         self.settings = config.model
         self.progress = progress or (lambda message: None)
         self.seconds: dict[str, float] = {}
@@ -223,6 +223,9 @@ class Linker:
         ``forgotten.jsonl`` of ``out_dir`` when there is one."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        # (A run that finds its sources one-to-one links them as link_only; the next starts
+        # from the config as given.)
+        self.config, self.settings = self.configured, self.configured.model
         self._step("reading and standardising")
         files = input_files(inputs, self.config)
         if forgotten is None and (out_dir / FORGOTTEN_FILE).exists():
@@ -245,6 +248,7 @@ class Linker:
         """``run`` from the ingested records on. ``background`` writes artifacts while the
         next is computed; ``written``: its writes so far, all done on return."""
         settings = self.settings
+        model_given = model is not None
         records = ingested.records
         self._step("blocking")
         encoded = EncodedRecords(records, ingested.records_table)
@@ -268,9 +272,21 @@ class Linker:
         self._step("clustering")
         keys = record_keys(records["source"], records["record_id"]).to_numpy(object)
         rank = key_rank(keys)
+        match, one_to_one = match_edges_of_run(settings, encoded, left, right, scores.match_probability, rank)
+        if self._is_a_link_between_sources(one_to_one, model_given):
+            # Every source holds each entity once: pairs inside a source are all different
+            # entities, and left in they dilute the prior and u that training learns. Linked
+            # as link_only from blocking on, as a user who knew it would have configured.
+            self.settings = replace(settings, link_type="link_only", one_to_one=True)
+            self.config = replace(self.config, model=self.settings)
+            self.progress("every source lists each entity once: linking the sources one-to-one")
+            result = self._link(ingested, out_dir, None, pseudonym_key, background, written)
+            result.clustering["one_to_one"]["judged_from"] = one_to_one
+            return result
         labels, cluster_report = cluster(encoded.n, left, right, scores.match_weight, scores.match_probability,
                                          settings.match_threshold, settings.cannot_link_threshold, score_pairs,
-                                         record_rank=rank)
+                                         record_rank=rank, match=match)
+        cluster_report["one_to_one"] = one_to_one
         ids = entity_ids(keys, rank, labels)
         self._step("golden records and artifacts")
         entities = entities_frame(records, ids, labels)
@@ -302,6 +318,14 @@ class Linker:
             em={"iterations": model.iterations, "converged": model.converged, "lambda": model.lambda_},
             seconds=dict(self.seconds), pseudonymized=pseudonym_key is not None, blocking_recall=blocking_recall)
         return result
+
+    def _is_a_link_between_sources(self, one_to_one: dict, model_given: bool) -> bool:
+        """With ``one_to_one = "auto"``, a run that links and dedupes whose every source the
+        matches show to hold each entity once (``clustering.sources_holding_entities_once``),
+        and a model of its own to train."""
+        return (self.settings.one_to_one == "auto" and self.settings.link_type == "link_and_dedupe"
+                and not model_given and len(one_to_one["sources"]) >= 2
+                and len(one_to_one["linked_one_to_one"]) == len(one_to_one["sources"]))
 
     def pairs_frame(self, records: pd.DataFrame, comparisons: list[Comparison], left: np.ndarray,
                     right: np.ndarray, gamma: np.ndarray, scores, rank: np.ndarray) -> pd.DataFrame:

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from resolution.blocking import add_blocking_keys
-from resolution.clustering import cluster
+from resolution.clustering import cluster, match_edges_of_run
 from resolution.config import ModelSettings
 from resolution.encoding import EncodedRecords
 from resolution.incremental import LINEAGE_FILE, assign_ids, touched_by, updated_golden, with_lineage
@@ -221,11 +221,15 @@ def apply_review(run_dir: Path, decisions_file: Path, retrain: bool = False,
     probability[at] = np.where(decided["is_match"], 1.0, 0.0)
     weight[at] = np.where(decided["is_match"], float(weight.max(initial=0)) + 1.0, float(weight.min(initial=0)) - 1.0)
     order = np.lexsort((right, left))
+    rank = key_rank(run.keys)
+    # A person's decision stands over the one-to-one assignment too.
+    match, _ = match_edges_of_run(settings, run.encoded, left, right, probability, rank)
+    match[at] = decided["is_match"].to_numpy()
 
     labels, _ = cluster(n, left[order], right[order], weight[order], probability[order], settings.match_threshold,
                         settings.cannot_link_threshold,
                         pair_scorer(model, run.comparisons, run.encoded, model.shared_value_limit),
-                        record_rank=key_rank(run.keys))
+                        record_rank=rank, match=match[order])
     previous = customer_of_record(pd.read_parquet(run_dir / "entities.parquet")).reindex(run.keys).to_numpy(object)
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
     evidence = pd.DataFrame({"key_l": run.keys[decided["left"]], "key_r": run.keys[decided["right"]],

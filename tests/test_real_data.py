@@ -39,8 +39,8 @@ def _resolve_and_score(data: datasets.RealDataset, out: Path, with_config: bool)
 @pytest.mark.parametrize("make, with_config, floor", [
     (lambda out: datasets.rldata(500, out), True, 0.92),
     (lambda out: datasets.rldata(500, out), False, 0.92),
-    (lambda out: datasets.fodors_zagat(SHARED_DATA, out), True, 0.93),
-    (lambda out: datasets.fodors_zagat(SHARED_DATA, out), False, 0.93),
+    (lambda out: datasets.fodors_zagat(SHARED_DATA, out), True, 0.98),
+    (lambda out: datasets.fodors_zagat(SHARED_DATA, out), False, 0.98),
     (lambda out: datasets.febrl(4, out), True, 0.998),
     (lambda out: datasets.febrl(3, out), True, 0.997),
 ], ids=["RLdata500-config", "RLdata500-inferred", "FodorsZagat-config", "FodorsZagat-inferred",
