@@ -174,3 +174,33 @@ def test_names_are_learnt_when_every_main_session_is_the_name_block(tmp_path):
     assert m["first_name"] != pytest.approx([x / sum(default) for x in default], abs=1e-3)
     weights = {c["name"]: [level["weight"] for level in c["levels"]] for c in model["comparisons"]}
     assert weights["last_name"][0] > weights["last_name"][-1]
+
+
+def test_a_surname_change_where_everything_else_agrees_is_still_linked(tmp_path):
+    """A person who married or divorced between the two files: FEBRL4's second file with 300
+    surnames replaced by other people's. The other fields' agreement outweighs the surname's
+    disagreement (no rule needs the surname to pair them: date of birth with the given name,
+    the address, the identifier), and nobody else is merged for it."""
+    import numpy as np
+
+    data = datasets.febrl(4, tmp_path / "data")
+    second = pd.read_csv(data.files[1], dtype=str, keep_default_na=False)
+    rng = np.random.default_rng(1)
+    changed = rng.choice(len(second), 300, replace=False)
+    second.loc[changed, "surname"] = rng.permutation(second["surname"].to_numpy())[:300]
+    assert (second.loc[changed, "surname"] != pd.read_csv(data.files[1], dtype=str)["surname"].iloc[changed]).mean() > 0.95
+    second.to_csv(data.files[1], index=False)
+    result = runner.invoke(app, ["resolve", *map(str, data.files), "--config", str(data.config),
+                                 "--out", str(tmp_path / "out")], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    entities = pd.read_parquet(tmp_path / "out" / "entities.parquet")
+    truth = pd.read_parquet(data.truth)
+    joined = entities.merge(truth, on=["source", "record_id"])
+    together = joined.groupby("entity")["entity_id"].nunique() == 1
+    moved = set(second["rec_id"].iloc[changed])
+    changed_entities = joined.loc[joined["record_id"].isin(moved) & (joined["source"] == Path(data.files[1]).stem),
+                                  "entity"]
+    assert len(changed_entities) == 300
+    assert together.reindex(changed_entities).mean() >= 0.98
+    metrics = evaluate_entities(entities, truth, "record_id", "entity", "source")
+    assert metrics.pairwise_precision >= 0.999
