@@ -173,10 +173,19 @@ def sources_holding_entities_once(source: np.ndarray, left: np.ndarray, right: n
     cross = ~within
     outside_key = np.concatenate([a[cross] * k + sb[cross], b[cross] * k + sa[cross]])
     member = np.concatenate([b[cross], a[cross]])
-    keys, first, inverse, per_key = np.unique(outside_key, return_index=True, return_inverse=True, return_counts=True)
+    # (Hashing and masks, not np.unique: it sorts millions of pairs at 1M records.)
+    inverse, keys = pd.factorize(outside_key)
+    per_key = np.bincount(inverse, minlength=len(keys))
     twice.append(member[per_key[inverse] >= 2])
-    matched = np.bincount(source[np.unique(np.concatenate([a, b]))], minlength=k)
-    second = np.bincount(source[np.unique(np.concatenate(twice))], minlength=k)
+
+    def records_per_source(*parts: np.ndarray) -> np.ndarray:
+        seen = np.zeros(len(source), dtype=bool)
+        for part in parts:
+            seen[part] = True
+        return np.bincount(source[seen], minlength=k)
+
+    matched = records_per_source(a, b)
+    second = records_per_source(*twice)
     # The signs of a second record, counted as events: a match inside t, and each record of
     # t beyond the first that one outside record matches. A false match makes one event at
     # most; the matches' summed doubt (1 - probability) is how many false ones to expect.
