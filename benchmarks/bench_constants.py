@@ -1,12 +1,15 @@
 """Do the constants that stay hold on every real set? Pairwise F1 (configured run) of each real
 data set with each constant moved away from its value, the others at theirs.
 
-    python benchmarks/bench_constants.py [--only FEBRL3 RLdata500 ...]
+    python benchmarks/bench_constants.py [--only FEBRL3 RLdata500 ...] [--settings LABEL ...] [--inferred]
 
 Constants: the m prior (``model.M_PRIOR_PAIRS``), the session u prior
 (``model.U_PRIOR_PAIRS``), the sorted-neighbourhood window (``blocking.REFINING_WINDOW``), the
 match threshold (``[model] match_threshold``) and the clustering guard's cannot-link threshold
-(``[model] cannot_link_threshold``). Results: docs/benchmarks.md.
+(``[model] cannot_link_threshold``), the one-to-one partner threshold (``[model]
+one_to_one_threshold``) and the significance at which a source is judged to hold entities
+more than once (``clustering.DUPLICATES_SIGNIFICANCE``, which decides with no config).
+Results: docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -21,8 +24,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from resolution import blocking, datasets, model  # noqa: E402
+from resolution import blocking, clustering, datasets, model  # noqa: E402
 from resolution.config import load_config  # noqa: E402
+from resolution.infer import infer_config  # noqa: E402
+from resolution.ingest import input_files  # noqa: E402
 from resolution.evaluation import evaluate_clusters  # noqa: E402
 from resolution.linker import Linker  # noqa: E402
 
@@ -35,13 +40,18 @@ SETTINGS = [
     ("threshold 0.5", {"match_threshold": 0.5}), ("threshold 0.99", {"match_threshold": 0.99}),
     ("cannot-link 0.001", {"cannot_link_threshold": 0.001}), ("cannot-link 0.0001", {"cannot_link_threshold": 0.0001}),
     ("cannot-link 0.00001", {"cannot_link_threshold": 0.00001}), ("cannot-link 0 (no guard)", {"cannot_link_threshold": 0.0}),
+    ("one-to-one off", {"one_to_one": False}), ("one-to-one at 0.3", {"one_to_one_threshold": 0.3}),
+    ("one-to-one at 0.7", {"one_to_one_threshold": 0.7}), ("one-to-one at 0.9", {"one_to_one_threshold": 0.9}),
+    ("duplicates significance 0.01", {"DUPLICATES_SIGNIFICANCE": 0.01}),
+    ("duplicates significance 0.2", {"DUPLICATES_SIGNIFICANCE": 0.2}),
 ]
-MODULE_OF = {"M_PRIOR_PAIRS": model, "U_PRIOR_PAIRS": model, "REFINING_WINDOW": blocking}
+MODULE_OF = {"M_PRIOR_PAIRS": model, "U_PRIOR_PAIRS": model, "REFINING_WINDOW": blocking,
+             "DUPLICATES_SIGNIFICANCE": clustering}
 
 
-def f1(data: datasets.RealDataset, out: Path, changes: dict) -> float:
+def f1(data: datasets.RealDataset, out: Path, changes: dict, inferred: bool = False) -> float:
     saved = {name: getattr(MODULE_OF[name], name) for name in changes if name in MODULE_OF}
-    config = load_config(data.config)
+    config = infer_config(input_files(data.files, None)) if inferred else load_config(data.config)
     settings = {name: value for name, value in changes.items() if name not in MODULE_OF}
     if "match_threshold" in settings:
         settings["review_threshold"] = min(settings["match_threshold"], config.model.review_threshold)
@@ -67,6 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", nargs="*")
     parser.add_argument("--settings", nargs="*", help="labels of the settings to run (default: all)")
+    parser.add_argument("--inferred", action="store_true", help="each set with no config (inferred), not its short one")
     args = parser.parse_args()
     shared = ROOT.parent / "shared" / "data"
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,7 +92,8 @@ def main() -> None:
         for label, changes in SETTINGS:
             if args.settings and label not in args.settings:
                 continue
-            scores = [f1(data, work / f"{name}_{label}".replace(" ", "_"), changes) for name, data in sets.items()]
+            scores = [f1(data, work / f"{name}_{label}".replace(" ", "_"), changes, args.inferred)
+                      for name, data in sets.items()]
             print(f"| {label} | " + " | ".join(f"{score:.4f}" for score in scores) + " |", flush=True)
 
 
