@@ -280,8 +280,11 @@ class Linker:
             self.settings = replace(settings, link_type="link_only", one_to_one=True)
             self.config = replace(self.config, model=self.settings)
             self.progress("every source lists each entity once: linking the sources one-to-one")
+            self._step("")
+            judging = sum(self.seconds.pop(step, 0.0) for step in list(self.seconds) if step != "reading and standardising")
             result = self._link(ingested, out_dir, None, pseudonym_key, background, written)
             result.clustering["one_to_one"]["judged_from"] = one_to_one
+            result.seconds["judging the sources (linked and deduped first)"] = round(judging, 3)
             return result
         labels, cluster_report = cluster(encoded.n, left, right, scores.match_weight, scores.match_probability,
                                          settings.match_threshold, settings.cannot_link_threshold, score_pairs,
