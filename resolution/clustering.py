@@ -139,6 +139,26 @@ def _may_merge(evidence: _Evidence | None, edge_weight: float, cannot_log_odds: 
     return evidence.total >= 0 and _most_pairs_agree(evidence.agreeing, evidence.disagreeing)
 
 
+def _strongest_first(edges: np.ndarray, strength: np.ndarray, left: np.ndarray, right: np.ndarray,
+                     record_rank: np.ndarray | None) -> np.ndarray:
+    """``edges`` (pair indices) strongest first; equal strengths in the order of their ends'
+    ``record_rank`` (so the records' order does not matter), else in pair order."""
+    if record_rank is None:
+        return edges[np.argsort(-strength[edges], kind="stable")]
+    ends = np.sort(np.stack([record_rank[left[edges]], record_rank[right[edges]]]), axis=0)
+    return edges[np.lexsort((ends[1], ends[0], -strength[edges]))]
+
+
+def _root(parent: dict[int, int], x: int) -> int:
+    """Union-find: the root of ``x`` in ``parent`` (absent: its own root), paths compressed."""
+    root = x
+    while parent.get(root, root) != root:
+        root = parent[root]
+    while parent.get(x, x) != root:
+        parent[x], x = root, parent[x]
+    return root
+
+
 # How sure the duplicates in a source must be before it counts as holding entities more
 # than once: more records with a second one than the matches' own doubt explains, at this
 # one-sided significance (Poisson).
@@ -249,16 +269,7 @@ def match_edges(left: np.ndarray, right: np.ndarray, probability: np.ndarray, ma
         against[x].add(y)
         against[y].add(x)
     parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        while parent.get(x, x) != x:
-            x = parent[x]
-        return x
-    if record_rank is None:
-        order = candidates[np.argsort(-probability[candidates], kind="stable")]
-    else:
-        ends = np.sort(np.stack([record_rank[left[candidates]], record_rank[right[candidates]]]), axis=0)
-        order = candidates[np.lexsort((ends[1], ends[0], -probability[candidates]))]
+    order = _strongest_first(candidates, probability, left, right, record_rank)
     k = int(source.max()) + 1
     # A record's partner in one other source: key record * k + that source.
     left_key = left[order].astype(np.int64) * k + source[right[order]]
@@ -267,9 +278,9 @@ def match_edges(left: np.ndarray, right: np.ndarray, probability: np.ndarray, ma
     for e, x, y in zip(order.tolist(), left_key.tolist(), right_key.tolist()):
         if x in taken or y in taken:
             continue
-        one, other = find(int(cluster_of[left[e]])), find(int(cluster_of[right[e]]))
+        one, other = _root(parent, int(cluster_of[left[e]])), _root(parent, int(cluster_of[right[e]]))
         if one != other:
-            if probability[e] < match_threshold and any(find(c) == other for c in against[one]):
+            if probability[e] < match_threshold and any(_root(parent, c) == other for c in against[one]):
                 continue
             small, large = (one, other) if len(against[one]) <= len(against[other]) else (other, one)
             parent[small] = large
@@ -362,21 +373,12 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, pro
     cannot_log_odds = float(_log_odds(np.array([cannot_link_threshold]))[0])
     edge_in = match & np.isin(labels[left], conflicted)
     edges = np.flatnonzero(edge_in)
-    if record_rank is None:
-        edge_order = edges[np.argsort(-weight[edges], kind="stable")]
-    else:
-        ends = np.sort(np.stack([record_rank[left[edges]], record_rank[right[edges]]]), axis=0)
-        edge_order = edges[np.lexsort((ends[1], ends[0], -weight[edges]))]
+    edge_order = _strongest_first(edges, weight, left, right, record_rank)
     parent: dict[int, int] = {}
     size: dict[int, int] = {}
 
     def find(x: int) -> int:
-        root = x
-        while parent.get(root, root) != root:
-            root = parent[root]
-        while parent.get(x, x) != root:
-            parent[x], x = root, parent[x]
-        return root
+        return _root(parent, x)
 
     for e in edge_order.tolist():
         a, b = find(int(left[e])), find(int(right[e]))

@@ -151,13 +151,13 @@ def _chain_edges(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows[:-1][same], rows[1:][same]
 
 
-def _cluster_from_previous(n: int, left: np.ndarray, right: np.ndarray, scores, previous_id: np.ndarray,
+def _cluster_from_previous(n: int, left: np.ndarray, right: np.ndarray, scores, previous_codes: np.ndarray,
                            new: np.ndarray, scorer, rank: np.ndarray, settings,
                            match: np.ndarray) -> tuple[np.ndarray, dict]:
     """The fast mode's clustering: each earlier customer's records held together by certain
-    edges, the new pairs added (``match``: which are match edges), only components holding a
-    new record completed."""
-    previous_codes = pd.factorize(pd.Series(previous_id, dtype=object), use_na_sentinel=True)[0]
+    edges (``previous_codes``: the earlier customer per record as an integer, -1 for new
+    records), the new pairs added (``match``: which are match edges), only components
+    holding a new record completed."""
     chain_left, chain_right = _chain_edges(previous_codes)
     certain = float(scores.match_weight.max(initial=0.0)) + 1.0  # replayed first by the guard
     all_left, all_right = np.concatenate([left, chain_left]), np.concatenate([right, chain_right])
@@ -243,12 +243,12 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
     rank = key_rank(keys)
     # The fast mode scores the new records' pairs alone, too few to judge the sources on: it
     # keeps the earlier run's judgement, and earlier records keep the partners they had.
+    previous_codes = pd.factorize(pd.Series(previous_id, dtype=object), use_na_sentinel=True)[0] if fast else None
     match, one_to_one = match_edges_of_run(
         settings, encoded, left, right, scores.match_probability, rank,
-        once_sources=previous["linked_one_to_one"] if fast else None,
-        linked_before=pd.factorize(pd.Series(previous_id, dtype=object))[0] if fast else None)
+        once_sources=previous["linked_one_to_one"] if fast else None, linked_before=previous_codes)
     if fast:
-        labels, cluster_report = _cluster_from_previous(n, left, right, scores, previous_id, new, scorer, rank,
+        labels, cluster_report = _cluster_from_previous(n, left, right, scores, previous_codes, new, scorer, rank,
                                                         settings, match)
     else:
         labels, cluster_report = cluster(n, left, right, scores.match_weight, scores.match_probability,
