@@ -328,6 +328,14 @@ def pair_scorer(model: FellegiSunterModel, comparisons: list[Comparison], encode
 
 def score(model: FellegiSunterModel, gamma: np.ndarray, encoded: EncodedRecords, comparisons: list[Comparison],
           left: np.ndarray, right: np.ndarray) -> Scores:
+    return combine_weights(model, gamma, comparisons,
+                           pair_field_weights(model, gamma, encoded, comparisons, left, right))
+
+
+def pair_field_weights(model: FellegiSunterModel, gamma: np.ndarray, encoded: EncodedRecords,
+                       comparisons: list[Comparison], left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Each pair's weight per comparison (pairs x comparisons), term frequencies included;
+    they do not depend on the prior."""
     weights = model.weights()
     field_weights = np.zeros(gamma.shape, dtype=np.float32)
     for j, (comparison, w) in enumerate(zip(comparisons, weights)):
@@ -346,6 +354,13 @@ def score(model: FellegiSunterModel, gamma: np.ndarray, encoded: EncodedRecords,
             # Splink-style: replace the average u of "exact" by this value's frequency;
             # never let a rare value add more than 1 bit beyond the average.
             field_weights[exact, j] += np.minimum(np.log2(u_exact / np.maximum(tf, 1e-12)), 1.0).astype(np.float32)
+    return field_weights
+
+
+def combine_weights(model: FellegiSunterModel, gamma: np.ndarray, comparisons: list[Comparison],
+                    field_weights: np.ndarray) -> Scores:
+    """The prior plus the field weights, as match weight and probability; a pair of clearly
+    different persons (``DISTINCT_PERSON_COMPARISONS``) capped at ``DISTINCT_PERSON_WEIGHT``."""
     names = [c.name for c in comparisons]
     total = model.prior_weight() + field_weights.sum(axis=1)
     if all(n in names for n in DISTINCT_PERSON_COMPARISONS):

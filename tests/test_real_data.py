@@ -29,8 +29,10 @@ def _resolve_and_score(data: datasets.RealDataset, out: Path, with_config: bool)
         assert "No --config: inferred one" in result.output
     run = pd.read_json(out / "run.json", typ="series")
     assert run["read"] == run["records"] + run["quarantined"]
-    metrics = evaluate_entities(pd.read_parquet(out / "entities.parquet"), pd.read_parquet(data.truth),
-                                "record_id", "entity", "source")
+    entities, truth = pd.read_parquet(out / "entities.parquet"), pd.read_parquet(data.truth)
+    if data.partial_truth:  # scored on the labelled records only (PatentsView: 401 inventors)
+        entities = entities.merge(truth[["source", "record_id"]], on=["source", "record_id"])
+    metrics = evaluate_entities(entities, truth, "record_id", "entity", "source")
     return metrics.pairwise_f1
 
 
@@ -43,8 +45,11 @@ def _resolve_and_score(data: datasets.RealDataset, out: Path, with_config: bool)
     (lambda out: datasets.fodors_zagat(SHARED_DATA, out), False, 0.98),
     (lambda out: datasets.febrl(4, out), True, 0.998),
     (lambda out: datasets.febrl(3, out), True, 0.997),
+    # Splink's best threshold gives 0.9881 here; counting only the candidates' matches in
+    # the prior gave us 0.9842 (a prolific inventor's pairs are mostly outside them).
+    (datasets.patentsview, True, 0.988),
 ], ids=["RLdata500-config", "RLdata500-inferred", "FodorsZagat-config", "FodorsZagat-inferred",
-        "FEBRL4-config", "FEBRL3-config"])
+        "FEBRL4-config", "FEBRL3-config", "PatentsView-config"])
 def test_real_data_sets_resolve_above_their_floor(make, with_config, floor, tmp_path):
     data = make(tmp_path / "data")
     assert len(data.config.read_text().strip().splitlines()) <= 15  # a short config is all a user writes
