@@ -209,7 +209,7 @@ TYPES: tuple[SemanticType, ...] = (
         golden=(("first_name", "first_name_display", "first_name"),), validity_column="first_name"),
     SemanticType(
         "middle_name", "Middle name(s).",
-        name_patterns=((80, r"middle|^mname$|^second_?(given_?)?name$|^fname_?c?[2-9]$"),),
+        name_patterns=((80, r"middle|^midl|^mid_?name$|^mname$|^mi$|^second_?(given_?)?name$|^fname_?c?[2-9]$"),),
         personal_kind="name", standardise=_each("middle_name", "middle_name", lambda a: a), owns=("middle_name",),
         finish=_middle_names,
         pii=("middle_name",),

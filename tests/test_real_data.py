@@ -97,6 +97,9 @@ def test_inference_reads_values_not_only_names():
     assert infer_column("name", people).type == "full_name"
     dates = pd.Series(["1964-01-14", "03/02/1990", "1701-05-02"] * 5)
     assert infer_column("birth", dates).type == "date_of_birth"
+    initials = pd.Series(["A", "J", "", "M", "R", "L"] * 10)
+    # A US voter file's middle names, as that file spells the column.
+    assert infer_column("midl_name", initials).type == infer_column("mi", initials).type == "middle_name"
     states = pd.Series(["NY", "NJ", "CA", "KY", "TX", None] * 10)
     assert infer_column("state", states).type == infer_column("Province", states).type == "region"
 
