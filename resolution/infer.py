@@ -23,11 +23,10 @@ from resolution import semantic_types
 from resolution.config import ROW_NUMBER, LinkageConfig, SourceConfig
 from resolution.io import read_sample
 
-# (semantic type, column-name pattern), first match wins; names are lower-cased first.
-NAME_PATTERNS = semantic_types.NAME_PATTERNS
-# Kinds of identifying data; a file is about people (or organisations) when it has at least
-# two of them (a product catalogue has a "name" but nothing else of a person).
-PERSONAL_KINDS = semantic_types.PERSONAL_KINDS
+# Each type's column-name patterns, value detector and kind of identifying data are declared
+# in ``resolution.semantic_types`` and read from there at every call (a type added to the
+# registry is inferred too). A file is about people (or organisations) when it has at least
+# two kinds of identifying data (a product catalogue has a "name" but nothing else of a person).
 ID_PATTERN = re.compile(r"(^|_)(id|ref|no|key|number)$|^unique_?id$|^rec_?id$")
 # How exports write a missing value; not evidence of any type.
 NULL_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "-", "?"})
@@ -136,7 +135,7 @@ def infer_column(name: str, values: pd.Series) -> ColumnInference:
     lowered = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
     sample = values.dropna().astype(str).str.strip()
     sample = sample[~sample.str.lower().isin(NULL_MARKERS)].head(500)
-    proposed = next((kind for kind, pattern in NAME_PATTERNS if re.search(pattern, lowered)), None)
+    proposed = next((kind for kind, pattern in semantic_types.name_patterns() if re.search(pattern, lowered)), None)
     if len(sample) == 0:
         return ColumnInference(name, "ignore", "no values")
     year = date.today().year
@@ -167,17 +166,17 @@ def infer_column(name: str, values: pd.Series) -> ColumnInference:
                 "first_name", "full_name"}:
             return ColumnInference(name, names[0], f"named like a {proposed} but {names[1]}")
         return ColumnInference(name, proposed, f"named like a {proposed}" + (f"; {names[1]}" if names else ""))
-    if sample.str.contains("@").mean() > 0.8:
-        return ColumnInference(name, "email", "over 80% hold an @")
+    detected = _detected_by_values(name, sample, before_name=True)
+    if detected:
+        return detected
     if proposed is not None:
         return ColumnInference(name, proposed, f"named like a {proposed}")
     if _date_share(sample) > 0.8:
         return ColumnInference(name, "ignore", "dates, not named like a birth date (an event's date says nothing "
                                                "of who someone is)")
-    if sample.str.fullmatch(r"\+?[\d\s\-().]{7,}").mean() > 0.8:
-        return ColumnInference(name, "phone", "over 80% are runs of 7+ digits and separators")
-    if sample.str.fullmatch(r"\d{1,6}[a-zA-Z]?").mean() > 0.8:
-        return ColumnInference(name, "text", "short numbers (house or flat numbers): compared as text")
+    detected = _detected_by_values(name, sample, before_name=False)
+    if detected:
+        return detected
     names = _looks_like_names(sample)
     if names:
         return ColumnInference(name, names[0], names[1])
@@ -187,6 +186,14 @@ def infer_column(name: str, values: pd.Series) -> ColumnInference:
     if sample.str.len().mean() < 60:
         return ColumnInference(name, "text", "short free text")
     return ColumnInference(name, "ignore", "long free text")
+
+
+def _detected_by_values(name: str, sample: pd.Series, before_name: bool) -> ColumnInference | None:
+    """The first type (registry order) whose value detector the sample fits."""
+    for kind, detector in semantic_types.value_detectors():
+        if detector.before_name == before_name and sample.str.fullmatch(detector.pattern).mean() > detector.share:
+            return ColumnInference(name, kind, detector.evidence)
+    return None
 
 
 def infer_column_type(name: str, values: pd.Series) -> str:
@@ -243,7 +250,8 @@ def infer_source(path: Path) -> SourceInference:
         # A store keyed by loyalty number: the key is also evidence against other
         # channels that record the same card.
         columns.append(ColumnInference(id_column, "identifier", "the id column is named like an identifier"))
-    kinds = {PERSONAL_KINDS[c.type] for c in columns if c.type in PERSONAL_KINDS}
+    personal = semantic_types.personal_kinds()
+    kinds = {personal[c.type] for c in columns if c.type in personal}
     return SourceInference(path.name, id_column, id_evidence, columns, personal=len(kinds) >= 2)
 
 

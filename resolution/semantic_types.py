@@ -84,6 +84,20 @@ class BlockingKey:
 
 
 @dataclass(frozen=True)
+class ValueDetector:
+    """Inference by values: a column is of this type when more than ``share`` of its values
+    match ``pattern`` whole (``re.fullmatch``); ``evidence`` says so in the printed inference."""
+
+    pattern: str
+    evidence: str
+    share: float = 0.8
+    # The values overrule what the column's name proposes (most values holding an "@" make an
+    # e-mail column, whatever it is called); otherwise they decide only for a column whose
+    # name proposes nothing.
+    before_name: bool = False
+
+
+@dataclass(frozen=True)
 class SemanticType:
     name: str  # as written in linkage.toml
     description: str  # one line, for docs/cli.md and error messages
@@ -92,6 +106,9 @@ class SemanticType:
     name_patterns: tuple[tuple[int, str], ...] = ()
     # Inference: which kind of identifying data it is; a file with two kinds is about people.
     personal_kind: str | None = None
+    # Inference: how its values are recognised (names and dates have their own rules in
+    # ``resolution.infer``, since they overrule one another).
+    value_detector: ValueDetector | None = None
     # Contributions of a source's columns of this type to standardised columns.
     standardise: Callable[[SourceColumns], Contributions] | None = None
     # Standardised columns this type owns (or, ending in "__", the prefix of those it owns).
@@ -256,6 +273,7 @@ TYPES: tuple[SemanticType, ...] = (
         name_patterns=((30, r"^(birth_?|b_?)d(ay)?$|^birth_?day$|^day_?of_?birth$"),)),
     SemanticType(
         "email", "E-mail address.", name_patterns=((50, r"e_?mail"),), personal_kind="email",
+        value_detector=ValueDetector(r"(?s).*@.*", "over 80% hold an @", before_name=True),
         standardise=_each("email", "email", std.emails), owns=("email",), pii=("email",),
         comparisons=((Email("email", "email", tf=True), ("email",)),),
         golden=(("email", "email", "email"),), validity_column="email"),
@@ -263,6 +281,7 @@ TYPES: tuple[SemanticType, ...] = (
         "phone", "Phone number in any country's format; the region is taken from the numbers when the config "
                  "gives none.",
         name_patterns=((60, r"phone|mobile|^tel|telephone|cell"),), personal_kind="phone",
+        value_detector=ValueDetector(r"\+?[\d\s\-().]{7,}", "over 80% are runs of 7+ digits and separators"),
         standardise=_phones, owns=("phone", "phone_e164"), pii=("phone", "phone_e164"),
         comparisons=((Phone("phone", "phone", tf=True), ("phone",)),),
         golden=(("phone", "phone_e164", "phone"), ("phone_national", "phone", "phone")), validity_column="phone"),
@@ -316,6 +335,7 @@ TYPES: tuple[SemanticType, ...] = (
         "text", "Free text compared by spelling and shared words (a house number, a birth place): column "
                 "text__<name>; pseudonymized like other personal data.",
         name_patterns=((140, r"(street|house|building|flat)_?(number|no|num)$|address_?[2-9]$|line_?[2-9]$"),),
+        value_detector=ValueDetector(r"\d{1,6}[a-zA-Z]?", "short numbers (house or flat numbers): compared as text"),
         standardise=_per_column("text"), owns=("text__",), pii=("text__",),
         column_comparison=lambda column: FreeText(column, column)),
     SemanticType(
@@ -377,7 +397,20 @@ def default_comparisons(encoded: EncodedRecords) -> list[Comparison]:
 BLOCKING_KEYS = tuple(key for t in TYPES for key in t.blocking_keys)
 GOLDEN_ATTRIBUTES = {attribute: (shown, key) for t in TYPES for attribute, shown, key in t.golden}
 VALIDITY_COLUMNS = {t.name: t.validity_column for t in TYPES if t.validity_column}
-NAME_PATTERNS = tuple((t.name, pattern) for _, t, pattern in
-                      sorted(((precedence, t, pattern) for t in TYPES for precedence, pattern in t.name_patterns),
-                             key=lambda item: item[0]))
-PERSONAL_KINDS = {t.name: t.personal_kind for t in TYPES if t.personal_kind}
+
+
+def name_patterns() -> tuple[tuple[str, str], ...]:
+    """(type, column-name pattern) of every type, by precedence: what inference tries first."""
+    return tuple((t.name, pattern) for _, t, pattern in
+                 sorted(((precedence, t, pattern) for t in TYPES for precedence, pattern in t.name_patterns),
+                        key=lambda item: item[0]))
+
+
+def value_detectors() -> tuple[tuple[str, ValueDetector], ...]:
+    """(type, detector) of every type that declares one, in ``TYPES`` order."""
+    return tuple((t.name, t.value_detector) for t in TYPES if t.value_detector is not None)
+
+
+def personal_kinds() -> dict[str, str]:
+    """Type -> the kind of identifying data it is (a file with two kinds is about people)."""
+    return {t.name: t.personal_kind for t in TYPES if t.personal_kind}

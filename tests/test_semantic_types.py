@@ -13,7 +13,7 @@ from resolution.comparisons import ExactMatch
 from resolution.config import SEMANTIC_TYPES
 from resolution.encoding import EncodedRecords
 from resolution.golden import ATTRIBUTES
-from resolution.infer import NAME_PATTERNS, PERSONAL_KINDS
+from resolution.infer import ColumnInference, infer_column
 from resolution.privacy import PII_RECORD_COLUMNS, record_pii_columns
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -25,8 +25,8 @@ def owned(column: str) -> bool:
 
 def test_every_stage_reads_the_registry():
     assert SEMANTIC_TYPES == st.NAMES
-    assert set(PERSONAL_KINDS) <= set(st.NAMES)
-    assert {kind for kind, _ in NAME_PATTERNS} <= set(st.NAMES)
+    assert set(st.personal_kinds()) <= set(st.NAMES)
+    assert {kind for kind, _ in st.name_patterns()} <= set(st.NAMES)
     assert ATTRIBUTES == st.GOLDEN_ATTRIBUTES
     assert set(PII_RECORD_COLUMNS) == {c for t in st.TYPES for c in t.pii if not c.endswith("__")}
 
@@ -57,13 +57,18 @@ def test_text_columns_are_personal_data_and_categories_are_not():
 
 
 def test_a_new_type_is_one_declaration(monkeypatch):
-    """A type added to the registry is standardised and compared by the existing stages, with
-    no other module changed."""
+    """A type added to the registry is inferred (by its column name and by its values),
+    standardised and compared by the existing stages, with no other module changed."""
     licence_plate = st.SemanticType(
-        "licence_plate", "A vehicle's registration.",
+        "licence_plate", "A vehicle's registration.", name_patterns=((55, r"^(licen[cs]e_?)?plate|^reg_?no$"),),
+        value_detector=st.ValueDetector(r"[A-Z]{2}\d{2} ?[A-Z]{3}", "UK registrations"),
         standardise=lambda source: {"plate": [pc.utf8_upper(a) for a in source.arrays("licence_plate")]},
         owns=("plate",), comparisons=((ExactMatch("plate", "plate"), ("plate",)),))
     monkeypatch.setattr(st, "TYPES", (*st.TYPES, licence_plate))
+    plates = pd.Series(["AB12 CDE", "XY70ZZT", "LM05 ABC", "PQ66 RST", "GH19 JKL"] * 4)
+    assert infer_column("licence_plate", plates.str.lower()).type == "licence_plate"
+    assert infer_column("col_4", plates) == ColumnInference("col_4", "licence_plate", "UK registrations")
+    assert infer_column("col_4", plates.str.lower()).type != "licence_plate"  # the detector's pattern decides
     table = pa.table({"reg": ["ab12 cde", None], "given": ["Ann", "Bob"]})
     columns = st.standardise_columns(st.SourceColumns(table, {"licence_plate": ["reg"], "first_name": ["given"]}))
     assert columns["plate"].to_pylist() == ["AB12 CDE", None]
