@@ -13,16 +13,8 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from resolution.encoding import EncodedRecords
-from resolution.semantic_types import BLOCKING_KEYS
-
-
-@dataclass(frozen=True)
-class BlockingRule:
-    name: str
-    columns: tuple[str, ...]
-    # Overrides the run's max_block_size: a rule on names alone meets huge blocks of one
-    # common name ("wei wang") whose pairs are nearly all different people.
-    max_block_size: int | None = None
+from resolution import semantic_types
+from resolution.semantic_types import BlockingRule
 
 
 @dataclass
@@ -48,7 +40,7 @@ class BlockingResult:
 def add_blocking_keys(encoded: EncodedRecords) -> None:
     """Derived keys the default rules use: the semantic types' keys (phonetic names,
     initials, birth year) and the sorted name pair."""
-    for key in BLOCKING_KEYS:
+    for key in semantic_types.blocking_keys():
         encoded.derived_per_value(key.name, key.column, key.function)
     first, last = encoded.arrow("first_name"), encoded.arrow("last_name")
     # UTF-8 bytes sort as code points, so this is Python's string order.
@@ -58,12 +50,11 @@ def add_blocking_keys(encoded: EncodedRecords) -> None:
 
 
 def default_rules(encoded: EncodedRecords) -> list[BlockingRule]:
-    """The rules whose columns the data has: strong identifiers alone, then combinations of
-    name, date of birth and location that survive a typo in any single field."""
+    """The rules whose columns the data has: each type's rules over its own columns (strong
+    identifiers alone: e-mail, phone, identifier), then combinations of name, date of birth
+    and location that survive a typo in any single field."""
     candidates = [
-        BlockingRule("email", ("email",)),
-        BlockingRule("phone", ("phone",)),
-        BlockingRule("identifier", ("identifier",)),
+        *semantic_types.blocking_rules(),
         BlockingRule("name_pair", ("name_pair",), max_block_size=50),  # first+last in either order
         BlockingRule("dob+last_name_metaphone", ("dob", "last_name_metaphone")),
         BlockingRule("dob+first_name_metaphone", ("dob", "first_name_metaphone")),
@@ -102,8 +93,10 @@ def group_ids(encoded: EncodedRecords, columns: tuple[str, ...]) -> np.ndarray:
 
 
 # Derived blocking keys and the standardised columns they come from.
-KEY_SOURCES = {**{key.name: (key.column,) for key in BLOCKING_KEYS}, "name_pair": ("first_name", "last_name"),
-               "postcode_district": ("postcode",)}
+def key_sources() -> dict[str, tuple[str, ...]]:
+    return {**{key.name: (key.column,) for key in semantic_types.blocking_keys()},
+            "name_pair": ("first_name", "last_name"), "postcode_district": ("postcode",)}
+
 ADDRESS_COLUMNS = ("street", "postcode", "postcode_district", "city", "region")
 
 
@@ -111,7 +104,7 @@ def rule_columns(rule: BlockingRule) -> set[str]:
     """Standardised columns a rule forces to agree."""
     columns = set()
     for column in rule.columns:
-        columns |= set(KEY_SOURCES.get(column, (column,)))
+        columns |= set(key_sources().get(column, (column,)))
     return columns
 
 
@@ -188,7 +181,7 @@ def refining_columns(encoded: EncodedRecords, rules: list[BlockingRule] = ()) ->
                if encoded.has(c, 0.02) and len(encoded[c].values) >= MIN_REFINING_VALUES]
     alone = {rule.columns[0] for rule in rules if len(rule.columns) == 1}
     return [c for c in present if c not in alone
-            and not any(KEY_SOURCES.get(c, (c,)) == (other,) for other in present if other != c)]
+            and not any(key_sources().get(c, (c,)) == (other,) for other in present if other != c)]
 
 
 def _pairs_of_rule(encoded: EncodedRecords, columns: tuple[str, ...], limit: int, new: np.ndarray | None):
@@ -262,7 +255,7 @@ def block(encoded: EncodedRecords, rules: list[BlockingRule], link_type: str, ma
             continue
         oversized_group = np.where(_in_oversized_blocks(group, limit), group, -1)
         for column in refiners:
-            if column in rule.columns or set(KEY_SOURCES.get(column, (column,))) <= rule_columns(rule):
+            if column in rule.columns or set(key_sources().get(column, (column,))) <= rule_columns(rule):
                 continue
             if column not in value_order:
                 value_order[column] = _value_order(encoded, column)

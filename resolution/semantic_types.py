@@ -84,6 +84,18 @@ class BlockingKey:
 
 
 @dataclass(frozen=True)
+class BlockingRule:
+    """Pairs the records that agree exactly on all its key columns (standardised columns or
+    derived ``BlockingKey`` names)."""
+
+    name: str
+    columns: tuple[str, ...]
+    # Overrides the run's max_block_size: a rule on names alone meets huge blocks of one
+    # common name ("wei wang") whose pairs are nearly all different people.
+    max_block_size: int | None = None
+
+
+@dataclass(frozen=True)
 class ValueDetector:
     """Inference by values: a column is of this type when more than ``share`` of its values
     match ``pattern`` whole (``re.fullmatch``); ``evidence`` says so in the printed inference."""
@@ -122,6 +134,9 @@ class SemanticType:
     # For a prefix-owning type: the comparison of one of its columns.
     column_comparison: Callable[[str], Comparison] | None = None
     blocking_keys: tuple[BlockingKey, ...] = ()
+    # Rules over this type's own columns alone (an e-mail, an identifier); the combinations
+    # of names, dates and places are ``resolution.blocking.default_rules``'s.
+    blocking_rules: tuple[BlockingRule, ...] = ()
     # Golden attributes: (attribute, column whose value is shown, column whose equality
     # defines "the same value").
     golden: tuple[tuple[str, str, str], ...] = ()
@@ -274,6 +289,7 @@ TYPES: tuple[SemanticType, ...] = (
     SemanticType(
         "email", "E-mail address.", name_patterns=((50, r"e_?mail"),), personal_kind="email",
         value_detector=ValueDetector(r"(?s).*@.*", "over 80% hold an @", before_name=True),
+        blocking_rules=(BlockingRule("email", ("email",)),),
         standardise=_each("email", "email", std.emails), owns=("email",), pii=("email",),
         comparisons=((Email("email", "email", tf=True), ("email",)),),
         golden=(("email", "email", "email"),), validity_column="email"),
@@ -282,6 +298,7 @@ TYPES: tuple[SemanticType, ...] = (
                  "gives none.",
         name_patterns=((60, r"phone|mobile|^tel|telephone|cell"),), personal_kind="phone",
         value_detector=ValueDetector(r"\+?[\d\s\-().]{7,}", "over 80% are runs of 7+ digits and separators"),
+        blocking_rules=(BlockingRule("phone", ("phone",)),),
         standardise=_phones, owns=("phone", "phone_e164"), pii=("phone", "phone_e164"),
         comparisons=((Phone("phone", "phone", tf=True), ("phone",)),),
         golden=(("phone", "phone_e164", "phone"), ("phone_national", "phone", "phone")), validity_column="phone"),
@@ -318,7 +335,7 @@ TYPES: tuple[SemanticType, ...] = (
                       "give no evidence.",
         name_patterns=((150, r"soc_?sec|ssn|national_?id|passport|loyalty_?(card|no|number)|nhs|tax_?id|licen[cs]e"),),
         personal_kind="identifier", standardise=_each("identifier", "identifier", std.identifiers),
-        owns=("identifier",), pii=("identifier",),
+        owns=("identifier",), pii=("identifier",), blocking_rules=(BlockingRule("identifier", ("identifier",)),),
         comparisons=((ExactMatch("identifier", "identifier", tf=True), ("identifier",)),),
         golden=(("identifier", "identifier", "identifier"),), validity_column="identifier"),
     SemanticType(
@@ -394,7 +411,17 @@ def default_comparisons(encoded: EncodedRecords) -> list[Comparison]:
     return comparisons_for(lambda column: encoded.has(column, 0.0), encoded.records.columns)
 
 
-BLOCKING_KEYS = tuple(key for t in TYPES for key in t.blocking_keys)
+
+
+def blocking_keys() -> tuple[BlockingKey, ...]:
+    """Every type's derived blocking keys, in ``TYPES`` order."""
+    return tuple(key for t in TYPES for key in t.blocking_keys)
+
+
+def blocking_rules() -> tuple[BlockingRule, ...]:
+    """Every type's rules over its own columns, in ``TYPES`` order."""
+    return tuple(rule for t in TYPES for rule in t.blocking_rules)
+
 GOLDEN_ATTRIBUTES = {attribute: (shown, key) for t in TYPES for attribute, shown, key in t.golden}
 VALIDITY_COLUMNS = {t.name: t.validity_column for t in TYPES if t.validity_column}
 

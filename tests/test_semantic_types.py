@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from resolution import semantic_types as st
+from resolution.blocking import default_rules
 from resolution.comparisons import ExactMatch
 from resolution.config import SEMANTIC_TYPES
 from resolution.encoding import EncodedRecords
@@ -63,7 +64,8 @@ def test_a_new_type_is_one_declaration(monkeypatch):
         "licence_plate", "A vehicle's registration.", name_patterns=((55, r"^(licen[cs]e_?)?plate|^reg_?no$"),),
         value_detector=st.ValueDetector(r"[A-Z]{2}\d{2} ?[A-Z]{3}", "UK registrations"),
         standardise=lambda source: {"plate": [pc.utf8_upper(a) for a in source.arrays("licence_plate")]},
-        owns=("plate",), comparisons=((ExactMatch("plate", "plate"), ("plate",)),))
+        owns=("plate",), comparisons=((ExactMatch("plate", "plate"), ("plate",)),),
+        blocking_rules=(st.BlockingRule("plate", ("plate",)),))
     monkeypatch.setattr(st, "TYPES", (*st.TYPES, licence_plate))
     plates = pd.Series(["AB12 CDE", "XY70ZZT", "LM05 ABC", "PQ66 RST", "GH19 JKL"] * 4)
     assert infer_column("licence_plate", plates.str.lower()).type == "licence_plate"
@@ -76,6 +78,7 @@ def test_a_new_type_is_one_declaration(monkeypatch):
     records = pd.DataFrame({"source": ["a", "a"], **{k: v.to_pylist() for k, v in columns.items()}})
     names = [c.name for c in st.default_comparisons(EncodedRecords(records))]
     assert names == ["first_name", "plate"]
+    assert [rule.name for rule in default_rules(EncodedRecords(records))] == ["plate"]
 
 
 def test_several_types_feed_one_column_in_registry_order():
