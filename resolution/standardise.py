@@ -110,7 +110,17 @@ def name_display(array) -> pa.Array:
 # case and dropping dots ("Dr.", "Jr.").
 NAME_PREFIXES = frozenset("""mr mrs ms miss mx dr prof professor sir dame lady lord rev reverend fr father sister
     brother capt captain col colonel gen general maj major lt hon herr frau fräulein mme mlle madame monsieur
-    sr sra señor señora don dona doña rabbi imam sheikh shaikh""".split())
+    sr sra señor señora don dona doña rabbi imam sheikh shaikh
+    king queen prince princess emperor empress tsar czar tsarina sultan pope cardinal bishop archbishop
+    duke duchess count countess baron baroness marquess marchioness viscount viscountess archduke archduchess
+    graf gräfin freiherr fürst herzog comte comtesse duc duchesse conte contessa""".split())
+# (Not "Earl", "Marquis", "Rey" or "Reina": given names too; not "St" or "Saint": "St. Clair"
+# is a family name.) After a sovereign's title the one name left is a given name ("Queen
+# Victoria"); after a courtesy title, a family name ("Mr Brown").
+REGNAL_PREFIXES = frozenset("king queen prince princess emperor empress tsar czar tsarina sultan pope".split())
+# Where a name field notes another name: "(née Pertl)", "geb. Müller", "born Smith". The
+# note and what follows it are not the person's current name.
+NAME_NOTE = re.compile(r"\s*\(.*?\)|\s+\b(née|nee|geb|geborene|born|formerly|aka)\b.*$", re.IGNORECASE)
 # Particles that belong to the family name that follows them ("van Beethoven", "de la Cruz").
 NAME_PARTICLES = frozenset("van von der den de del della di da du la le bin ibn al el ter ten dos das mac".split())
 NAME_SUFFIXES = frozenset("""jr junior sr senior ii iii iv v vi vii viii ix x xi xii xiii xiv xv xvi 1st 2nd 3rd 4th
@@ -118,9 +128,9 @@ NAME_SUFFIXES = frozenset("""jr junior sr senior ii iii iv v vi vii viii ix x xi
 
 
 def _name_tokens(text: str) -> list[str]:
-    """Tokens of a name without titles before it and suffixes after it (a token is kept
-    when it is the only one left: "Miss" as a given name)."""
-    tokens = text.replace(".", " ").split()
+    """Tokens of a name without notes of another name, titles before it and suffixes after
+    it (a token is kept when it is the only one left: "Miss" as a given name)."""
+    tokens = (NAME_NOTE.sub("", text).strip() or text).replace(".", " ").split()
     def bare(token: str) -> str:
         return token.strip(",").lower()
     while len(tokens) > 1 and bare(tokens[0]) in NAME_PREFIXES:
@@ -135,7 +145,7 @@ def name_parts(text: str | None) -> tuple[str | None, str | None, str | None]:
     Last Jr", "王伟". Middle names are every given name after the first."""
     if text is None:
         return None, None, None
-    text = text.strip()
+    text = NAME_NOTE.sub("", text).strip() or text.strip()
     if "," in text:
         family, _, given = text.partition(",")
         family_tokens, given_tokens = _name_tokens(family), _name_tokens(given)
@@ -150,7 +160,8 @@ def name_parts(text: str | None) -> tuple[str | None, str | None, str | None]:
     if not tokens:
         return None, None, None
     if len(tokens) == 1:
-        titled = text.replace(".", " ").split()[0].lower() in NAME_PREFIXES and len(text.split()) > 1
+        title = text.replace(".", " ").split()[0].lower()
+        titled = title in NAME_PREFIXES and title not in REGNAL_PREFIXES and len(text.split()) > 1
         return (None, None, tokens[0]) if titled else (tokens[0], None, None)  # "Mr Brown": a family name
     family_start = len(tokens) - 1
     while family_start > 1 and tokens[family_start - 1].lower() in NAME_PARTICLES:
