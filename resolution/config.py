@@ -2,7 +2,7 @@
 
     id_column = "unique_id"          # default id column of every source; without one anywhere,
                                      # a record's id is its row number (first data row = 1)
-    source_column = "source"         # optional: a column naming the source of each row
+    source_column = "source"         # optional: a column naming the source of each row (else the file stem)
     [fields]                         # column name = semantic type, for every source
     first_name = "first_name"
     [sources.crm]                    # per input file stem: its own id column and fields
@@ -82,6 +82,9 @@ class ModelSettings:
 class SourceConfig:
     id_column: str  # "" (ROW_NUMBER): the record id is the row number in the file, first data row = 1
     fields: dict[str, str]  # column -> semantic type
+    # A column naming each row's source (one file holding several systems' records); rows
+    # without a value, and files without such a column, are the source named by the file stem.
+    source_column: str | None = None
 
 
 ROW_NUMBER = ""
@@ -102,7 +105,8 @@ class LinkageConfig:
         merged = dict(self.fields)
         if own:
             merged.update(own.fields)
-        return SourceConfig(id_column=id_column, fields=merged)
+        source_column = (own.source_column if own and own.source_column else self.source_column) or None
+        return SourceConfig(id_column=id_column, fields=merged, source_column=source_column)
 
     @property
     def types_used(self) -> set[str]:
@@ -132,7 +136,8 @@ def parse_config(data: dict, origin: str = "config") -> LinkageConfig:
         if not isinstance(raw, dict):
             raise ConfigError(f"{origin}: [sources.{stem}] must be a table")
         sources[stem] = SourceConfig(id_column=raw.get("id_column", ""),
-                                     fields=_check_fields(raw.get("fields", {}), f"{origin} [sources.{stem}.fields]"))
+                                     fields=_check_fields(raw.get("fields", {}), f"{origin} [sources.{stem}.fields]"),
+                                     source_column=raw.get("source_column"))
     model_raw = data.get("model", {})
     allowed = {f.name for f in fields(ModelSettings)}
     bad = set(model_raw) - allowed
@@ -185,6 +190,8 @@ def config_to_toml(config: LinkageConfig, header: str = "") -> str:
         lines.append(f"\n[sources.{_toml_key(stem)}]")
         if source.id_column:
             lines.append(f"id_column = {_toml_value(source.id_column)}")
+        if source.source_column:
+            lines.append(f"source_column = {_toml_value(source.source_column)}")
         lines.append(f"[sources.{_toml_key(stem)}.fields]")
         lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in source.fields.items()]
     defaults = ModelSettings()

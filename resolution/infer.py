@@ -28,6 +28,15 @@ from resolution.io import read_sample
 # registry is inferred too). A file is about people (or organisations) when it has at least
 # two kinds of identifying data (a product catalogue has a "name" but nothing else of a person).
 ID_PATTERN = re.compile(r"(^|_)(id|ref|no|key|number)$|^unique_?id$|^rec_?id$")
+# A column naming the system each row came from (one file gathering several sources).
+SOURCE_PATTERN = re.compile(r"^(source|data_?source|source_?(system|name|db|dataset|file)|src|dataset|origin_?system)$")
+# Sources name few values, each on many rows.
+MAX_SOURCES = 50
+# Columns naming a person by their role at an organisation (a site's director, an account's
+# contact): in a file of organisations they describe the organisation, not the record's subject.
+ROLE_PATTERN = re.compile(r"director|manager|contact|owner|principal|officer|administrator|agent|ceo|president|"
+                          r"chair|coordinator|supervisor|representative|(^|_)rep(_|$)")
+PERSON_NAME_TYPES = ("first_name", "middle_name", "last_name", "full_name")
 # How exports write a missing value; not evidence of any type.
 NULL_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "-", "?"})
 # Shares of a column's values that confirm a type.
@@ -49,6 +58,7 @@ class SourceInference:
     id_evidence: str
     columns: list[ColumnInference]
     personal: bool  # about people or organisations: linked; else skipped (orders, products)
+    source_column: str | None = None  # a column naming each row's source, when the file gathers several
 
 
 def _fold(text: str) -> str:
@@ -227,6 +237,18 @@ def _complete_birth_date_parts(columns: list[ColumnInference], sample: pd.DataFr
             if c.column in by_column else c for c in columns]
 
 
+def _people_in_roles_as_text(columns: list[ColumnInference]) -> list[ColumnInference]:
+    """In a file of organisations (an organisation-name column), person names in columns named
+    by a role ("Director", "Contact person") are compared as text: the records are the
+    organisations, and linking them as people would block and score them on the director."""
+    if not any(c.type == "organisation_name" for c in columns):
+        return columns
+    def role(c: ColumnInference) -> bool:
+        return c.type in PERSON_NAME_TYPES and bool(ROLE_PATTERN.search(re.sub(r"[^a-z0-9]+", "_", c.column.lower())))
+    return [ColumnInference(c.column, "text", f"{c.evidence}; a person in a role at the organisation the record "
+                                              "is about: compared as text") if role(c) else c for c in columns]
+
+
 def infer_id_column(frame: pd.DataFrame) -> tuple[str, str]:
     """(id column, evidence); ``ROW_NUMBER`` when no column is unique on every row."""
     for column in frame.columns:
@@ -241,18 +263,34 @@ def infer_id_column(frame: pd.DataFrame) -> tuple[str, str]:
     return ROW_NUMBER, "no column is unique on every row: records are numbered by row (first data row = 1)"
 
 
+def infer_source_column(frame: pd.DataFrame, id_column: str) -> str | None:
+    """A column named like a data source (``source``, ``data_source``, ``src``...) holding
+    few values, each on several rows: the file gathers records of several systems."""
+    for column in frame.columns:
+        lowered = re.sub(r"[^a-z0-9]+", "_", column.lower()).strip("_")
+        values = frame[column].dropna().astype(str).str.strip()
+        values = values[values != ""]
+        if column != id_column and SOURCE_PATTERN.search(lowered) and len(values) and \
+                values.nunique() <= min(MAX_SOURCES, max(1, len(values) // 5)):
+            return column
+    return None
+
+
 def infer_source(path: Path) -> SourceInference:
     sample = read_sample(path)
     id_column, id_evidence = infer_id_column(sample)
-    columns = [infer_column(c, sample[c]) for c in sample.columns if c != id_column]
+    source_column = infer_source_column(sample, id_column)
+    columns = [infer_column(c, sample[c]) for c in sample.columns if c not in (id_column, source_column)]
     columns = _complete_birth_date_parts(columns, sample)
+    columns = _people_in_roles_as_text(columns)
     if id_column != ROW_NUMBER and infer_column_type(id_column, sample[id_column]) == "identifier":
         # A store keyed by loyalty number: the key is also evidence against other
         # channels that record the same card.
         columns.append(ColumnInference(id_column, "identifier", "the id column is named like an identifier"))
     personal = semantic_types.personal_kinds()
     kinds = {personal[c.type] for c in columns if c.type in personal}
-    return SourceInference(path.name, id_column, id_evidence, columns, personal=len(kinds) >= 2)
+    return SourceInference(path.name, id_column, id_evidence, columns, personal=len(kinds) >= 2,
+                           source_column=source_column)
 
 
 def infer_sources(files: list[Path]) -> dict[str, SourceInference]:
@@ -273,13 +311,15 @@ def _harmonise_loose_types(inferred: dict[str, SourceInference], rows: dict[str,
         columns = [ColumnInference(c.column, choice[c.column][1], f"{c.evidence}; {choice[c.column][1]} as in the "
                                                                    "largest file with this column")
                    if c.type in loose and choice[c.column][1] != c.type else c for c in source.columns]
-        inferred[stem] = SourceInference(source.file, source.id_column, source.id_evidence, columns, source.personal)
+        inferred[stem] = SourceInference(source.file, source.id_column, source.id_evidence, columns, source.personal,
+                                         source.source_column)
     return inferred
 
 
 def config_from_inference(inferred: dict[str, SourceInference]) -> LinkageConfig:
     """One [sources.<stem>] table per file about people or organisations."""
-    sources = {stem: SourceConfig(id_column=source.id_column, fields={c.column: c.type for c in source.columns})
+    sources = {stem: SourceConfig(id_column=source.id_column, fields={c.column: c.type for c in source.columns},
+                                  source_column=source.source_column)
                for stem, source in inferred.items() if source.personal}
     if not sources:
         raise ValueError("none of the inputs has columns that look like personal or organisation data (names, "
@@ -297,5 +337,7 @@ def inference_notes(inferred: dict[str, SourceInference]) -> str:
     for stem, source in inferred.items():
         verdict = "linked" if source.personal else "skipped: not about people or organisations"
         lines.append(f"{source.file} ({verdict}); id: {source.id_column or '(row number)'}: {source.id_evidence}")
+        if source.source_column:
+            lines.append(f"  {source.source_column}: names each row's source (few values, each on many rows)")
         lines += [f"  {c.column} = {c.type}: {c.evidence}" for c in source.columns]
     return "\n".join(lines)

@@ -101,7 +101,8 @@ def _row_numbers(rows: int, bad_rows) -> pa.Array:
     return pa.array(numbers.astype(str), type=pa.string())
 
 
-def _quarantine_rows(source: str, file: str, lines, ids, reasons, raws) -> pd.DataFrame:
+def _quarantine_rows(source, file: str, lines, ids, reasons, raws) -> pd.DataFrame:
+    """``source``: one name, or one per row."""
     return pd.DataFrame({"source": source, "file": file, "line": pd.array(lines, dtype="Int64"),
                          "record_id": pd.array(ids, dtype="string"), "reason": reasons, "raw": raws})
 
@@ -147,7 +148,8 @@ def _ingest_source(path: Path, config: LinkageConfig, forgotten: dict[str, str],
     result = read_table_checked(path)
     table = result.table
     stat = SourceStats(file=path.name, read=table.num_rows + len(result.bad_rows))
-    missing = [c for c in [source.id_column, *source.fields] if c != ROW_NUMBER and c not in table.column_names]
+    missing = [c for c in [source.id_column, source.source_column, *source.fields]
+               if c and c != ROW_NUMBER and c not in table.column_names]
     if missing and table.num_columns == 0:
         # Nothing readable (e.g. every JSONL line broken): no columns to map, every row quarantined.
         table = pa.table({c: pa.nulls(0, pa.string()) for c in missing})
@@ -155,7 +157,8 @@ def _ingest_source(path: Path, config: LinkageConfig, forgotten: dict[str, str],
     if missing:
         raise ConfigError(f"{path}: column(s) {missing} named in the config are not in the file; "
                           f"its columns are {table.column_names}")
-    stat.unmapped_columns = [c for c in table.column_names if c not in source.fields and c != source.id_column]
+    stat.unmapped_columns = [c for c in table.column_names
+                             if c not in source.fields and c not in (source.id_column, source.source_column)]
     if result.bad_rows:
         quarantined.append(_quarantine_rows(
             source_name, path.name, [b.line for b in result.bad_rows], [None] * len(result.bad_rows),
@@ -166,39 +169,51 @@ def _ingest_source(path: Path, config: LinkageConfig, forgotten: dict[str, str],
     else:
         ids = pc.utf8_trim_whitespace(std.as_string_array(table[source.id_column]))
     ids_pd = pd.Series(ids.to_pandas(), dtype="string")
+    sources = _row_sources(table, source.source_column, source_name)
+    keys = sources + ":" + ids_pd
     no_id = ids_pd.isna() | (ids_pd == "")
-    repeated = ids_pd.duplicated(keep="first") & ~no_id
-    erased = (source_name + ":" + ids_pd).isin(forgotten.keys()).fillna(False) & ~no_id
+    repeated = keys.duplicated(keep="first") & ~no_id
+    erased = keys.isin(forgotten.keys()).fillna(False) & ~no_id
     bad = (no_id | repeated | erased).to_numpy()
     if bad.any():
         positions = np.flatnonzero(bad)
-        first_seen = pd.Series(np.arange(len(ids_pd)), index=ids_pd).groupby(level=0).min()
+        first_seen = pd.Series(np.arange(len(keys)), index=keys).groupby(level=0).min()
 
         def reason(i: int) -> str:
             if no_id.iloc[i]:
                 return f"missing id in column {source.id_column!r}"
             if erased.iloc[i]:
-                return (f"erased by forget request {forgotten[source_name + ':' + ids_pd.iloc[i]]}: "
-                        "not linked again")
-            return f"duplicate id {ids_pd.iloc[i]!r} in {source_name} (first at row {first_seen[ids_pd.iloc[i]] + 1})"
+                return f"erased by forget request {forgotten[keys.iloc[i]]}: not linked again"
+            return f"duplicate id {ids_pd.iloc[i]!r} in {sources.iloc[i]} (first at row {first_seen[keys.iloc[i]] + 1})"
 
         reasons = [reason(i) for i in positions]
         raws = [WITHHELD_ERASED if erased.iloc[i] else json.dumps(row, ensure_ascii=False)
                 for i, row in zip(positions, table.take(pa.array(positions)).to_pylist())]
-        quarantined.append(_quarantine_rows(source_name, path.name, [None] * len(positions),
+        quarantined.append(_quarantine_rows(sources.iloc[positions].to_numpy(object), path.name, [None] * len(positions),
                                             [ids_pd.iloc[i] if not no_id.iloc[i] else None for i in positions],
                                             reasons, raws))
         keep = pa.array(~bad)
         table = table.filter(keep)
         ids = ids.filter(keep)
+        sources = sources[~bad]
     columns = standardise_source(table, source, region)
     names = ["source", "record_id", *STANDARD_COLUMNS, *(c for c in columns if c not in STANDARD_COLUMNS)]
-    arrays = [pa.array(np.full(len(ids), source_name, dtype=object), type=pa.string()), ids,
+    arrays = [pa.array(sources.to_numpy(object), type=pa.string()), ids,
               *(columns[c].cast(pa.string()) for c in names[2:])]
     part = pa.table(arrays, names=names)
     stat.resolved = part.num_rows
     stat.quarantined = stat.read - stat.resolved
     return _SourceResult(source_name, part, quarantined, stat, _profile_source(table, source, columns, stat))
+
+
+def _row_sources(table: pa.Table, source_column: str | None, file_source: str) -> pd.Series:
+    """Each row's source: its value in ``source_column`` (trimmed; a ":" becomes "-", since
+    record keys are ``source:record_id``), else the file's."""
+    if not source_column:
+        return pd.Series(np.full(table.num_rows, file_source, dtype=object))
+    named = pc.replace_substring(pc.utf8_trim_whitespace(std.as_string_array(table[source_column])), ":", "-")
+    named = pd.Series(named.to_pandas(), dtype=object)
+    return named.where(named.notna() & (named != ""), file_source).astype(object)
 
 
 def ingest(files: list[Path], config: LinkageConfig, forgotten: dict[str, str] | None = None) -> IngestResult:

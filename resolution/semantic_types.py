@@ -259,7 +259,10 @@ TYPES: tuple[SemanticType, ...] = (
     SemanticType(
         "full_name", "A whole name in one column; titles, suffixes and ordinals dropped, particles kept with "
                      "the family name.",
-        name_patterns=((120, r"^(full_?)?name$|^customer_?name$|^person_?name$|^inventor_?name$"),),
+        # Any other "..._name" after the places' patterns (street, city, region, country names):
+        # its values decide between a person's and an organisation's name ("site_name").
+        name_patterns=((120, r"^(full_?)?name$|^customer_?name$|^person_?name$|^inventor_?name$"),
+                       (185, r"(^|_)name$")),
         personal_kind="name", standardise=_full_names),
     SemanticType(
         "organisation_name", "A company or organisation's name; legal forms (Inc, Ltd, GmbH…) dropped.",

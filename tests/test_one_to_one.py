@@ -112,3 +112,39 @@ def test_two_guides_without_a_config_are_linked_one_to_one_as_the_configured_run
 
 def _as_raw(config) -> dict:
     return {"id_column": config.id_column, "fields": dict(config.fields)}
+
+
+def test_one_file_gathering_two_guides_is_linked_as_the_two_files_are(tmp_path):
+    """Both guides in one file, a Source column naming each row's guide and the site named
+    "Site name" (as a directory gathering several systems' listings writes it), a director
+    column of people: with no config the Source column names the sources, the site name is
+    the organisation, the director is text, and the guides link one-to-one as the two files
+    do. Records in = records out + quarantined."""
+    from resolution import datasets
+    from resolution.infer import infer_config, infer_sources
+    from resolution.ingest import input_files
+
+    data = datasets.fodors_zagat(SHARED_DATA, tmp_path / "data")
+    guides = []
+    for path in data.files:
+        frame = pd.read_csv(path, dtype=str)
+        guides.append(frame.assign(Source=f" {path.stem} ", Director=["Maria Lopez", "John Smith", None] * (
+            len(frame) // 3) + ["Ann Lee"] * (len(frame) % 3)))
+    one = pd.concat(guides).rename(columns={"name": "Site name", "addr": "Address", "city": "City",
+                                            "phone": "Phone", "type": "Type"}).reset_index(drop=True)
+    one.loc[0, "Source"] = None  # a row naming no source is the file's
+    path = tmp_path / "listings.csv"
+    one.to_csv(path, index=False)
+    inferred = infer_sources([path])["listings"]
+    types = {c.column: c.type for c in inferred.columns}
+    assert inferred.source_column == "Source" and "Source" not in types
+    assert types["Site name"] == "organisation_name" and types["Director"] == "text"
+    result = Linker(infer_config(input_files([path], None))).run([path], tmp_path / "out")
+    assert result.read == result.records + result.quarantined == len(one)
+    entities = pd.read_parquet(tmp_path / "out" / "entities.parquet")
+    assert sorted(entities["source"].unique()) == ["fodors", "listings", "zagats"]
+    assert set(result.clustering["one_to_one"]["linked_one_to_one"]) >= {"fodors", "zagats"}
+    truth = pd.read_parquet(data.truth)
+    truth.loc[(truth["source"] == "fodors") & (truth["record_id"] == str(one["id"].iloc[0])), "source"] = "listings"
+    f1 = evaluate_entities(entities, truth, "record_id", "entity", "source").pairwise_f1
+    assert f1 >= 0.98

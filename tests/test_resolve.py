@@ -146,6 +146,35 @@ def test_config_errors_name_the_problem(tmp_path):
         Linker(config).run(input_files([csv], config), tmp_path / "out")
 
 
+def test_a_source_column_names_each_rows_source(tmp_path):
+    """``source_column``: ids need only be unique within a row's source; a row without a
+    source value is the file's; a repeated id within one source is quarantined; the column
+    must exist; the config round-trips through linkage.toml."""
+    from resolution.config import config_to_toml
+
+    csv = tmp_path / "directory.csv"
+    csv.write_text("id,system,name,phone\n"
+                   "1,crm,Ann Lee,0161 496 0000\n1,shop,Ann Lee,0161 496 0000\n2,crm,Bob Hay,0161 496 0001\n"
+                   "2,crm,Bob Hay,0161 496 0001\n3,,Cy Day,0161 496 0002\n")
+    raw = {"sources": {"directory": {"id_column": "id", "source_column": "system",
+                                     "fields": {"name": "full_name", "phone": "phone"}}}}
+    config = parse_config(raw)
+    assert parse_config(__import__("tomllib").loads(config_to_toml(config))) == config
+    result = Linker(config).run([csv], tmp_path / "out")
+    records = pd.read_parquet(tmp_path / "out" / "records.parquet")
+    assert sorted(zip(records["source"], records["record_id"])) == [
+        ("crm", "1"), ("crm", "2"), ("directory", "3"), ("shop", "1")]
+    quarantine = pd.read_parquet(tmp_path / "out" / "quarantine.parquet")
+    assert quarantine["reason"].tolist() == ["duplicate id '2' in crm (first at row 3)"]
+    assert quarantine["source"].tolist() == ["crm"]
+    assert result.read == result.records + result.quarantined == 5
+    entities = pd.read_parquet(tmp_path / "out" / "entities.parquet").set_index(["source", "record_id"])
+    assert entities.loc[("crm", "1"), "entity_id"] == entities.loc[("shop", "1"), "entity_id"]
+    missing = parse_config({**raw, "sources": {"directory": {**raw["sources"]["directory"], "source_column": "sys"}}})
+    with pytest.raises(ConfigError, match=r"column\(s\) \['sys'\]"):
+        Linker(missing).run([csv], tmp_path / "out2")
+
+
 def test_cli_resolve_infers_writes_and_reuses_the_config(small_dataset, tmp_path):
     inputs = [str(small_dataset / f) for f in ("crm.csv", "store_loyalty.csv")]
     result = runner.invoke(app, ["resolve", *inputs, "--out", str(tmp_path / "a")])
