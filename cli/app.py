@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.audit import record_run
+from cli.graph_import import graph_import
 
 class Neo4jErrorsInOneLine(typer.core.TyperGroup):
     """A Neo4j or driver error that escapes a command (the server stopped, retries ran out)
@@ -394,6 +395,9 @@ def graph_build(
     _print_graph_summary(summary)
     record_run(out, "graph build", {"events": events}, [resolved, *([events] if events else [])],
                [out, out / "nodes", out / "edges"])
+
+
+graph_app.command("import")(graph_import)
 
 
 @graph_app.command("init")

@@ -28,7 +28,7 @@ from pyarrow import csv
 
 from graph import local_neo4j
 from graph.load import GraphTablesError, LoadSummary, init_schema
-from graph.model import EDGE_TYPES, NODE_TYPES
+from graph.model import model_of
 
 ARRAY_DELIMITER = "\x1f"  # never inside our values (unit separator)
 
@@ -85,13 +85,14 @@ def write_import_files(tables_dir: Path, out_dir: Path) -> tuple[list[str], dict
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     arguments, nodes, relationships = [], {}, {}
-    for node in NODE_TYPES:
+    model = model_of(tables_dir)
+    for node in model.nodes.values():
         path = tables_dir / "nodes" / f"{node.label}.parquet"
         if path.exists():
             target = out_dir / f"{node.label}.csv"
             nodes[node.label] = _write(pq.read_table(path), {node.key: f"{node.key}:ID({node.label})"}, target)
             arguments.append(f"--nodes={node.label}={target}")
-    for edge in EDGE_TYPES:
+    for edge in model.edges.values():
         path = tables_dir / "edges" / f"{edge.type}.parquet"
         if path.exists():
             target = out_dir / f"{edge.type}.csv"
@@ -146,7 +147,7 @@ def bulk_import(tables_dir: Path, work_dir: Path | None = None, progress=None) -
     status = local_neo4j.start()
     settings = local_neo4j.running_settings()
     with settings.driver() as driver:
-        init_schema(driver, settings.database)
+        init_schema(driver, settings.database, model_of(tables_dir))
     summary.seconds = round(time.perf_counter() - started, 2)
     if not status.running:
         raise local_neo4j.LocalNeo4jError("the local Neo4j did not come back after the import; see its server.log")

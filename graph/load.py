@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from graph.connection import one_line
-from graph.model import EDGE_TYPES, EDGES, NODE_TYPES, NODES
+from graph.model import BUILT_MODEL, GraphModel, model_of
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "cypher" / "schema.cypher"
 
@@ -58,9 +58,16 @@ def schema_statements(path: Path = SCHEMA_FILE) -> list[str]:
     return [statement.strip() for statement in text.split(";") if statement.strip()]
 
 
-def init_schema(driver: neo4j.Driver, database: str = "neo4j") -> list[str]:
-    """Apply ``cypher/schema.cypher``; every statement says IF NOT EXISTS, so reruns are no-ops."""
+def init_schema(driver: neo4j.Driver, database: str = "neo4j", model: GraphModel = BUILT_MODEL) -> list[str]:
+    """Apply ``cypher/schema.cypher``, and a uniqueness constraint on the key of each label
+    of ``model`` it does not cover (an imported graph's); every statement says IF NOT
+    EXISTS, so reruns are no-ops."""
     statements = schema_statements()
+    for label, node in model.nodes.items():
+        if label not in BUILT_MODEL.nodes:
+            _check_names(label, node.key)
+            statements.append(f"CREATE CONSTRAINT {label}_{node.key}_key IF NOT EXISTS "
+                              f"FOR (n:{label}) REQUIRE n.{node.key} IS UNIQUE")
     for statement in statements:
         driver.execute_query(statement, database_=database)
     driver.execute_query("CALL db.awaitIndexes(300)", database_=database)
@@ -68,6 +75,15 @@ def init_schema(driver: neo4j.Driver, database: str = "neo4j") -> list[str]:
 
 
 SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_names(*names: str) -> None:
+    """Labels, types and keys go into Cypher text: a ``graph.json`` edited by hand could
+    carry anything."""
+    for name in names:
+        if not SAFE_NAME.match(name):
+            raise GraphTablesError(f"{name!r} cannot be a Neo4j label, type or property name; import the "
+                                   "tables again with `identigraph graph import`")
 
 
 def _temporal_assignments(variable: str, temporal_columns: list[str]) -> str:
@@ -80,15 +96,17 @@ def _temporal_assignments(variable: str, temporal_columns: list[str]) -> str:
     return "".join(f", {variable}.`{c}` = localdatetime(row.times.`{c}`)" for c in temporal_columns)
 
 
-def node_statement(label: str, temporal_columns: list[str] = ()) -> str:
-    key = NODES[label].key
+def node_statement(label: str, temporal_columns: list[str] = (), model: GraphModel = BUILT_MODEL) -> str:
+    key = model.nodes[label].key
+    _check_names(label, key)
     return (f"UNWIND $rows AS row MERGE (n:{label} {{{key}: row.key}}) "
             f"SET n += row.properties{_temporal_assignments('n', list(temporal_columns))}")
 
 
-def edge_statement(edge_type: str, temporal_columns: list[str] = ()) -> str:
-    edge = EDGES[edge_type]
-    start_key, end_key = NODES[edge.start].key, NODES[edge.end].key
+def edge_statement(edge_type: str, temporal_columns: list[str] = (), model: GraphModel = BUILT_MODEL) -> str:
+    edge = model.edges[edge_type]
+    start_key, end_key = model.nodes[edge.start].key, model.nodes[edge.end].key
+    _check_names(edge_type, edge.start, edge.end, start_key, end_key)
     return (f"UNWIND $rows AS row "
             f"MATCH (a:{edge.start} {{{start_key}: row.start}}) "
             f"MATCH (b:{edge.end} {{{end_key}: row.end}}) "
@@ -145,10 +163,11 @@ def table_files(tables_dir: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     if not (tables_dir / "nodes").is_dir():
         raise GraphTablesError(f"{tables_dir}: no nodes/ folder; build the tables first with "
                                "`identigraph graph build RESOLVED_DIR --events DATA_DIR --out {tables_dir}`")
-    nodes = {n.label: tables_dir / "nodes" / f"{n.label}.parquet" for n in NODE_TYPES
-             if (tables_dir / "nodes" / f"{n.label}.parquet").exists()}
-    edges = {e.type: tables_dir / "edges" / f"{e.type}.parquet" for e in EDGE_TYPES
-             if (tables_dir / "edges" / f"{e.type}.parquet").exists()}
+    model = model_of(tables_dir)
+    nodes = {label: tables_dir / "nodes" / f"{label}.parquet" for label in model.nodes
+             if (tables_dir / "nodes" / f"{label}.parquet").exists()}
+    edges = {t: tables_dir / "edges" / f"{t}.parquet" for t in model.edges
+             if (tables_dir / "edges" / f"{t}.parquet").exists()}
     return nodes, edges
 
 
@@ -251,12 +270,13 @@ def _write_tables(driver: neo4j.Driver, database: str, jobs: list[_TableJob], ba
     return written, len(attempts) - len(batches)
 
 
-def delete_model_nodes(driver: neo4j.Driver, database: str = "neo4j") -> None:
+def delete_model_nodes(driver: neo4j.Driver, database: str = "neo4j", model: GraphModel = BUILT_MODEL) -> None:
     """Remove every node of the model's labels (and their relationships), in batches; other
     labels in the database are left alone."""
     with driver.session(database=database) as session:  # IN TRANSACTIONS needs auto-commit
-        for node in NODE_TYPES:
-            session.run(f"MATCH (n:{node.label}) CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF 10000 ROWS").consume()
+        for label in model.nodes:
+            _check_names(label)
+            session.run(f"MATCH (n:{label}) CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF 10000 ROWS").consume()
 
 
 def load_graph(tables_dir: Path, driver: neo4j.Driver, database: str = "neo4j", batch_size: int = 5000,
@@ -268,19 +288,21 @@ def load_graph(tables_dir: Path, driver: neo4j.Driver, database: str = "neo4j", 
     so the graph is exactly these tables (a run of other data leaves nothing behind).
     ``progress(table, rows_done, rows_total)`` is called after each committed batch.
     """
+    model = model_of(tables_dir)
     node_files, edge_files = table_files(tables_dir)
     node_counts, edge_counts = table_counts(tables_dir)
     if replace:
-        delete_model_nodes(driver, database)
-    init_schema(driver, database)
+        delete_model_nodes(driver, database, model)
+    init_schema(driver, database, model)
     summary = LoadSummary()
     started = time.perf_counter()
-    node_jobs = [_TableJob(label, path, node_statement(label, _file_temporal_columns(path)), (NODES[label].key,),
-                           ("key",), node_counts[label], frozenset([label])) for label, path in node_files.items()]
+    node_jobs = [_TableJob(label, path, node_statement(label, _file_temporal_columns(path), model),
+                           (model.nodes[label].key,), ("key",), node_counts[label], frozenset([label]))
+                 for label, path in node_files.items()]
     summary.nodes, node_retries = _write_tables(driver, database, node_jobs, batch_size, workers, progress)
-    edge_jobs = [_TableJob(edge_type, path, edge_statement(edge_type, _file_temporal_columns(path)), ("start", "end"),
-                           ("start", "end"), edge_counts[edge_type],
-                           frozenset([EDGES[edge_type].start, EDGES[edge_type].end]))
+    edge_jobs = [_TableJob(edge_type, path, edge_statement(edge_type, _file_temporal_columns(path), model),
+                           ("start", "end"), ("start", "end"), edge_counts[edge_type],
+                           frozenset([model.edges[edge_type].start, model.edges[edge_type].end]))
                  for edge_type, path in edge_files.items()]
     summary.relationships, edge_retries = _write_tables(driver, database, edge_jobs, batch_size, workers, progress)
     summary.retries = node_retries + edge_retries
@@ -288,16 +310,18 @@ def load_graph(tables_dir: Path, driver: neo4j.Driver, database: str = "neo4j", 
     return summary
 
 
-def graph_counts(driver: neo4j.Driver, database: str = "neo4j") -> tuple[dict[str, int], dict[str, int]]:
+def graph_counts(driver: neo4j.Driver, database: str = "neo4j",
+                 model: GraphModel = BUILT_MODEL) -> tuple[dict[str, int], dict[str, int]]:
     """Node count per model label and relationship count per model type, as Neo4j has them."""
     nodes, relationships = {}, {}
-    for node in NODE_TYPES:
-        # Labels and types are the model's constants; Cypher takes no parameter for them.
-        records, _, _ = driver.execute_query(f"MATCH (n:{node.label}) RETURN count(n) AS c", database_=database,
+    for label in model.nodes:
+        _check_names(label)  # Cypher takes no parameter for labels and types
+        records, _, _ = driver.execute_query(f"MATCH (n:{label}) RETURN count(n) AS c", database_=database,
                                              routing_=neo4j.RoutingControl.READ)
-        nodes[node.label] = records[0]["c"]
-    for edge in EDGE_TYPES:
-        records, _, _ = driver.execute_query(f"MATCH ()-[r:{edge.type}]->() RETURN count(r) AS c", database_=database,
+        nodes[label] = records[0]["c"]
+    for edge_type in model.edges:
+        _check_names(edge_type)
+        records, _, _ = driver.execute_query(f"MATCH ()-[r:{edge_type}]->() RETURN count(r) AS c", database_=database,
                                              routing_=neo4j.RoutingControl.READ)
-        relationships[edge.type] = records[0]["c"]
+        relationships[edge_type] = records[0]["c"]
     return nodes, relationships

@@ -9,7 +9,9 @@ Tables (the embedded default, ``identigraph graph build``):
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -51,3 +53,37 @@ EDGE_TYPES: tuple[EdgeType, ...] = (
 
 NODES = {node.label: node for node in NODE_TYPES}
 EDGES = {edge.type: edge for edge in EDGE_TYPES}
+
+
+@dataclass(frozen=True)
+class GraphModel:
+    """Labels with their key and relationship types with their ends: the built model above,
+    or one a mapping declared (``identigraph graph import``, written to ``graph.json``)."""
+
+    nodes: dict[str, NodeType]
+    edges: dict[str, EdgeType]
+
+    def to_json(self) -> dict:
+        return {"nodes": {label: {"key": n.key, "description": n.description} for label, n in self.nodes.items()},
+                "relationships": {t: {"start": e.start, "end": e.end, "description": e.description}
+                                  for t, e in self.edges.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "GraphModel":
+        return cls({label: NodeType(label, n["key"], n.get("description", "")) for label, n in data["nodes"].items()},
+                   {t: EdgeType(t, e["start"], e["end"], e.get("description", ""))
+                    for t, e in data["relationships"].items()})
+
+
+BUILT_MODEL = GraphModel(NODES, EDGES)
+
+
+def model_of(tables_dir: Path) -> GraphModel:
+    """The model of a table folder: the one ``graph.json`` declares (an imported graph), else
+    the built model."""
+    path = Path(tables_dir) / "graph.json"
+    if path.exists():
+        declared = json.loads(path.read_text()).get("model")
+        if declared:
+            return GraphModel.from_json(declared)
+    return BUILT_MODEL

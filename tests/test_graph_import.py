@@ -1,0 +1,163 @@
+"""Bring your own graph (`identigraph graph import MAPPING --out TABLES`, then `identigraph
+load`): real files in, every line used or quarantined with a reason, any labels and types,
+into the real Neo4j."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cli.app import app
+from graph.load import graph_counts, load_graph, table_counts
+from graph.mapping import MappingError, import_graph, load_mapping, parse_mapping
+from graph.model import model_of
+
+runner = CliRunner()
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+RETAIL = SHARED_DATA / "online_retail_ii" / "online_retail_II_2009-2010.parquet"
+REDDIT = SHARED_DATA / "reddit" / "reddit.npz"
+
+ORDER_LOG_MAPPING = """
+[nodes.Customer]
+id = "customer_id"
+[nodes.Product]
+id = "product_id"
+[relationships.PURCHASED]
+file = "order_lines.csv"
+from = { label = "Customer", column = "Customer ID" }
+to = { label = "Product", column = "StockCode" }
+weight = "Quantity"
+time = "InvoiceDate"
+properties = ["Quantity"]
+"""
+
+
+@pytest.fixture(scope="module")
+def order_log(tmp_path_factory) -> Path:
+    """The first 4,000 lines of the real Online Retail II log as a retailer exports them (CSV,
+    guests without a customer id), plus one line whose quantity is not a number."""
+    if not RETAIL.exists():
+        pytest.fail(f"{RETAIL} is missing: the real data sets in ../shared/data are part of the tests")
+    folder = tmp_path_factory.mktemp("retail")
+    lines = pd.read_parquet(RETAIL).head(4000)
+    lines.to_csv(folder / "order_lines.csv", index=False)
+    with open(folder / "order_lines.csv", "a") as handle:
+        handle.write("489999,85123A,WHITE HANGING HEART,a dozen,2009-12-01 09:00:00,2.55,13085.0,United Kingdom\n")
+    (folder / "mapping.toml").write_text(ORDER_LOG_MAPPING)
+    return folder
+
+
+def test_an_order_log_becomes_customers_products_and_purchases(order_log, tmp_path):
+    result = runner.invoke(app, ["graph", "import", str(order_log / "mapping.toml"), "--out", str(tmp_path)],
+                           terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "relationships.PURCHASED: read 4,001 = used" in result.output
+    lines = pd.read_csv(order_log / "order_lines.csv", dtype=str)
+    quarantine = pd.read_parquet(tmp_path / "quarantine.parquet")
+    guests = lines["Customer ID"].isna()
+    assert (quarantine["reason"] == "no Customer in column 'Customer ID'").sum() == guests.sum() > 0
+    assert quarantine["reason"].str.contains("Quantity 'a dozen' is not a number").sum() == 1
+    assert quarantine.loc[quarantine["reason"].str.contains("a dozen"), "row"].tolist() == [4000]
+    edges = pd.read_parquet(tmp_path / "edges" / "PURCHASED.parquet")
+    assert edges["count"].sum() + len(quarantine) == len(lines)  # lines in = used + quarantined
+    # One relationship per customer and product: its lines counted, quantities summed, first and last time.
+    used = lines[~guests].iloc[:-1].assign(customer=lambda f: f["Customer ID"].str.replace(r"\.0$", "", regex=True))
+    pair = used.groupby(["customer", "StockCode"]).agg(n=("Invoice", "size"), q=("Quantity", lambda q: q.astype(int).sum()),
+                                                        last=("InvoiceDate", "max"))
+    (customer, product), expected = pair["n"].idxmax(), pair.loc[pair["n"].idxmax()]
+    row = edges[(edges["start"] == customer) & (edges["end"] == product)].iloc[0]
+    assert (row["count"], row["Quantity"], row["weight"]) == (expected["n"], expected["q"], expected["q"])
+    assert row["last_time"] == pd.Timestamp(expected["last"])
+    customers = pd.read_parquet(tmp_path / "nodes" / "Customer.parquet")
+    assert set(customers["customer_id"]) == set(edges["start"]) and not customers["customer_id"].str.endswith(".0").any()
+    model = model_of(tmp_path)
+    assert model.edges["PURCHASED"].start == "Customer" and model.nodes["Product"].key == "product_id"
+
+
+def test_an_imported_graph_loads_into_neo4j_as_its_tables(order_log, tmp_path, neo4j_db, neo4j_settings):
+    import_graph(load_mapping(order_log / "mapping.toml"), tmp_path)
+    database = neo4j_settings.database
+    load_graph(tmp_path, neo4j_db, database, batch_size=500)
+    load_graph(tmp_path, neo4j_db, database, batch_size=700)  # a second load changes nothing
+    assert graph_counts(neo4j_db, database, model_of(tmp_path)) == table_counts(tmp_path)
+    edges = pd.read_parquet(tmp_path / "edges" / "PURCHASED.parquet")
+    top = edges.groupby("start")["weight"].sum().idxmax()
+    records, _, _ = neo4j_db.execute_query(
+        "MATCH (c:Customer {customer_id: $id})-[p:PURCHASED]->(:Product) RETURN sum(p.weight) AS units, "
+        "count(p) AS products, max(p.last_time) AS last", id=top, database_=database)
+    assert records[0]["units"] == edges.loc[edges["start"] == top, "weight"].sum()
+    assert records[0]["products"] == (edges["start"] == top).sum()
+    assert records[0]["last"].to_native() == edges.loc[edges["start"] == top, "last_time"].max().to_pydatetime()
+    constraints, _, _ = neo4j_db.execute_query("SHOW CONSTRAINTS YIELD labelsOrTypes, properties RETURN *",
+                                                database_=database)
+    assert {"labelsOrTypes": ["Customer"], "properties": ["customer_id"]} in [dict(r) for r in constraints]
+
+
+def test_a_labelled_user_graph_with_features_and_broken_rows(tmp_path):
+    """Reddit's users (64 features) and their subreddits, cut to 300 users: features as
+    columns, unknown and repeated nodes and unparseable rows quarantined with reasons."""
+    data = np.load(REDDIT)
+    x, (src, dst) = data["x"], data["edge_index"]
+    users = pd.DataFrame(x[:300], columns=[f"f{i}" for i in range(64)]).assign(user_id=range(300), tier="a")
+    users.loc[::3, "tier"] = "b"
+    users = pd.concat([users, users.iloc[[5]]])  # a repeated user
+    users.to_csv(tmp_path / "users.csv", index=False)
+    keep = (src < 300) & (dst >= 10_000)
+    edges = pd.DataFrame({"user": src[keep], "subreddit": dst[keep] - 10_000})
+    edges = pd.concat([edges, pd.DataFrame({"user": [100_000], "subreddit": [1]})])  # no such user
+    edges.to_csv(tmp_path / "posted.csv", index=False)
+    with open(tmp_path / "posted.csv", "a") as handle:
+        handle.write('1,2,3\n')  # a field too many: unparseable
+    (tmp_path / "mapping.toml").write_text("""
+[nodes.User]
+file = "users.csv"
+id = "user_id"
+features = [%s, "tier"]
+[relationships.POSTED_IN]
+file = "posted.csv"
+from = { label = "User", column = "user" }
+to = { label = "Subreddit", column = "subreddit" }
+""" % ", ".join(f'"f{i}"' for i in range(64)))
+    summary = import_graph(load_mapping(tmp_path / "mapping.toml"), tmp_path / "tables")
+    nodes = pd.read_parquet(tmp_path / "tables" / "nodes" / "User.parquet")
+    assert len(nodes) == 300 and nodes["f3"].dtype == np.float32
+    np.testing.assert_allclose(nodes["f7"].to_numpy(), x[:300, 7], rtol=1e-6)
+    assert summary.features["User"] == [*(f"f{i}" for i in range(64)), "tier=a", "tier=b"]
+    assert nodes["tier=b"].sum() == 100
+    quarantine = pd.read_parquet(tmp_path / "tables" / "quarantine.parquet")
+    reasons = " | ".join(quarantine["reason"])
+    assert "duplicate id '5' in column 'user_id'" in reasons
+    assert "User '100000' is not among the User nodes" in reasons and "unparseable row" in reasons
+    for entry, account in summary.events.items():
+        assert account.read == account.used + account.quarantined, entry
+    assert summary.events["relationships.POSTED_IN"].used == int(keep.sum())
+    subreddits = pd.read_parquet(tmp_path / "tables" / "nodes" / "Subreddit.parquet")
+    assert set(subreddits["id"]) == {str(v) for v in edges["subreddit"].iloc[:-1]}
+
+
+@pytest.mark.parametrize("mapping, message", [
+    ({"nodes": {"User": {"file": "u.csv"}}}, "needs id"),
+    ({"relationships": {"KNOWS": {"file": "u.csv", "from": {"label": "User`) DETACH DELETE (n", "column": "a"},
+                                  "to": {"label": "User", "column": "b"}}}}, "letters, digits and underscores"),
+    ({"relationships": {"KNOWS": {"file": "nowhere.csv", "from": {"label": "User", "column": "a"},
+                                  "to": {"label": "User", "column": "b"}}}}, "is not a file"),
+    ({"nodes": {"User": {"file": "u.csv", "id": "id", "colour": "red"}}}, "unknown keys \\['colour'\\]"),
+    ({"relationships": {"KNOWS": {"file": "u.csv", "from": "User", "to": {"label": "User", "column": "b"}}}},
+     "from must be"),
+    ({}, "no \\[nodes"),
+])
+def test_a_mapping_error_names_the_table_and_what_to_do(mapping, message, tmp_path):
+    (tmp_path / "u.csv").write_text("id,a,b\n1,1,2\n")
+    with pytest.raises(MappingError, match=message):
+        parse_mapping(mapping, tmp_path)
+
+
+def test_a_column_the_file_lacks_is_one_line_from_the_cli(tmp_path):
+    (tmp_path / "u.csv").write_text("id,a,b\n1,1,2\n")
+    (tmp_path / "m.toml").write_text('[nodes.User]\nfile = "u.csv"\nid = "user_id"\n')
+    result = runner.invoke(app, ["graph", "import", str(tmp_path / "m.toml"), "--out", str(tmp_path / "t")])
+    assert result.exit_code == 1
+    assert "column(s) ['user_id'] are not in u.csv" in result.output and "Traceback" not in result.output
