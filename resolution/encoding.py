@@ -41,16 +41,36 @@ class EncodedColumn:
         return self.counts[codes] / n_records
 
 
+def records_from_arrow(table: pa.Table, unique: tuple[str, ...] = ("record_id",)
+                       ) -> tuple[pd.DataFrame, dict[str, EncodedColumn]]:
+    """The records as a DataFrame in which each distinct string is one Python object (a
+    million records hold a few thousand given names, cities, dates: a string object per row
+    made the frame 1 GB at 1M records, this way about half that), and the encodings made on
+    the way (``EncodedRecords`` starts from them). ``unique``: columns with a value per
+    record, converted as they are."""
+    columns, encoded = {}, {}
+    for name in table.column_names:
+        column = table[name]
+        if name in unique or not pa.types.is_string(column.type):
+            columns[name] = column.to_numpy(zero_copy_only=False)
+            continue
+        encoded[name] = EncodedColumn.of_arrow(column)
+        columns[name] = np.append(encoded[name].values, None)[encoded[name].codes]  # code -1: missing
+    return pd.DataFrame(columns), encoded
+
+
 class EncodedRecords:
     """Lazily encoded standardised columns of one record table."""
 
-    def __init__(self, records: pd.DataFrame, table: pa.Table | None = None):
+    def __init__(self, records: pd.DataFrame, table: pa.Table | None = None,
+                 encoded: dict[str, EncodedColumn] | None = None):
         """``table``: the same records in the same order as Arrow (the ingested table),
-        where the caller has it: its string columns are encoded from there."""
+        where the caller has it: its string columns are encoded from there. ``encoded``:
+        columns encoded already (``records_from_arrow``)."""
         self.records = records
         self._table = table if table is not None and table.num_rows == len(records) else None
         self.n = len(records)
-        self._columns: dict[str, EncodedColumn] = {}
+        self._columns: dict[str, EncodedColumn] = dict(encoded or {})
         # Results computed once per run from whole columns (shared-value tests).
         self.cache: dict[tuple, np.ndarray] = {}
         self.source_codes, self.sources = pd.factorize(records["source"])

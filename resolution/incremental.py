@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 
 from resolution.blocking import add_blocking_keys, block, default_rules
 from resolution.clustering import cluster, match_edges_of_run
-from resolution.encoding import EncodedRecords
+from resolution.encoding import EncodedRecords, records_from_arrow
 from resolution.erasure import FORGOTTEN_FILE, read_forgotten
 from resolution.golden import golden_records
 from resolution.ingest import customer_of_record, ingest, input_files, key_rank, record_keys, write_profile
@@ -220,13 +220,13 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
     entities = previous["entities"]
     entity_of = customer_of_record(entities)
     combined = pa.concat_tables([old_table, new_table], promote_options="default")
-    records = pd.DataFrame({name: combined[name].to_numpy(zero_copy_only=False) for name in combined.column_names})
+    records, encoded_columns = records_from_arrow(combined)
     keys = np.concatenate([old_keys, new_keys])
     n_old, n = len(old_keys), len(keys)
     new = np.arange(n) >= n_old
 
     linker._step("blocking (pairs with a new record)" if fast else "blocking")
-    encoded = EncodedRecords(records)
+    encoded = EncodedRecords(records, combined, encoded_columns)
     comparisons = linker.comparisons(encoded)
     check_model_fits(model, comparisons, "map the new batch's columns as the earlier run's")
     add_blocking_keys(encoded)

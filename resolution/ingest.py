@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from resolution import standardise as std
 from resolution.config import ROW_NUMBER, ConfigError, LinkageConfig, SourceConfig
+from resolution.encoding import EncodedColumn, records_from_arrow
 from resolution.io import READABLE_SUFFIXES, read_sample, read_table_checked
 from resolution.profiling import present_values, profile_present
 from resolution.semantic_types import STANDARD_COLUMNS, VALIDITY_COLUMNS, SourceColumns, standardise_columns
@@ -44,6 +45,7 @@ class IngestResult:
     quarantine: pd.DataFrame
     stats: dict[str, SourceStats]
     profile: dict
+    encoded: dict[str, EncodedColumn] = field(default_factory=dict)  # the records' columns as codes
 
 
 def record_keys(source: pd.Series, record_id: pd.Series) -> pd.Series:
@@ -231,10 +233,10 @@ def ingest(files: list[Path], config: LinkageConfig, forgotten: dict[str, str] |
     profile = {"sources": {r.source: r.profile for r in results}}
     # Arrow concatenation: pandas checks object columns for NA value by value.
     combined = pa.concat_tables(parts, promote_options="default")
-    records = pd.DataFrame({name: combined[name].to_numpy(zero_copy_only=False) for name in combined.column_names})
+    records, encoded = records_from_arrow(combined)
     quarantine = (pd.concat(quarantined, ignore_index=True) if quarantined
                   else pd.DataFrame({c: pd.Series(dtype="object") for c in QUARANTINE_COLUMNS}))
-    return IngestResult(records, combined, quarantine, stats, profile)
+    return IngestResult(records, combined, quarantine, stats, profile, encoded)
 
 
 def _profile_source(table: pa.Table, source: SourceConfig, columns: dict[str, pa.Array], stat: SourceStats) -> dict:

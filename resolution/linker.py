@@ -269,7 +269,7 @@ class Linker:
         model_given = model is not None
         records = ingested.records
         self._step("blocking")
-        encoded = EncodedRecords(records, ingested.records_table)
+        encoded = EncodedRecords(records, ingested.records_table, ingested.encoded)
         comparisons = self.comparisons(encoded)
         blocked = self.block(encoded)
         left, right = blocked.left, blocked.right
