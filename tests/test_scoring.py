@@ -169,7 +169,10 @@ def test_every_customer_gets_a_score_band_and_reasons(scored, tables):
 def test_reason_codes_name_what_drove_the_score(scored, tables, truth, frame, small_dataset):
     risk = pd.read_parquet(tables / "risk.parquet").set_index("customer_id").reindex(frame.customers)
     is_fraud, ring = truth
-    flagged = risk["risk_band"].isin(["high", "critical", "medium"]).to_numpy()
+    # The riskiest 2%, the share a risk team reviews (ring recall@2% is the model's measure):
+    # the bands follow the calibrated probability, which moves with the CPU's floating-point
+    # paths on 2,000 customers (20 of them medium or above on an AVX-512 machine).
+    flagged = (risk["risk_rank"] <= round(0.02 * len(risk))).to_numpy()
     codes = risk["reason_codes"].map(set).to_numpy()
     # Ring identities still cultivating look ordinary: what flags them is the graph.
     persona_of = _truth_column(tables, small_dataset, "persona").reindex(frame.customers).to_numpy()
