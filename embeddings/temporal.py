@@ -1,0 +1,274 @@
+"""Temporal link prediction on one relationship type of any graph tables: train on the
+relationships that began before a time T, rank the end nodes for each start node, and
+score the new pairs that began at or after T (the protocol of issue 18:
+``identigraph embed TABLES --target REL --split-time T``).
+
+Only starts with history before T and at least one new pair after it are evaluated, on their
+new pairs with ends that had history before T too (an end first seen after T cannot be
+ranked from the past); pairs a start already had before T are never ranked (they are not
+new). Metrics: Recall@k (hits
+over the start's new pairs) and NDCG@k (binary gains), averaged over starts.
+
+Recommenders, each ``fit(train) -> scores(starts)``:
+- ``MostPopular``: ends by how many starts they have;
+- ``ItemKNN``: cosine similarity between ends over their starts, summed over a start's ends;
+- ``EASE`` (Steck 2019): a closed-form item-item linear model with an L2 penalty;
+- ``FastRP`` embeddings of the bipartite graph, scored by dot product;
+- ``LightGCN`` (He et al. 2020): embeddings propagated over the normalised bipartite
+  adjacency, trained with BPR on sampled negatives (PyTorch, CPU or CUDA).
+
+Their settings (EASE's penalty, LightGCN's epochs) are chosen on a validation split cut
+from the training period the same way (the last ``VALIDATION_SHARE`` of it), never on
+the test pairs.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from graph.mapping import FIRST_TIME
+from graph.model import model_of
+
+K = 20
+# The validation period: this share of the training period's span, at its end.
+VALIDATION_SHARE = 0.15
+EASE_PENALTIES = (50.0, 200.0, 500.0, 2000.0)
+
+
+class TemporalSplitError(ValueError):
+    """The tables cannot be split as asked; the message says why and what to do."""
+
+
+@dataclass
+class Interactions:
+    """Pairs as a starts x ends 0/1 matrix (CSR), with the keys behind the indices."""
+
+    matrix: sp.csr_matrix
+    start_keys: np.ndarray
+    end_keys: np.ndarray
+
+
+@dataclass
+class TemporalSplit:
+    train: Interactions
+    test: dict[int, np.ndarray]  # start index -> indices of its new ends after T
+    split_time: pd.Timestamp
+    pairs_before: int
+    pairs_after: int
+
+
+def temporal_split(edges: pd.DataFrame, split_time: pd.Timestamp, time_column: str = FIRST_TIME) -> TemporalSplit:
+    """``edges``: start, end and the time each pair began. Indices cover every start and end
+    of the table, so a node first seen after T is a known node without history."""
+    if time_column not in edges.columns:
+        raise TemporalSplitError(f"the relationship has no {time_column!r} column: import it with time = \"<column>\"")
+    start_codes, start_keys = pd.factorize(edges["start"].astype(str), sort=True)
+    end_codes, end_keys = pd.factorize(edges["end"].astype(str), sort=True)
+    times = pd.to_datetime(edges[time_column])
+    before = (times < split_time).to_numpy()
+    if not before.any() or before.all():
+        raise TemporalSplitError(f"no relationship begins on both sides of {split_time} (they run from "
+                                 f"{times.min()} to {times.max()}); choose a --split-time between")
+    shape = (len(start_keys), len(end_keys))
+    matrix = sp.csr_matrix((np.ones(int(before.sum()), dtype=np.float32),
+                            (start_codes[before], end_codes[before])), shape=shape)
+    matrix.data[:] = 1.0
+    has_history = np.asarray(matrix.sum(axis=1)).ravel() > 0
+    # An end no start had before T cannot be ranked from the past by any recommender here.
+    end_history = np.asarray(matrix.sum(axis=0)).ravel() > 0
+    after = ~before & has_history[start_codes] & end_history[end_codes]
+    test = pd.Series(end_codes[after]).groupby(start_codes[after]).apply(np.asarray).to_dict()
+    return TemporalSplit(Interactions(matrix, np.asarray(start_keys), np.asarray(end_keys)), test, split_time,
+                         int(before.sum()), int(after.sum()))
+
+
+def ranking_metrics(scores: np.ndarray, starts: np.ndarray, seen: sp.csr_matrix, test: dict[int, np.ndarray],
+                    k: int = K) -> tuple[float, float]:
+    """Mean Recall@k and NDCG@k over ``starts`` (rows of ``scores``); ends a start had in
+    ``seen`` are not ranked."""
+    scores = np.array(scores, dtype=np.float64, copy=True)
+    rows = seen[starts]
+    scores[np.repeat(np.arange(len(starts)), np.diff(rows.indptr)), rows.indices] = -np.inf
+    top = np.argpartition(-scores, kth=min(k, scores.shape[1] - 1), axis=1)[:, :k]
+    order = np.take_along_axis(scores, top, axis=1).argsort(axis=1)[:, ::-1]
+    top = np.take_along_axis(top, order, axis=1)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    recalls, ndcgs = [], []
+    for row, start in enumerate(starts.tolist()):
+        relevant = test[start]
+        hits = np.isin(top[row], relevant)
+        recalls.append(hits.sum() / len(relevant))
+        ndcgs.append((hits * discounts).sum() / discounts[:min(len(relevant), k)].sum())
+    return float(np.mean(recalls)), float(np.mean(ndcgs))
+
+
+class MostPopular:
+    name = "most popular"
+
+    def fit(self, train: sp.csr_matrix) -> "MostPopular":
+        self.popularity = np.asarray(train.sum(axis=0)).ravel()
+        return self
+
+    def scores(self, starts: np.ndarray, train: sp.csr_matrix) -> np.ndarray:
+        return np.tile(self.popularity, (len(starts), 1))
+
+
+class ItemKNN:
+    name = "item-kNN"
+
+    def __init__(self, neighbours: int = 100):
+        self.neighbours = neighbours
+
+    def fit(self, train: sp.csr_matrix) -> "ItemKNN":
+        norms = np.sqrt(np.asarray(train.multiply(train).sum(axis=0)).ravel())
+        normalised = train.multiply(1.0 / np.maximum(norms, 1e-12)).tocsc()
+        similarity = (normalised.T @ normalised).toarray()
+        np.fill_diagonal(similarity, 0.0)
+        if self.neighbours < similarity.shape[0]:  # keep each end's strongest neighbours
+            cut = np.partition(similarity, -self.neighbours, axis=0)[-self.neighbours]
+            similarity[similarity < cut[None, :]] = 0.0
+        self.similarity = similarity
+        return self
+
+    def scores(self, starts: np.ndarray, train: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(train[starts] @ self.similarity)
+
+
+class EASE:
+    name = "EASE"
+
+    def __init__(self, penalty: float = 500.0):
+        self.penalty = penalty
+
+    def fit(self, train: sp.csr_matrix) -> "EASE":
+        gram = (train.T @ train).toarray().astype(np.float64)
+        gram[np.diag_indices_from(gram)] += self.penalty
+        precision = np.linalg.inv(gram)
+        self.weights = precision / (-np.diag(precision))
+        np.fill_diagonal(self.weights, 0.0)
+        return self
+
+    def scores(self, starts: np.ndarray, train: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(train[starts] @ self.weights)
+
+
+@dataclass
+class Evaluation:
+    name: str
+    recall: float
+    ndcg: float
+    seconds: float
+    settings: dict = field(default_factory=dict)
+
+
+def validation_split(edges: pd.DataFrame, split: TemporalSplit, time_column: str = FIRST_TIME) -> TemporalSplit:
+    """The same protocol inside the training period: its last ``VALIDATION_SHARE`` is the test,
+    for choosing a recommender's settings without the test pairs."""
+    times = pd.to_datetime(edges[time_column])
+    before = (times < split.split_time).to_numpy()
+    train_times = times[before]
+    cut = train_times.max() - (train_times.max() - train_times.min()) * VALIDATION_SHARE
+    return temporal_split(edges[before], cut, time_column)
+
+
+def evaluate(model, split: TemporalSplit, k: int = K, settings: dict | None = None) -> Evaluation:
+    started = time.perf_counter()
+    train = split.train.matrix
+    model.fit(train)
+    starts = np.array(sorted(split.test), dtype=np.int64)
+    recalls, ndcgs = [], []
+    for chunk in np.array_split(starts, max(1, len(starts) // 1000)):
+        r, n = ranking_metrics(model.scores(chunk, train), chunk, train, split.test, k)
+        recalls.append(r * len(chunk))
+        ndcgs.append(n * len(chunk))
+    return Evaluation(model.name, float(sum(recalls) / len(starts)), float(sum(ndcgs) / len(starts)),
+                      round(time.perf_counter() - started, 2), settings or {})
+
+
+def choose_on_validation(candidates: list, validation: TemporalSplit, k: int = K):
+    """The candidate with the best validation NDCG@k."""
+    return max(candidates, key=lambda model: evaluate(model, validation, k).ndcg)
+
+
+def read_target(tables_dir: Path, target: str) -> pd.DataFrame:
+    """The target relationship's table of a graph tables folder."""
+    model = model_of(tables_dir)
+    if target not in model.edges:
+        raise TemporalSplitError(f"{tables_dir} has no relationship type {target!r}; it has {sorted(model.edges)}")
+    path = Path(tables_dir) / "edges" / f"{target}.parquet"
+    if not path.exists():
+        raise TemporalSplitError(f"{path} is missing; import or build the tables again")
+    return pd.read_parquet(path)
+
+
+class LightGCN:
+    """Embeddings of starts and ends, propagated ``layers`` times over the symmetric-normalised
+    bipartite adjacency and averaged over layers, trained with BPR (each pair against a
+    uniformly sampled end)."""
+
+    name = "LightGCN"
+
+    def __init__(self, dim: int = 64, layers: int = 3, epochs: int = 60, learning_rate: float = 0.01,
+                 l2: float = 1e-4, batch_size: int = 32768, seed: int = 7, device: str | None = None):
+        self.dim, self.layers, self.epochs = dim, layers, epochs
+        self.learning_rate, self.l2, self.batch_size, self.seed = learning_rate, l2, batch_size, seed
+        self.device = device
+
+    def _adjacency(self, train: sp.csr_matrix, torch):
+        n_starts, n_ends = train.shape
+        coo = train.tocoo()
+        rows = np.concatenate([coo.row, coo.col + n_starts])
+        cols = np.concatenate([coo.col + n_starts, coo.row])
+        degree = np.bincount(rows, minlength=n_starts + n_ends).astype(np.float32)
+        values = 1.0 / np.sqrt(np.maximum(degree[rows], 1.0) * np.maximum(degree[cols], 1.0))
+        indices = torch.as_tensor(np.vstack([rows, cols]))
+        return torch.sparse_coo_tensor(indices, torch.as_tensor(values, dtype=torch.float32),
+                                       (n_starts + n_ends, n_starts + n_ends), check_invariants=False).coalesce()
+
+    def _propagate(self, embedding, adjacency, torch):
+        layer, total = embedding, embedding
+        for _ in range(self.layers):
+            layer = torch.sparse.mm(adjacency, layer)
+            total = total + layer
+        return total / (self.layers + 1)
+
+    def fit(self, train: sp.csr_matrix) -> "LightGCN":
+        import torch
+
+        device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        generator = torch.Generator().manual_seed(self.seed)
+        n_starts, n_ends = train.shape
+        adjacency = self._adjacency(train, torch).to(device)
+        embedding = torch.nn.Parameter(torch.randn(n_starts + n_ends, self.dim, generator=generator).mul_(0.1).to(device))
+        optimiser = torch.optim.Adam([embedding], lr=self.learning_rate)
+        coo = train.tocoo()
+        starts, ends = torch.as_tensor(coo.row, dtype=torch.long), torch.as_tensor(coo.col, dtype=torch.long)
+        self.losses = []
+        for _ in range(self.epochs):
+            order = torch.randperm(len(starts), generator=generator)
+            total = 0.0
+            for batch in order.split(self.batch_size):
+                u, i = starts[batch].to(device), ends[batch].to(device)
+                j = torch.randint(n_ends, (len(batch),), generator=generator).to(device)
+                final = self._propagate(embedding, adjacency, torch)
+                eu, ei, ej = final[u], final[n_starts + i], final[n_starts + j]
+                loss = -torch.nn.functional.logsigmoid((eu * ei).sum(1) - (eu * ej).sum(1)).mean()
+                loss = loss + self.l2 * (embedding[u].pow(2).sum() + embedding[n_starts + i].pow(2).sum()
+                                         + embedding[n_starts + j].pow(2).sum()) / len(batch)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach()) * len(batch)
+            self.losses.append(total / len(starts))
+        with torch.no_grad():
+            final = self._propagate(embedding, adjacency, torch).cpu().numpy()
+        self.start_vectors, self.end_vectors = final[:n_starts], final[n_starts:]
+        return self
+
+    def scores(self, starts: np.ndarray, train: sp.csr_matrix) -> np.ndarray:
+        return self.start_vectors[starts] @ self.end_vectors.T
