@@ -546,8 +546,13 @@ def embed(
     from_neo4j: Annotated[bool, typer.Option(help="Read the graph from Neo4j instead of the tables.")] = False,
     to_neo4j: Annotated[bool, typer.Option(help="Write Customer.embedding to Neo4j and create its vector index.")] = False,
     uri: NeoUri = None, user: NeoUser = "neo4j", password: NeoPassword = None, database: NeoDatabase = "neo4j",
+    target: Annotated[str | None, typer.Option(help="Temporal link prediction on this relationship type of any "
+                                                    "tables (with --split-time).")] = None,
+    split_time: Annotated[str | None, typer.Option(help="Train on relationships that began before this time, "
+                                                        "rank the new pairs after it.")] = None,
 ) -> None:
-    """Learn GNN embeddings of customers, products and devices (heterogeneous GraphSAGE, link prediction)."""
+    """Learn GNN embeddings of customers, products and devices (heterogeneous GraphSAGE, link prediction);
+    with --target and --split-time, temporal link prediction on any relationship beside baselines."""
     from embeddings.data import EmbeddingInputError
     from embeddings.pipeline import apply, embed as train_embeddings
     from embeddings.train import TrainingConfig
@@ -555,6 +560,9 @@ def embed(
     if tables is None and not from_neo4j:
         raise fail("give the graph tables folder, or --from-neo4j")
     out = out or (tables / "embeddings" if tables is not None else Path("embeddings"))
+    if target or split_time:
+        _embed_temporal(tables, target, split_time, out, epochs, dim, seed)
+        return
     driver = settings = None
     if from_neo4j or to_neo4j:
         driver, settings = _neo4j_driver(uri, user, password, database)
@@ -598,6 +606,31 @@ def embed(
     finally:
         if driver is not None:
             driver.close()
+
+
+def _embed_temporal(tables: Path | None, target: str | None, split_time: str | None, out: Path, epochs: int | None,
+                    dim: int, seed: int) -> None:
+    from embeddings.temporal import TemporalSplitError, embed_temporal
+
+    if not (target and split_time and tables is not None):
+        raise fail("temporal link prediction needs the tables folder, --target REL and --split-time T")
+    try:
+        with console.status("temporal link prediction") as status:
+            report = embed_temporal(tables, target, split_time, out, epochs=epochs or 60, dim=dim, seed=seed,
+                                    progress=lambda message: status.update(message))
+    except TemporalSplitError as error:
+        raise fail(str(error))
+    table = Table(title=f"{target}: {report.train_pairs:,} pairs before {report.split_time}, "
+                        f"{report.test_pairs:,} new after it ({report.starts_evaluated:,} starts)",
+                  title_justify="left")
+    for column in ("model", f"Recall@{report.k}", f"NDCG@{report.k}", "s"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for model in report.models:
+        table.add_row(model.name, f"{model.recall:.4f}", f"{model.ndcg:.4f}", f"{model.seconds:.1f}")
+    console.print(table)
+    console.print(f"wrote {out}/metrics.json and {out}/embeddings.parquet (LightGCN on every pair)")
+    record_run(out, "embed --target", {"target": target, "split_time": split_time, "epochs": epochs, "dim": dim,
+                                       "seed": seed}, [tables], [out])
 
 
 def _embeddings_path(tables: Path, embeddings: Path | None, no_embeddings: bool) -> Path | None:

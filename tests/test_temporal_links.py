@@ -73,3 +73,31 @@ def test_recommenders_on_real_purchases_beat_popularity(retail_slice):
 def test_a_missing_relationship_type_is_named(retail_slice, tmp_path):
     with pytest.raises(TemporalSplitError, match="no relationship type 'BOUGHT'"):
         read_target(tmp_path, "BOUGHT")
+
+
+def test_cli_embed_with_a_target_writes_metrics_and_embeddings(retail_slice, tmp_path):
+    """`identigraph embed TABLES --target PURCHASED --split-time T` on imported tables."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    edges, _ = retail_slice
+    folder = tmp_path / "tables"
+    (folder / "edges").mkdir(parents=True)
+    edges.to_parquet(folder / "edges" / "PURCHASED.parquet", index=False)
+    (folder / "graph.json").write_text(json.dumps({"model": {
+        "nodes": {"Customer": {"key": "id"}, "Product": {"key": "id"}},
+        "relationships": {"PURCHASED": {"start": "Customer", "end": "Product"}}}}))
+    result = CliRunner().invoke(app, ["embed", str(folder), "--target", "PURCHASED", "--split-time", "2010-04-01",
+                                      "--epochs", "5", "--dim", "16"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((folder / "embeddings" / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"most popular", "item-kNN", "EASE", "FastRP", "LightGCN"}
+    assert metrics["models"]["EASE"]["recall_at_k"] > metrics["models"]["most popular"]["recall_at_k"]
+    vectors = pd.read_parquet(folder / "embeddings" / "embeddings.parquet")
+    assert set(vectors["node_type"]) == {"Customer", "Product"} and len(vectors["embedding"].iloc[0]) == 16
+    assert len(vectors) == edges["start"].nunique() + edges["end"].nunique()
+    bad = CliRunner().invoke(app, ["embed", str(folder), "--target", "PURCHASED", "--split-time", "soon"])
+    assert bad.exit_code == 1 and "is not a date or time" in bad.output
