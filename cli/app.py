@@ -719,9 +719,16 @@ def score(
     embeddings: EmbeddingsOption = None, no_embeddings: NoEmbeddings = False,
     to_neo4j: Annotated[bool, typer.Option(help="Set Customer.risk_score, risk_band, risk_reasons in Neo4j.")] = False,
     uri: NeoUri = None, user: NeoUser = "neo4j", password: NeoPassword = None, database: NeoDatabase = "neo4j",
+    node_label: Annotated[str | None, typer.Option(help="Score every node of this label of any tables (built or "
+                                                        "imported) from --labels id,label.")] = None,
 ) -> None:
-    """Fraud-risk score with reason codes for every customer (supervised with labels, else anomaly)."""
+    """Fraud-risk score with reason codes for every customer (supervised with labels, else anomaly);
+    with --node-label, for any label of any tables from a labels file."""
     import pandas as pd
+
+    if node_label is not None:
+        _score_node_label(tables, labels, node_label, folds, seed)
+        return
 
     if customer is not None:
         path = tables / "risk.parquet"
@@ -759,6 +766,25 @@ def score(
         written, where = _write_to_neo4j(write_risk, tables, "writing risk scores", uri, user, password, database)
         console.print(f"set risk_score, risk_rank, risk_band, risk_reasons on {written:,} customers in {where}; "
                       "try `identigraph query top_risk_customers`")
+
+
+def _score_node_label(tables: Path, labels: Path | None, label: str, folds: int, seed: int) -> None:
+    from scoring.node_risk import NodeScoringError, score_nodes
+
+    if labels is None:
+        raise fail("--node-label needs --labels FILE with the columns id,label (1 = fraud or abuse, 0 = legitimate)")
+    try:
+        with console.status(f"scoring {label} nodes ({folds}-fold cross-validation)"):
+            result = score_nodes(tables, labels, label, folds=folds, seed=seed)
+    except (NodeScoringError, FileNotFoundError) as error:
+        raise fail(str(error))
+    console.print(f"{result.nodes:,} {label} nodes scored from {result.labelled:,} labels ({result.positives:,} "
+                  f"positive; {result.unmatched_labels:,} label rows name no {label} node)")
+    for name, figures in result.evaluation.items():
+        console.print(f"  held out ({folds} folds), {name}: AUROC {figures['auroc']:.4f}, AUPRC {figures['auprc']:.4f}")
+    console.print(f"wrote {result.path} and {result.path.parent / 'risk.json'} ({result.seconds:.1f}s)")
+    record_run(tables, "score --node-label", {"node_label": label, "labels": labels, "folds": folds, "seed": seed},
+               [tables / "nodes", tables / "edges", labels], [result.path])
 
 
 def _print_risk(result) -> None:

@@ -161,3 +161,49 @@ def test_a_column_the_file_lacks_is_one_line_from_the_cli(tmp_path):
     result = runner.invoke(app, ["graph", "import", str(tmp_path / "m.toml"), "--out", str(tmp_path / "t")])
     assert result.exit_code == 1
     assert "column(s) ['user_id'] are not in u.csv" in result.output and "Traceback" not in result.output
+
+
+def test_any_label_is_scored_from_a_labels_file(tmp_path):
+    """`identigraph score TABLES --labels FILE --node-label User` on an imported slice of the
+    Reddit graph: every user scored, only labelled ones learnt from, held-out figures for the
+    graph model and the no-graph baseline, a label row naming no user counted."""
+    import json
+
+    data = np.load(REDDIT)
+    x, (src, dst), y = data["x"], data["edge_index"], data["y"]
+    n = 3000
+    pd.DataFrame(x[:n, :8], columns=[f"f{i}" for i in range(8)]).assign(user_id=range(n)).to_csv(
+        tmp_path / "users.csv", index=False)
+    keep = (src < n) & (dst >= 10_000)
+    pd.DataFrame({"user": src[keep], "subreddit": dst[keep] - 10_000}).to_csv(tmp_path / "posts.csv", index=False)
+    (tmp_path / "mapping.toml").write_text("""
+[nodes.User]
+file = "users.csv"
+id = "user_id"
+features = ["f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7"]
+[relationships.POSTED_IN]
+file = "posts.csv"
+from = { label = "User", column = "user" }
+to = { label = "Subreddit", column = "subreddit" }
+""")
+    import_graph(load_mapping(tmp_path / "mapping.toml"), tmp_path / "tables")
+    labelled = np.arange(0, n, 2)
+    pd.DataFrame({"id": [*labelled, 99_999], "label": [*y[labelled], 0]}).to_csv(tmp_path / "labels.csv", index=False)
+    result = runner.invoke(app, ["score", str(tmp_path / "tables"), "--labels", str(tmp_path / "labels.csv"),
+                                 "--node-label", "User", "--folds", "3"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "1 label rows name no User node" in " ".join(result.output.split())
+    risk = pd.read_parquet(tmp_path / "tables" / "risk.parquet")
+    assert len(risk) == n and risk["risk_score"].between(0, 1).all()
+    assert risk["label"].notna().sum() == len(labelled) and risk["risk_reasons"].map(len).max() >= 1
+    report = json.loads((tmp_path / "tables" / "risk.json").read_text())
+    assert set(report["evaluation"]) == {"graph", "no graph"}
+    assert report["feature_groups"]["labels"] == 2 and report["evaluation"]["graph"]["auroc"] > 0.5
+    pd.DataFrame({"id": labelled, "label": 0}).to_csv(tmp_path / "none.csv", index=False)
+    bad = runner.invoke(app, ["score", str(tmp_path / "tables"), "--node-label", "User",
+                              "--labels", str(tmp_path / "none.csv")])
+    assert bad.exit_code == 1 and "cross-validation needs" in " ".join(bad.output.split())
+    # A label with no features of its own (the subreddits, named by the posts) is scored too.
+    other = runner.invoke(app, ["score", str(tmp_path / "tables"), "--node-label", "Subreddit",
+                                "--labels", str(tmp_path / "labels.csv"), "--folds", "3"])
+    assert other.exit_code == 0, other.output
