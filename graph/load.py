@@ -12,7 +12,6 @@ past that the load stops with ``LoadInterrupted``, committed batches kept.
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from graph.connection import one_line
-from graph.model import BUILT_MODEL, GraphModel, model_of
+from graph.model import BUILT_MODEL, SAFE_NAME, GraphModel, model_of
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "cypher" / "schema.cypher"
 
@@ -64,7 +63,8 @@ def init_schema(driver: neo4j.Driver, database: str = "neo4j", model: GraphModel
     EXISTS, so reruns are no-ops."""
     statements = schema_statements()
     for label, node in model.nodes.items():
-        if label not in BUILT_MODEL.nodes:
+        built = BUILT_MODEL.nodes.get(label)
+        if built is None or built.key != node.key:  # schema.cypher covers the built labels' keys only
             _check_names(label, node.key)
             statements.append(f"CREATE CONSTRAINT {label}_{node.key}_key IF NOT EXISTS "
                               f"FOR (n:{label}) REQUIRE n.{node.key} IS UNIQUE")
@@ -72,9 +72,6 @@ def init_schema(driver: neo4j.Driver, database: str = "neo4j", model: GraphModel
         driver.execute_query(statement, database_=database)
     driver.execute_query("CALL db.awaitIndexes(300)", database_=database)
     return statements
-
-
-SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _check_names(*names: str) -> None:

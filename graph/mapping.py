@@ -4,7 +4,7 @@ TABLES``, docs/bring-your-own-graph.md).
 
     [nodes.User]                      # a label; its file holds one row per node
     file = "users.csv"
-    id = "user_id"                    # the key column, and the key property's name
+    id = "user_id"                    # the key column; its name (non-word characters as "_") the key property's
     features = ["f1", "f2"]           # numeric as they are; other columns one-hot encoded
     properties = ["name"]             # copied as they are
     [nodes.Product]                   # no file: the nodes are the ids its relationships name
@@ -42,12 +42,9 @@ import numpy as np
 import pandas as pd
 
 from graph.build import EventAccount, GraphBuildSummary
-from graph.model import EDGES, NODES, EdgeType, GraphModel, NodeType
+from graph.model import SAFE_NAME, EdgeType, GraphModel, NodeType
 from resolution.io import DELIMITERS, InputFileError, read_table_checked
 
-# Labels, relationship types and property names go into Cypher text (Neo4j takes no
-# parameter for them): letters, digits and underscores only.
-SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A categorical feature becomes one column per value, its commonest values only.
 MAX_CATEGORIES = 50
 # Columns of every relationship table after start and end.
@@ -62,10 +59,16 @@ class MappingError(ValueError):
 @dataclass(frozen=True)
 class NodeMapping:
     label: str
-    id: str
+    id: str  # the id column of the file
     file: Path | None = None  # None: the ids the relationships name
     features: tuple[str, ...] = ()
     properties: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """The key property: the id column's name with what Neo4j cannot name as "_"
+        ("Customer ID" keys customer nodes by ``Customer_ID``)."""
+        return re.sub(r"\W", "_", self.id)
 
 
 @dataclass(frozen=True)
@@ -140,27 +143,27 @@ def parse_mapping(data: dict, folder: Path, origin: str = "mapping") -> GraphMap
             raise MappingError(f"{where}: {resolved} is not a file")
         return resolved
 
+    def entries(section: str, allowed: set[str]):
+        """(name, table, where) of each entry of ``[section.<Name>]``, its name and keys checked."""
+        for name, raw in (data.get(section) or {}).items():
+            where = f"{origin} [{section}.{name}]"
+            _name(name, where)
+            if not isinstance(raw, dict):
+                raise MappingError(f"{where} must be a table")
+            _known_keys(raw, allowed, where)
+            yield name, raw, where
+
     nodes: dict[str, NodeMapping] = {}
-    for label, raw in (data.get("nodes") or {}).items():
-        where = f"{origin} [nodes.{label}]"
-        _name(label, where)
-        if not isinstance(raw, dict):
-            raise MappingError(f"{where} must be a table")
-        _known_keys(raw, {"file", "id", "features", "properties"}, where)
+    for label, raw, where in entries("nodes", {"file", "id", "features", "properties"}):
         file = path(raw["file"], where) if "file" in raw else None
         if file is not None and "id" not in raw:
             raise MappingError(f"{where}: a node file needs id = \"<its id column>\"")
-        node_id = raw.get("id", "id")
-        _name(re.sub(r"\W", "_", node_id) if file is not None else node_id, f"{where} id")
-        nodes[label] = NodeMapping(label, node_id, file, _columns(raw.get("features"), f"{where} features"),
+        nodes[label] = NodeMapping(label, str(raw.get("id", "id")), file,
+                                   _columns(raw.get("features"), f"{where} features"),
                                    _columns(raw.get("properties"), f"{where} properties"))
+        _name(nodes[label].key, f"{where} id")
     relationships: dict[str, RelationshipMapping] = {}
-    for rel_type, raw in (data.get("relationships") or {}).items():
-        where = f"{origin} [relationships.{rel_type}]"
-        _name(rel_type, where)
-        if not isinstance(raw, dict):
-            raise MappingError(f"{where} must be a table")
-        _known_keys(raw, {"file", "from", "to", "weight", "time", "properties"}, where)
+    for rel_type, raw, where in entries("relationships", {"file", "from", "to", "weight", "time", "properties"}):
         for key in ("file", "from", "to"):
             if key not in raw:
                 raise MappingError(f"{where}: {key} is missing")
@@ -229,16 +232,21 @@ def _read(path: Path, columns: list[str], entry: str, quarantine: _Quarantine,
     return frame, numbers
 
 
-def _ids(values: pd.Series) -> pd.Series:
-    """Ids as text: trimmed, empty as missing, whole numbers stored as floats ("12.0") as "12"."""
+def _text(values: pd.Series) -> pd.Series:
+    """Values as trimmed text, an empty one missing."""
     text = values.astype("string").str.strip()
-    text = text.mask(text == "")
+    return text.mask(text == "")
+
+
+def _ids(values: pd.Series) -> pd.Series:
+    """Ids as text (``_text``), whole numbers stored as floats ("12.0") as "12"."""
+    text = _text(values)
     whole = text.str.fullmatch(r"-?\d+\.0+").fillna(False)
     return text.mask(whole, text.str.replace(r"\.0+$", "", regex=True))
 
 
 def _numbers(values: pd.Series) -> pd.Series:
-    return pd.to_numeric(values.astype("string").str.strip().replace("", pd.NA), errors="coerce")
+    return pd.to_numeric(_text(values), errors="coerce")
 
 
 def _feature_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -246,12 +254,12 @@ def _feature_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFr
     are mostly not numbers is categorical: one 0/1 column per common value, ``column=value``."""
     out = {}
     for column in columns:
-        present = frame[column].astype("string").str.strip().replace("", pd.NA).dropna()
-        numbers = _numbers(frame[column])
+        text = _text(frame[column])
+        present = text.dropna()
+        numbers = pd.to_numeric(text, errors="coerce")
         if len(present) == 0 or numbers.notna().sum() >= 0.95 * len(present):
             out[column] = numbers.astype("float32")
             continue
-        text = frame[column].astype("string").str.strip()
         for value in present.value_counts().index[:MAX_CATEGORIES]:
             out[f"{column}={value}"] = (text == value).fillna(False).astype("float32")
     return pd.DataFrame(out, index=frame.index)
@@ -267,7 +275,7 @@ def _node_table(node: NodeMapping, quarantine: _Quarantine, account: FileAccount
     quarantine.add(entry, numbers[repeated], [f"duplicate id {v!r} in column {node.id!r}" for v in ids[repeated]])
     keep = ~(missing | repeated)
     frame, ids = frame[keep], ids[keep]
-    table = pd.concat([pd.DataFrame({node.id: ids.astype(object)}, index=frame.index),
+    table = pd.concat([pd.DataFrame({node.key: ids.astype(object)}, index=frame.index),
                        _feature_columns(frame, node.features),
                        frame[list(node.properties)].astype("string")], axis=1)
     account.used = len(table)
@@ -299,11 +307,11 @@ def _relationship_table(rel: RelationshipMapping, known: dict[str, set[str] | No
     values = {}
     for column in [*([rel.weight] if rel.weight else []), *rel.properties]:
         values[column] = _numbers(frame[column])
-        present = frame[column].astype("string").str.strip().replace("", pd.NA).notna()
+        present = _text(frame[column]).notna()
         reject(values[column].isna() & present, f"{column} " + frame[column].astype(object).map(repr) + " is not a number")
     times = None
     if rel.time:
-        times = pd.to_datetime(frame[rel.time].astype("string").str.strip(), errors="coerce", format="mixed")
+        times = pd.to_datetime(_text(frame[rel.time]), errors="coerce", format="mixed")
         reject(times.isna(), f"{rel.time} " + frame[rel.time].astype(object).map(repr) + " is not a date or time")
     bad = reasons.notna().to_numpy()
     quarantine.add(entry, numbers[bad], reasons[bad].tolist())
@@ -328,7 +336,6 @@ def import_graph(mapping: GraphMapping, out_dir: Path, progress: Callable[[str],
     """The mapping's files -> ``out_dir/nodes/<Label>.parquet``, ``edges/<TYPE>.parquet``,
     ``quarantine.parquet`` and ``graph.json`` (counts, model, feature columns)."""
     started = time.perf_counter()
-    clash = [label for label in mapping.nodes if label in NODES] + [t for t in mapping.relationships if t in EDGES]
     out_dir = Path(out_dir)
     (out_dir / "nodes").mkdir(parents=True, exist_ok=True)
     (out_dir / "edges").mkdir(parents=True, exist_ok=True)
@@ -341,7 +348,7 @@ def import_graph(mapping: GraphMapping, out_dir: Path, progress: Callable[[str],
                 progress(f"nodes {node.label} from {node.file.name}")
             accounts[f"nodes.{node.label}"] = account = FileAccount(file=node.file.name)
             node_tables[node.label] = _node_table(node, quarantine, account)
-    known = {label: set(table[mapping.nodes[label].id]) for label, table in node_tables.items()}
+    known = {label: set(table[mapping.nodes[label].key]) for label, table in node_tables.items()}
     edge_tables: dict[str, pd.DataFrame] = {}
     for rel in mapping.relationships.values():
         if progress:
@@ -353,22 +360,21 @@ def import_graph(mapping: GraphMapping, out_dir: Path, progress: Callable[[str],
             named = [t[side] for rel, t in ((mapping.relationships[k], v) for k, v in edge_tables.items())
                      for side, end in (("start", rel.start), ("end", rel.end)) if end.label == node.label]
             ids = pd.concat(named, ignore_index=True).drop_duplicates() if named else pd.Series([], dtype=object)
-            node_tables[node.label] = pd.DataFrame({node.id: sorted(ids.astype(str))})
+            node_tables[node.label] = pd.DataFrame({node.key: sorted(ids.astype(str))})
     for label, table in node_tables.items():
         table.to_parquet(out_dir / "nodes" / f"{label}.parquet", index=False)
     for rel_type, table in edge_tables.items():
         table.to_parquet(out_dir / "edges" / f"{rel_type}.parquet", index=False)
     quarantine.frame().to_parquet(out_dir / "quarantine.parquet", index=False)
-    features = {label: [c for c in table.columns if c != mapping.nodes[label].id
+    features = {label: [c for c in table.columns if c != mapping.nodes[label].key
                         and c not in mapping.nodes[label].properties] for label, table in node_tables.items()}
     model = GraphModel(
-        {label: NodeType(label, mapping.nodes[label].id, f"imported from {m.file.name if m.file else 'relationships'}")
+        {label: NodeType(label, mapping.nodes[label].key, f"imported from {m.file.name if m.file else 'relationships'}")
          for label, m in mapping.nodes.items()},
         {t: EdgeType(t, r.start.label, r.end.label, f"imported from {r.file.name}") for t, r in mapping.relationships.items()})
     summary = ImportSummary(out_dir, {label: len(t) for label, t in node_tables.items()},
                             {t: len(table) for t, table in edge_tables.items()}, accounts,
                             round(time.perf_counter() - started, 3),
                             features={label: cols for label, cols in features.items() if cols})
-    (out_dir / "graph.json").write_text(json.dumps({**summary.to_json(), "model": model.to_json(),
-                                                    "shares_names_with_the_built_model": clash}, indent=2))
+    (out_dir / "graph.json").write_text(json.dumps({**summary.to_json(), "model": model.to_json()}, indent=2))
     return summary

@@ -207,3 +207,12 @@ to = { label = "Subreddit", column = "subreddit" }
     other = runner.invoke(app, ["score", str(tmp_path / "tables"), "--node-label", "Subreddit",
                                 "--labels", str(tmp_path / "labels.csv"), "--folds", "3"])
     assert other.exit_code == 0, other.output
+
+
+def test_an_id_column_neo4j_cannot_name_keys_the_nodes_by_a_name_it_can(tmp_path):
+    (tmp_path / "users.csv").write_text("User ID,age\nu1,31\nu2,47\n")
+    summary = import_graph(parse_mapping({"nodes": {"User": {"file": "users.csv", "id": "User ID",
+                                                             "features": ["age"]}}}, tmp_path), tmp_path / "t")
+    nodes = pd.read_parquet(tmp_path / "t" / "nodes" / "User.parquet")
+    assert list(nodes.columns) == ["User_ID", "age"] and nodes["User_ID"].tolist() == ["u1", "u2"]
+    assert model_of(tmp_path / "t").nodes["User"].key == "User_ID" and summary.features == {"User": ["age"]}
