@@ -68,24 +68,34 @@ def temporal_split(edges: pd.DataFrame, split_time: pd.Timestamp, time_column: s
     of the table, so a node first seen after T is a known node without history."""
     if time_column not in edges.columns:
         raise TemporalSplitError(f"the relationship has no {time_column!r} column: import it with time = \"<column>\"")
-    start_codes, start_keys = pd.factorize(edges["start"].astype(str), sort=True)
-    end_codes, end_keys = pd.factorize(edges["end"].astype(str), sort=True)
+    start_codes, start_keys, end_codes, end_keys = _encoded_pairs(edges)
     times = pd.to_datetime(edges[time_column])
     before = (times < split_time).to_numpy()
     if not before.any() or before.all():
         raise TemporalSplitError(f"no relationship begins on both sides of {split_time} (they run from "
                                  f"{times.min()} to {times.max()}); choose a --split-time between")
-    shape = (len(start_keys), len(end_keys))
-    matrix = sp.csr_matrix((np.ones(int(before.sum()), dtype=np.float32),
-                            (start_codes[before], end_codes[before])), shape=shape)
-    matrix.data[:] = 1.0
+    matrix = _pair_matrix(start_codes[before], end_codes[before], (len(start_keys), len(end_keys)))
     has_history = np.asarray(matrix.sum(axis=1)).ravel() > 0
     # An end no start had before T cannot be ranked from the past by any recommender here.
     end_history = np.asarray(matrix.sum(axis=0)).ravel() > 0
     after = ~before & has_history[start_codes] & end_history[end_codes]
     test = pd.Series(end_codes[after]).groupby(start_codes[after]).apply(np.asarray).to_dict()
-    return TemporalSplit(Interactions(matrix, np.asarray(start_keys), np.asarray(end_keys)), test, split_time,
-                         int(before.sum()), int(after.sum()))
+    return TemporalSplit(Interactions(matrix, start_keys, end_keys), test, split_time, int(before.sum()),
+                         int(after.sum()))
+
+
+def _encoded_pairs(edges: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(start codes, start keys, end codes, end keys): every key of the table, in key order."""
+    start_codes, start_keys = pd.factorize(edges["start"].astype(str), sort=True)
+    end_codes, end_keys = pd.factorize(edges["end"].astype(str), sort=True)
+    return start_codes, np.asarray(start_keys), end_codes, np.asarray(end_keys)
+
+
+def _pair_matrix(start_codes: np.ndarray, end_codes: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """Starts x ends, 1 where a pair occurs (however often)."""
+    matrix = sp.csr_matrix((np.ones(len(start_codes), dtype=np.float32), (start_codes, end_codes)), shape=shape)
+    matrix.data[:] = 1.0
+    return matrix
 
 
 def ranking_metrics(scores: np.ndarray, starts: np.ndarray, seen: sp.csr_matrix, test: dict[int, np.ndarray],
@@ -351,10 +361,11 @@ def embed_temporal(tables_dir: Path, target: str, split_time: str, out_dir: Path
         models.append(evaluate(model, split, settings=settings))
     report = TemporalReport(target, str(when), split.pairs_before, split.pairs_after, len(split.test), K, models)
     say("LightGCN on every pair, for the embeddings")
-    final = LightGCN(dim=dim, epochs=epochs, seed=seed).fit(_all_pairs(edges))
+    start_codes, start_keys, end_codes, end_keys = _encoded_pairs(edges)
+    final = LightGCN(dim=dim, epochs=epochs, seed=seed).fit(
+        _pair_matrix(start_codes, end_codes, (len(start_keys), len(end_keys))))
     model = model_of(tables_dir)
     start_label, end_label = model.edges[target].start, model.edges[target].end
-    start_keys, end_keys = _keys(edges)
     frames = [pd.DataFrame({"node_type": start_label, "node_id": start_keys, "embedding": list(final.start_vectors)}),
               pd.DataFrame({"node_type": end_label, "node_id": end_keys, "embedding": list(final.end_vectors)})]
     out_dir = Path(out_dir)
@@ -364,15 +375,3 @@ def embed_temporal(tables_dir: Path, target: str, split_time: str, out_dir: Path
     (out_dir / "metrics.json").write_text(json.dumps(report.to_json(), indent=2))
     return report
 
-
-def _keys(edges: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    return (np.asarray(pd.factorize(edges["start"].astype(str), sort=True)[1]),
-            np.asarray(pd.factorize(edges["end"].astype(str), sort=True)[1]))
-
-
-def _all_pairs(edges: pd.DataFrame) -> sp.csr_matrix:
-    starts, _ = pd.factorize(edges["start"].astype(str), sort=True)
-    ends, _ = pd.factorize(edges["end"].astype(str), sort=True)
-    matrix = sp.csr_matrix((np.ones(len(edges), dtype=np.float32), (starts, ends)))
-    matrix.data[:] = 1.0
-    return matrix

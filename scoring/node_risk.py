@@ -57,12 +57,16 @@ class NodeGraph:
     adjacencies: list[tuple[sp.csr_matrix, bool]] = field(default_factory=list)
 
 
-def _feature_columns(tables_dir: Path, label: str, frame: pd.DataFrame, key: str) -> list[str]:
-    info = Path(tables_dir) / "graph.json"
-    declared = json.loads(info.read_text()).get("features", {}).get(label) if info.exists() else None
-    if declared is not None:
-        return [c for c in declared if c in frame.columns]
+def _feature_columns(declared: dict[str, list[str]], label: str, frame: pd.DataFrame, key: str) -> list[str]:
+    """The label's features as ``graph.json`` declares them (an imported graph), else its
+    numeric columns."""
+    if label in declared:
+        return [c for c in declared[label] if c in frame.columns]
     return [c for c in frame.columns if c != key and pd.api.types.is_numeric_dtype(frame[c])]
+
+
+def _stacked(parts: list[np.ndarray], rows: int) -> np.ndarray:
+    return np.column_stack(parts) if parts else np.zeros((rows, 0), np.float32)
 
 
 def node_graph(tables_dir: Path, label: str) -> NodeGraph:
@@ -70,21 +74,23 @@ def node_graph(tables_dir: Path, label: str) -> NodeGraph:
     model = model_of(tables_dir)
     if label not in model.nodes:
         raise NodeScoringError(f"{tables_dir} has no node label {label!r}; it has {sorted(model.nodes)}")
+    info = tables_dir / "graph.json"
+    declared = json.loads(info.read_text()).get("features", {}) if info.exists() else {}
     nodes = pd.read_parquet(tables_dir / "nodes" / f"{label}.parquet")
     key = model.nodes[label].key
     keys = nodes[key].astype(str).to_numpy()
     index = pd.Series(np.arange(len(keys)), index=keys)
-    own = nodes[_feature_columns(tables_dir, label, nodes, key)].to_numpy(np.float32)
+    own = nodes[_feature_columns(declared, label, nodes, key)].to_numpy(np.float32)
     structure, neighbourhood, adjacencies = [], [], []
     for rel_type, edge in model.edges.items():
         path = tables_dir / "edges" / f"{rel_type}.parquet"
         if label not in (edge.start, edge.end) or not path.exists():
             continue
         edges = pd.read_parquet(path, columns=["start", "end"])
-        sides = [("start", "end", edge.end)] if edge.start == label else []
-        sides += [("end", "start", edge.start)] if edge.end == label and edge.start != label else []
-        if edge.start == label == edge.end:
-            sides = [("start", "end", label), ("end", "start", label)]
+        # Each end the label sits at (both, for a type within the label).
+        sides = [(mine, theirs, other) for mine, theirs, at, other in (("start", "end", edge.start, edge.end),
+                                                                        ("end", "start", edge.end, edge.start))
+                 if at == label]
         for mine, theirs, other_label in sides:
             rows = index.reindex(edges[mine].astype(str)).to_numpy()
             other_codes, other_keys = pd.factorize(edges[theirs].astype(str))
@@ -101,14 +107,13 @@ def node_graph(tables_dir: Path, label: str) -> NodeGraph:
             if other_nodes.exists():
                 frame = pd.read_parquet(other_nodes)
                 other_key = model.nodes[other_label].key
-                columns = _feature_columns(tables_dir, other_label, frame, other_key)
+                columns = _feature_columns(declared, other_label, frame, other_key)
                 if columns:
                     values = frame.set_index(frame[other_key].astype(str))[columns].reindex(other_keys)
                     neighbourhood.append(mean @ values.fillna(0.0).to_numpy(np.float32))
             same = other_label == label
             adjacencies.append((_same_label(adjacency, other_keys, index) if same else adjacency, same))
-    width = lambda parts: np.column_stack(parts) if parts else np.zeros((len(keys), 0), np.float32)  # noqa: E731
-    return NodeGraph(keys, own, width(structure), width(neighbourhood), adjacencies)
+    return NodeGraph(keys, own, _stacked(structure, len(keys)), _stacked(neighbourhood, len(keys)), adjacencies)
 
 
 def _same_label(adjacency: sp.csr_matrix, other_keys, index: pd.Series) -> sp.csr_matrix:
