@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from graph.mapping import import_graph, parse_mapping  # noqa: E402
-from scoring.node_risk import score_nodes  # noqa: E402
+from scoring.node_risk import GROUPS, score_nodes  # noqa: E402
 
 REDDIT = ROOT.parent / "shared" / "data" / "reddit" / "reddit.npz"
 USERS = 10_000
@@ -60,7 +60,7 @@ def main() -> None:
             train, test = train_test_split(np.arange(USERS), train_size=0.4, stratify=y, random_state=seed)
             labels = Path(tmp) / "labels.csv"
             pd.DataFrame({"id": train, "label": y[train]}).to_csv(labels, index=False)
-            for name, groups in (("graph", ("own", "structure", "neighbourhood", "labels")), ("no graph", ("own",))):
+            for name, groups in (("graph", GROUPS), ("no graph", ("own",))):
                 score_nodes(tables, labels, "User", seed=seed, groups=groups, out_dir=Path(tmp) / name)
                 risk = pd.read_parquet(Path(tmp) / name / "risk.parquet").set_index("id")
                 scores = risk.loc[test.astype(str), "risk_score"].to_numpy()

@@ -8,7 +8,12 @@ of the label. Feature groups:
 - ``own``: the node's feature columns (``graph.json``'s features for the label);
 - ``structure``: per relationship type touching the label, the node's degree and its
   neighbours' mean degree;
-- ``neighbourhood``: per relationship type, the mean of the neighbours' feature columns;
+- ``neighbourhood``: per relationship type, the mean, highest and lowest of the neighbours'
+  feature columns (a banned user may post in one odd community among ordinary ones: the
+  mean hides it, the extremes do not);
+- ``peers``: per relationship type to another label, the nodes of the label two hops away
+  (users of the same communities): the mean, over the node's neighbours, of each neighbour's
+  mean member, and the highest such neighbour mean;
 - ``labels``: per relationship type, the smoothed share of labelled positives among the
   other labelled nodes that share a neighbour with it (two hops; for a type between two
   nodes of the label, its direct neighbours), from the training fold's labels only.
@@ -34,9 +39,13 @@ from sklearn.model_selection import StratifiedKFold
 
 from graph.model import model_of
 
-GROUPS = ("own", "structure", "neighbourhood", "labels")
+GROUPS = ("own", "structure", "neighbourhood", "peers", "labels")
 REASON_TEXT = {"own": "its own attributes", "structure": "how many neighbours it has, and theirs",
-               "neighbourhood": "what its neighbours are like", "labels": "labelled cases near it in the graph"}
+               "neighbourhood": "what its neighbours are like",
+               "peers": "what the nodes it shares neighbours with are like",
+               "labels": "labelled cases near it in the graph"}
+# Edges gathered at once when taking neighbours' extremes (rows x features floats each).
+EXTREMES_CHUNK_EDGES = 1_000_000
 # Positives among a neighbour's labelled nodes are shrunk toward the base rate by this many
 # pseudo-nodes: a community with one labelled member says little.
 SMOOTHING = 5.0
@@ -52,6 +61,7 @@ class NodeGraph:
     own: np.ndarray  # nodes x own features
     structure: np.ndarray
     neighbourhood: np.ndarray
+    peers: np.ndarray
     # Per relationship type and side: the label's nodes x their neighbours (0/1, sparse), and
     # whether the neighbours are of the label too (columns then in the label's order).
     adjacencies: list[tuple[sp.csr_matrix, bool]] = field(default_factory=list)
@@ -81,7 +91,7 @@ def node_graph(tables_dir: Path, label: str) -> NodeGraph:
     keys = nodes[key].astype(str).to_numpy()
     index = pd.Series(np.arange(len(keys)), index=keys)
     own = nodes[_feature_columns(declared, label, nodes, key)].to_numpy(np.float32)
-    structure, neighbourhood, adjacencies = [], [], []
+    structure, neighbourhood, peers, adjacencies = [], [], [], []
     for rel_type, edge in model.edges.items():
         path = tables_dir / "edges" / f"{rel_type}.parquet"
         if label not in (edge.start, edge.end) or not path.exists():
@@ -110,10 +120,40 @@ def node_graph(tables_dir: Path, label: str) -> NodeGraph:
                 columns = _feature_columns(declared, other_label, frame, other_key)
                 if columns:
                     values = frame.set_index(frame[other_key].astype(str))[columns].reindex(other_keys)
-                    neighbourhood.append(mean @ values.fillna(0.0).to_numpy(np.float32))
+                    values = values.fillna(0.0).to_numpy(np.float32)
+                    neighbourhood += [mean @ values, *neighbour_extremes(adjacency, values)]
             same = other_label == label
+            if not same and own.shape[1]:
+                members = sp.diags(1.0 / np.maximum(other_degree, 1.0)) @ adjacency.T.tocsr()
+                member_mean = (members @ own).astype(np.float32)
+                peers += [mean @ member_mean, neighbour_extremes(adjacency, member_mean)[0]]
             adjacencies.append((_same_label(adjacency, other_keys, index) if same else adjacency, same))
-    return NodeGraph(keys, own, _stacked(structure, len(keys)), _stacked(neighbourhood, len(keys)), adjacencies)
+    return NodeGraph(keys, own, _stacked(structure, len(keys)), _stacked(neighbourhood, len(keys)),
+                     _stacked(peers, len(keys)), adjacencies)
+
+
+def neighbour_extremes(adjacency: sp.csr_matrix, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``adjacency``, the highest and the lowest of its neighbours' ``values`` (rows
+    x columns); missing (NaN) for a node without neighbours, which the trees handle."""
+    adjacency = adjacency.tocsr()
+    adjacency.sort_indices()
+    highest = np.full((adjacency.shape[0], values.shape[1]), np.nan, np.float32)
+    lowest = highest.copy()
+    indptr = adjacency.indptr
+    start = 0
+    while start < adjacency.shape[0]:
+        # Rows whose edges fit the chunk (at least one row, however many edges it has).
+        stop = max(int(np.searchsorted(indptr, indptr[start] + EXTREMES_CHUNK_EDGES, side="right")) - 1, start + 1)
+        stop = min(stop, adjacency.shape[0])
+        rows = np.arange(start, stop)
+        filled = rows[indptr[rows + 1] > indptr[rows]]
+        if len(filled):
+            gathered = values[adjacency.indices[indptr[start]:indptr[stop]]]
+            offsets = indptr[filled] - indptr[start]
+            highest[filled] = np.maximum.reduceat(gathered, offsets, axis=0)
+            lowest[filled] = np.minimum.reduceat(gathered, offsets, axis=0)
+        start = stop
+    return highest, lowest
 
 
 def _same_label(adjacency: sp.csr_matrix, other_keys, index: pd.Series) -> sp.csr_matrix:
@@ -153,7 +193,7 @@ def label_features(graph: NodeGraph, known: np.ndarray, labelled: np.ndarray) ->
 
 def _matrix(graph: NodeGraph, groups: tuple[str, ...], labels_part: np.ndarray) -> tuple[np.ndarray, list[str]]:
     parts = {"own": graph.own, "structure": graph.structure, "neighbourhood": graph.neighbourhood,
-             "labels": labels_part}
+             "peers": graph.peers, "labels": labels_part}
     chosen = [(g, parts[g]) for g in groups if parts[g].shape[1]]
     if not chosen:  # a label without features of its own: the baseline is the base rate
         return np.zeros((len(graph.keys), 1), np.float32), [groups[0]]

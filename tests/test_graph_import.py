@@ -199,6 +199,9 @@ to = { label = "Subreddit", column = "subreddit" }
     report = json.loads((tmp_path / "tables" / "risk.json").read_text())
     assert set(report["evaluation"]) == {"graph", "no graph"}
     assert report["feature_groups"]["labels"] == 2 and report["evaluation"]["graph"]["auroc"] > 0.5
+    # The subreddits have no features, so the users two hops away speak for them: the mean and
+    # the highest of their members' 8 features.
+    assert report["feature_groups"]["peers"] == 16 and "neighbourhood" not in report["feature_groups"]
     pd.DataFrame({"id": labelled, "label": 0}).to_csv(tmp_path / "none.csv", index=False)
     bad = runner.invoke(app, ["score", str(tmp_path / "tables"), "--node-label", "User",
                               "--labels", str(tmp_path / "none.csv")])
