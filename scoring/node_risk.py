@@ -7,7 +7,9 @@ of the label. Feature groups:
 
 - ``own``: the node's feature columns (``graph.json``'s features for the label);
 - ``structure``: per relationship type touching the label, the node's degree and its
-  neighbours' mean degree;
+  neighbours' mean degree; where the relationship has them (``graph import`` aggregates
+  repeated pairs), its events (summed ``count``), summed ``weight``, and days since the last
+  and the first of them (to the table's latest time);
 - ``neighbourhood``: per relationship type, the mean, highest and lowest of the neighbours'
   feature columns (a banned user may post in one odd community among ordinary ones: the
   mean hides it, the extremes do not);
@@ -17,6 +19,9 @@ of the label. Feature groups:
 - ``labels``: per relationship type, the smoothed share of labelled positives among the
   other labelled nodes that share a neighbour with it (two hops; for a type between two
   nodes of the label, its direct neighbours), from the training fold's labels only.
+
+- ``embedding``: the label's rows of an ``embeddings.parquet`` (``identigraph embed``), where
+  one is given; kept only where the cross-validated AUPRC is higher with it.
 
 Held-out figures come from stratified cross-validation over the labelled nodes, the graph
 model beside the same trees on ``own`` alone (the no-graph baseline), on the same folds.
@@ -37,13 +42,14 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+from graph.mapping import COUNT, FIRST_TIME, LAST_TIME, WEIGHT
 from graph.model import model_of
 
 GROUPS = ("own", "structure", "neighbourhood", "peers", "labels")
 REASON_TEXT = {"own": "its own attributes", "structure": "how many neighbours it has, and theirs",
                "neighbourhood": "what its neighbours are like",
                "peers": "what the nodes it shares neighbours with are like",
-               "labels": "labelled cases near it in the graph"}
+               "labels": "labelled cases near it in the graph", "embedding": "where its embedding places it"}
 # Edges gathered at once when taking neighbours' extremes (rows x features floats each).
 EXTREMES_CHUNK_EDGES = 1_000_000
 # Positives among a neighbour's labelled nodes are shrunk toward the base rate by this many
@@ -62,6 +68,8 @@ class NodeGraph:
     structure: np.ndarray
     neighbourhood: np.ndarray
     peers: np.ndarray
+    own_names: list[str] = field(default_factory=list)  # a readable name per own and structure column
+    structure_names: list[str] = field(default_factory=list)
     # Per relationship type and side: the label's nodes x their neighbours (0/1, sparse), and
     # whether the neighbours are of the label too (columns then in the label's order).
     adjacencies: list[tuple[sp.csr_matrix, bool]] = field(default_factory=list)
@@ -90,13 +98,14 @@ def node_graph(tables_dir: Path, label: str) -> NodeGraph:
     key = model.nodes[label].key
     keys = nodes[key].astype(str).to_numpy()
     index = pd.Series(np.arange(len(keys)), index=keys)
-    own = nodes[_feature_columns(declared, label, nodes, key)].to_numpy(np.float32)
-    structure, neighbourhood, peers, adjacencies = [], [], [], []
+    own_names = _feature_columns(declared, label, nodes, key)
+    own = nodes[own_names].to_numpy(np.float32)
+    structure, structure_names, neighbourhood, peers, adjacencies = [], [], [], [], []
     for rel_type, edge in model.edges.items():
         path = tables_dir / "edges" / f"{rel_type}.parquet"
         if label not in (edge.start, edge.end) or not path.exists():
             continue
-        edges = pd.read_parquet(path, columns=["start", "end"])
+        edges = pd.read_parquet(path)
         # Each end the label sits at (both, for a type within the label).
         sides = [(mine, theirs, other) for mine, theirs, at, other in (("start", "end", edge.start, edge.end),
                                                                         ("end", "start", edge.end, edge.start))
@@ -113,6 +122,11 @@ def node_graph(tables_dir: Path, label: str) -> NodeGraph:
             other_degree = np.asarray(adjacency.sum(axis=0)).ravel()
             mean = sp.diags(1.0 / np.maximum(degree, 1.0)) @ adjacency
             structure += [degree, mean @ other_degree]
+            named = rel_type if len(sides) == 1 else f"{rel_type} ({mine})"
+            structure_names += [f"{named} neighbours", f"{named} neighbours' degree"]
+            for name, column in edge_activity(edges, rows, present, len(keys)).items():
+                structure.append(column)
+                structure_names.append(f"{named} {name}")
             other_nodes = tables_dir / "nodes" / f"{other_label}.parquet"
             if other_nodes.exists():
                 frame = pd.read_parquet(other_nodes)
@@ -129,7 +143,56 @@ def node_graph(tables_dir: Path, label: str) -> NodeGraph:
                 peers += [mean @ member_mean, neighbour_extremes(adjacency, member_mean)[0]]
             adjacencies.append((_same_label(adjacency, other_keys, index) if same else adjacency, same))
     return NodeGraph(keys, own, _stacked(structure, len(keys)), _stacked(neighbourhood, len(keys)),
-                     _stacked(peers, len(keys)), adjacencies)
+                     _stacked(peers, len(keys)), own_names, structure_names, adjacencies)
+
+
+def read_label_embeddings(path: Path, label: str, keys: np.ndarray) -> np.ndarray | None:
+    """The rows of an ``embeddings.parquet`` (``identigraph embed``) whose ``node_type`` is
+    ``label`` (any case), in the order of ``keys``; None where the file has none of the label.
+    A node the file lacks is an error: the embeddings are of another graph."""
+    import pyarrow.parquet as pq
+
+    if not Path(path).exists():
+        raise NodeScoringError(f"{path} is missing; train embeddings first (`identigraph embed TABLES ...`)")
+    table = pq.read_table(path, columns=["node_type", "node_id", "embedding"]).to_pandas()
+    table = table[table["node_type"].str.lower() == label.lower()]
+    if table.empty:
+        return None
+    vectors = pd.Series(list(table["embedding"]), index=table["node_id"].astype(str).to_numpy())
+    missing = ~pd.Index(keys).isin(vectors.index)
+    if missing.any():
+        raise NodeScoringError(f"{path} has no embedding for {int(missing.sum())} {label} nodes (e.g. {keys[missing][0]});"
+                               " embed the current tables again")
+    return np.asarray(vectors.reindex(keys).tolist(), dtype=np.float32)
+
+
+def edge_activity(edges: pd.DataFrame, rows: np.ndarray, present: np.ndarray, nodes: int) -> dict[str, np.ndarray]:
+    """Per node (``rows``: the node of each edge, NaN for none), what the relationship's
+    aggregated columns say: events (only where some pair repeats), summed weight, days since
+    the last and the first event. Missing (NaN) for a node without such edges."""
+    at = rows[present].astype(np.int64)
+    out = {}
+
+    def summed(values: np.ndarray) -> np.ndarray:
+        total = np.bincount(at, weights=values, minlength=nodes)
+        return np.where(np.bincount(at, minlength=nodes) > 0, total, np.nan)
+
+    if COUNT in edges.columns and (edges[COUNT] > 1).any():
+        out["events"] = summed(edges[COUNT].to_numpy(float)[present])
+    if WEIGHT in edges.columns and pd.api.types.is_numeric_dtype(edges[WEIGHT]):
+        out["weight"] = summed(edges[WEIGHT].fillna(0).to_numpy(float)[present])
+    for name, column, pick in (("days since last", LAST_TIME, np.maximum), ("days since first", FIRST_TIME, np.minimum)):
+        if column not in edges.columns:
+            continue
+        times = pd.to_datetime(edges[column]).to_numpy("datetime64[s]").astype("int64").astype(float)[present]
+        reference = np.nanmax(times) if len(times) else 0.0
+        extreme = np.full(nodes, np.nan)
+        fill = -np.inf if pick is np.maximum else np.inf
+        gathered = np.full(nodes, fill)
+        pick.at(gathered, at, times)
+        extreme[np.isfinite(gathered)] = gathered[np.isfinite(gathered)]
+        out[name] = (reference - extreme) / 86400.0
+    return out
 
 
 def neighbour_extremes(adjacency: sp.csr_matrix, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -191,9 +254,11 @@ def label_features(graph: NodeGraph, known: np.ndarray, labelled: np.ndarray) ->
     return np.column_stack(columns) if columns else np.zeros((len(graph.keys), 0))
 
 
-def _matrix(graph: NodeGraph, groups: tuple[str, ...], labels_part: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def _matrix(graph: NodeGraph, groups: tuple[str, ...], labels_part: np.ndarray,
+            embedding: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
     parts = {"own": graph.own, "structure": graph.structure, "neighbourhood": graph.neighbourhood,
-             "peers": graph.peers, "labels": labels_part}
+             "peers": graph.peers, "labels": labels_part,
+             "embedding": np.zeros((len(graph.keys), 0)) if embedding is None else embedding}
     chosen = [(g, parts[g]) for g in groups if parts[g].shape[1]]
     if not chosen:  # a label without features of its own: the baseline is the base rate
         return np.zeros((len(graph.keys), 1), np.float32), [groups[0]]
@@ -215,6 +280,7 @@ class NodeRiskResult:
     unmatched_labels: int
     evaluation: dict
     seconds: float
+    embedding_kept: bool | None = None  # None: no embeddings of the label were given
 
 
 def read_labels(path: Path, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -239,16 +305,20 @@ def read_labels(path: Path, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, i
     return y, labelled, int((~matched).sum())
 
 
-def cross_validate(graph: NodeGraph, y: np.ndarray, labelled: np.ndarray, folds: int, seed: int) -> dict:
-    """Out-of-fold AUROC and AUPRC of the graph model and of the no-graph baseline."""
+def cross_validate(graph: NodeGraph, y: np.ndarray, labelled: np.ndarray, folds: int, seed: int,
+                   models: dict[str, tuple[str, ...]] | None = None, embedding: np.ndarray | None = None) -> dict:
+    """Out-of-fold AUROC and AUPRC of each of ``models`` (name -> feature groups; default the
+    graph model and the no-graph baseline), on the same folds."""
+    models = models or {"graph": GROUPS, "no graph": ("own",)}
     ids = np.flatnonzero(labelled)
-    oof = {"graph": np.zeros(len(ids)), "no graph": np.zeros(len(ids))}
+    oof = {name: np.zeros(len(ids)) for name in models}
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train, held in splitter.split(ids, y[ids]):
         fold_labelled = np.zeros(len(graph.keys), dtype=bool)
         fold_labelled[ids[train]] = True
-        for name, groups in (("graph", GROUPS), ("no graph", ("own",))):
-            features, _ = _matrix(graph, groups, label_features(graph, y, fold_labelled))
+        fold_labels = label_features(graph, y, fold_labelled)
+        for name, groups in models.items():
+            features, _ = _matrix(graph, groups, fold_labels, embedding)
             model = _trees(seed).fit(features[ids[train]], y[ids[train]])
             oof[name][held] = model.predict_proba(features[ids[held]])[:, 1]
     return {name: {"auroc": round(float(roc_auc_score(y[ids], scores)), 4),
@@ -256,20 +326,30 @@ def cross_validate(graph: NodeGraph, y: np.ndarray, labelled: np.ndarray, folds:
 
 
 def score_nodes(tables_dir: Path, labels_path: Path, label: str, folds: int = 5, seed: int = 7,
-                groups: tuple[str, ...] = GROUPS, out_dir: Path | None = None) -> NodeRiskResult:
+                groups: tuple[str, ...] = GROUPS, out_dir: Path | None = None,
+                embeddings_path: Path | None = None) -> NodeRiskResult:
     """Cross-validated figures, then every node of ``label`` scored by trees fitted on all the
     labels; ``risk.parquet`` (id, risk_score, risk_reasons, label) and ``risk.json`` in
     ``out_dir`` (default ``tables_dir``). ``groups``: the feature groups the scoring model uses
-    (("own",) is the no-graph model)."""
+    (("own",) is the no-graph model). ``embeddings_path``: an ``embeddings.parquet`` whose rows
+    of the label are tried as one more group, kept where the held-out AUPRC is higher."""
     started = time.perf_counter()
     graph = node_graph(tables_dir, label)
+    embedding = read_label_embeddings(embeddings_path, label, graph.keys) if embeddings_path else None
     y, labelled, unmatched = read_labels(labels_path, graph.keys)
     positives = int(y[labelled].sum())
     if positives < folds or labelled.sum() - positives < folds:
         raise NodeScoringError(f"{labels_path}: {positives} positive and {int(labelled.sum()) - positives} negative "
                                f"labels match {label} nodes; cross-validation needs at least {folds} of each")
-    evaluation = cross_validate(graph, y, labelled, folds, seed)
-    features, groups = _matrix(graph, groups, label_features(graph, y, labelled))
+    models = {"graph": groups, "no graph": ("own",)}
+    if embedding is not None and groups != ("own",):
+        models["graph + embeddings"] = (*groups, "embedding")
+    evaluation = cross_validate(graph, y, labelled, folds, seed, models, embedding)
+    with_embedding = "graph + embeddings" in evaluation and \
+        evaluation["graph + embeddings"]["auprc"] > evaluation["graph"]["auprc"]
+    if with_embedding:
+        groups = models["graph + embeddings"]
+    features, groups = _matrix(graph, groups, label_features(graph, y, labelled), embedding)
     model = _trees(seed).fit(features[labelled], y[labelled])
     probability = np.clip(model.predict_proba(features)[:, 1], 1e-6, 1 - 1e-6)
     log_odds = np.log(probability / (1 - probability))
@@ -292,10 +372,11 @@ def score_nodes(tables_dir: Path, labels_path: Path, label: str, folds: int = 5,
     path = out_dir / "risk.parquet"
     out.to_parquet(path, index=False)
     result = NodeRiskResult(path, label, len(graph.keys), int(labelled.sum()), positives, unmatched, evaluation,
-                            round(time.perf_counter() - started, 2))
+                            round(time.perf_counter() - started, 2), None if embedding is None else with_embedding)
     (out_dir / "risk.json").write_text(json.dumps({
         "label": label, "nodes": result.nodes, "labelled": result.labelled, "positives": positives,
         "labels_naming_no_node": unmatched, "folds": folds, "seed": seed,
         "feature_groups": {g: groups.count(g) for g in dict.fromkeys(groups)},
+        "embeddings": {"file": str(embeddings_path), "kept": with_embedding} if embedding is not None else None,
         "evaluation": evaluation, "seconds": result.seconds}, indent=2))
     return result

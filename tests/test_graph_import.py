@@ -77,6 +77,33 @@ def test_an_order_log_becomes_customers_products_and_purchases(order_log, tmp_pa
     assert model.edges["PURCHASED"].start == "Customer" and model.nodes["Product"].key == "product_id"
 
 
+def test_any_label_of_an_imported_graph_is_segmented(order_log, tmp_path):
+    """`identigraph segment TABLES --node-label LABEL` on the real order log: every node in one
+    segment, segments told apart by what the purchases say (heavy and light buyers), each
+    named; without --node-label, imported tables get one line naming their labels."""
+    import json
+
+    import_graph(load_mapping(order_log / "mapping.toml"), tmp_path)
+    refused = runner.invoke(app, ["segment", str(tmp_path)], terminal_width=200)
+    assert refused.exit_code == 1 and "--node-label (it has Customer, Product)" in refused.output
+    result = runner.invoke(app, ["segment", str(tmp_path), "--node-label", "Customer", "--k", "3"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    segments = pd.read_parquet(tmp_path / "segments.parquet")
+    customers = pd.read_parquet(tmp_path / "nodes" / "Customer.parquet")
+    assert sorted(segments["id"]) == sorted(customers["customer_id"]) and segments["segment_id"].nunique() == 3
+    profiles = pd.read_parquet(tmp_path / "segment_profiles.parquet")
+    assert profiles["nodes"].sum() == len(customers) and profiles["segment"].str.len().min() > 0
+    assert profiles["segment"].is_unique
+    lines = pd.read_parquet(tmp_path / "edges" / "PURCHASED.parquet").groupby("start")["count"].sum()
+    per_segment = lines.groupby(segments.set_index("id")["segment_id"]).median()
+    assert per_segment.max() >= 3 * per_segment.min()
+    assert json.loads((tmp_path / "segments.json").read_text())["label"] == "Customer"
+    products = runner.invoke(app, ["segment", str(tmp_path), "--node-label", "Product"], terminal_width=200)
+    assert products.exit_code == 0, products.output
+    assert len(pd.read_parquet(tmp_path / "segments.parquet")) == len(pd.read_parquet(tmp_path / "nodes" /
+                                                                                       "Product.parquet"))
+
+
 def test_an_imported_graph_loads_into_neo4j_as_its_tables(order_log, tmp_path, neo4j_db, neo4j_settings):
     import_graph(load_mapping(order_log / "mapping.toml"), tmp_path)
     database = neo4j_settings.database
@@ -202,6 +229,24 @@ to = { label = "Subreddit", column = "subreddit" }
     # The subreddits have no features, so the users two hops away speak for them: the mean and
     # the highest of their members' 8 features.
     assert report["feature_groups"]["peers"] == 16 and "neighbourhood" not in report["feature_groups"]
+    # Embeddings (where `identigraph embed` writes them) are one more group, kept only where
+    # the held-out AUPRC is higher with them: one that carries the label is kept, one that
+    # says nothing (the same vector for every user) is not.
+    def embed_users(vectors):
+        (tmp_path / "tables" / "embeddings").mkdir(exist_ok=True)
+        pd.DataFrame({"node_type": "User", "node_id": [str(i) for i in range(n)], "embedding": list(vectors)}
+                     ).to_parquet(tmp_path / "tables" / "embeddings" / "embeddings.parquet", index=False)
+
+    rng = np.random.default_rng(0)
+    for vectors, kept in ((np.column_stack([y[:n] + rng.normal(0, 0.5, n), rng.normal(size=n)]), True),
+                          (np.ones((n, 2)), False)):
+        embed_users(vectors.astype(np.float32))
+        run = runner.invoke(app, ["score", str(tmp_path / "tables"), "--labels", str(tmp_path / "labels.csv"),
+                                  "--node-label", "User", "--folds", "3"], terminal_width=200)
+        assert run.exit_code == 0, run.output
+        assert ("the embeddings are used" in run.output) is kept, run.output
+        report = json.loads((tmp_path / "tables" / "risk.json").read_text())
+        assert report["embeddings"]["kept"] is kept and ("embedding" in report["feature_groups"]) is kept
     pd.DataFrame({"id": labelled, "label": 0}).to_csv(tmp_path / "none.csv", index=False)
     bad = runner.invoke(app, ["score", str(tmp_path / "tables"), "--node-label", "User",
                               "--labels", str(tmp_path / "none.csv")])
