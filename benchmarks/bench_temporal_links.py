@@ -1,18 +1,23 @@
 """Temporal link prediction on the real Online Retail II purchases (issue 18), every
-recommender in one run: the order log imported as a user would (`identigraph graph import`,
+recommender of `identigraph embed TABLES --target PURCHASED --split-time T` in one run: the
+order log imported as a user would (`identigraph graph import`,
 docs/bring-your-own-graph.md), pairs that began before the split time to train on, new
 customer-product pairs after it to rank (products with history before it).
 
-    python benchmarks/bench_temporal_links.py [--split-time 2010-09-01] [--epochs 60]
+    python benchmarks/bench_temporal_links.py [--split-time 2010-09-01] [--steps 300] [--dim 256]
+    python benchmarks/bench_temporal_links.py --copies 4     # the scale run: ~1M training pairs
 
 Prints Recall@20 and NDCG@20 of most popular, item-kNN, EASE (penalty chosen on a validation
-split cut from the training period) and LightGCN, with seconds. Results: docs/benchmarks.md.
+split cut from the training period), FastRP and LightGCN, with seconds (fit and ranking).
+``--copies N`` repeats every customer N times under new ids (the same purchases), to time
+training on a graph N times the size. Results: docs/benchmarks.md.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -20,8 +25,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from embeddings.temporal import (EASE, EASE_PENALTIES, ItemKNN, LightGCN, MostPopular,  # noqa: E402
-                                 choose_on_validation, evaluate, read_target, temporal_split, validation_split)
+from embeddings.temporal import (LIGHTGCN_DIM, LIGHTGCN_STEPS, evaluate, read_target,  # noqa: E402
+                                 recommenders, temporal_split)
 from graph.mapping import import_graph, parse_mapping  # noqa: E402
 
 RETAIL = ROOT.parent / "shared" / "data" / "online_retail_ii" / "online_retail_II_2009-2010.parquet"
@@ -30,7 +35,9 @@ RETAIL = ROOT.parent / "shared" / "data" / "online_retail_ii" / "online_retail_I
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--split-time", default="2010-09-01")
-    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=LIGHTGCN_STEPS)
+    parser.add_argument("--dim", type=int, default=LIGHTGCN_DIM)
+    parser.add_argument("--copies", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         mapping = parse_mapping({
@@ -42,14 +49,17 @@ def main() -> None:
         edges = read_target(Path(tmp) / "tables", "PURCHASED")
     # A pair whose quantities net to nothing (bought and cancelled) is no purchase.
     edges = edges[edges["weight"] > 0]
+    if args.copies > 1:
+        edges = pd.concat([edges.assign(start=edges["start"] + f"~{copy}") for copy in range(args.copies)],
+                          ignore_index=True)
     split = temporal_split(edges, pd.Timestamp(args.split_time))
-    validation = validation_split(edges, split)
     print(f"train pairs {split.pairs_before:,}; new pairs after {args.split_time}: {split.pairs_after:,} "
           f"of {len(split.test):,} customers", flush=True)
-    ease = choose_on_validation([EASE(penalty) for penalty in EASE_PENALTIES], validation)
-    rows = [evaluate(model, split, settings=settings) for model, settings in (
-        (MostPopular(), {}), (ItemKNN(), {"neighbours": 100}), (ease, {"penalty": ease.penalty}),
-        (LightGCN(epochs=args.epochs), {"epochs": args.epochs, "layers": 3, "dim": 64}))]
+    rows = []
+    for model, settings in recommenders(edges, split, args.steps, args.dim):
+        started = time.perf_counter()
+        rows.append(evaluate(model, split, settings=settings))
+        print(f"{model.name}: {time.perf_counter() - started:.1f} s", flush=True)
     print("| model | Recall@20 | NDCG@20 | s | settings |")
     print("|---|---:|---:|---:|---|")
     for row in rows:

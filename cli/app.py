@@ -534,8 +534,9 @@ def embed(
     tables: Annotated[Path | None, typer.Argument(help="The --out folder of `identigraph graph build`.")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for embeddings.parquet, model.pt, metrics.json "
                                                   "(default: TABLES/embeddings).")] = None,
-    dim: Annotated[int, typer.Option(help="Embedding size.", min=2)] = 64,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs [default: 100 full-batch, 10 mini-batch].",
+    dim: Annotated[int | None, typer.Option(help="Embedding size [default: 64; 256 with --target].", min=2)] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs [default: 100 full-batch, 10 mini-batch]; "
+                                                    "with --target, LightGCN's optimiser steps [default: 300].",
                                                min=1)] = None,
     batching: Annotated[str, typer.Option(help="full: the whole graph every step; neighbour: LinkNeighborLoader "
                                                "mini-batches (needs pyg-lib or torch-sparse); auto: neighbour "
@@ -563,6 +564,7 @@ def embed(
     if target or split_time:
         _embed_temporal(tables, target, split_time, out, epochs, dim, seed)
         return
+    dim = dim or 64
     driver = settings = None
     if from_neo4j or to_neo4j:
         driver, settings = _neo4j_driver(uri, user, password, database)
@@ -608,15 +610,16 @@ def embed(
             driver.close()
 
 
-def _embed_temporal(tables: Path | None, target: str | None, split_time: str | None, out: Path, epochs: int | None,
-                    dim: int, seed: int) -> None:
-    from embeddings.temporal import TemporalSplitError, embed_temporal
+def _embed_temporal(tables: Path | None, target: str | None, split_time: str | None, out: Path, steps: int | None,
+                    dim: int | None, seed: int) -> None:
+    from embeddings.temporal import LIGHTGCN_DIM, LIGHTGCN_STEPS, TemporalSplitError, embed_temporal
 
     if not (target and split_time and tables is not None):
         raise fail("temporal link prediction needs the tables folder, --target REL and --split-time T")
     try:
         with console.status("temporal link prediction") as status:
-            report = embed_temporal(tables, target, split_time, out, epochs=epochs or 60, dim=dim, seed=seed,
+            report = embed_temporal(tables, target, split_time, out, steps=steps or LIGHTGCN_STEPS,
+                                    dim=dim or LIGHTGCN_DIM, seed=seed,
                                     progress=lambda message: status.update(message))
     except TemporalSplitError as error:
         raise fail(str(error))
@@ -629,7 +632,7 @@ def _embed_temporal(tables: Path | None, target: str | None, split_time: str | N
         table.add_row(model.name, f"{model.recall:.4f}", f"{model.ndcg:.4f}", f"{model.seconds:.1f}")
     console.print(table)
     console.print(f"wrote {out}/metrics.json and {out}/embeddings.parquet (LightGCN on every pair)")
-    record_run(out, "embed --target", {"target": target, "split_time": split_time, "epochs": epochs, "dim": dim,
+    record_run(out, "embed --target", {"target": target, "split_time": split_time, "steps": steps, "dim": dim,
                                        "seed": seed}, [tables], [out])
 
 

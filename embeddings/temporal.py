@@ -15,9 +15,9 @@ Recommenders, each ``fit(train) -> scores(starts)``:
 - ``EASE`` (Steck 2019): a closed-form item-item linear model with an L2 penalty;
 - ``FastRP`` embeddings of the bipartite graph, scored by dot product;
 - ``LightGCN`` (He et al. 2020): embeddings propagated over the normalised bipartite
-  adjacency, trained with BPR on sampled negatives (PyTorch, CPU or CUDA).
+  adjacency, trained by a softmax over the ends (PyTorch, CPU or CUDA).
 
-Their settings (EASE's penalty, LightGCN's epochs) are chosen on a validation split cut
+EASE's penalty is chosen on a validation split cut
 from the training period the same way (the last ``VALIDATION_SHARE`` of it), never on
 the test pairs.
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,11 @@ K = 20
 # The validation period: this share of the training period's span, at its end.
 VALIDATION_SHARE = 0.15
 EASE_PENALTIES = (50.0, 200.0, 500.0, 2000.0)
+LIGHTGCN_DIM = 256
+LIGHTGCN_STEPS = 300
+# Past this many ends, a step's softmax runs over the ends of its starts plus this many drawn
+# uniformly (the logits are starts x ends).
+MAX_SOFTMAX_ENDS = 16384
 
 
 class TemporalSplitError(ValueError):
@@ -219,15 +225,26 @@ def read_target(tables_dir: Path, target: str) -> pd.DataFrame:
 
 class LightGCN:
     """Embeddings of starts and ends, propagated ``layers`` times over the symmetric-normalised
-    bipartite adjacency and averaged over layers, trained with BPR (each pair against a
-    uniformly sampled end)."""
+    bipartite adjacency and averaged over layers (He et al. 2020), trained by a softmax over
+    the ends: each step takes ``batch_starts`` starts and maximises the likelihood of their
+    ends against every other end (cosine similarity over ``temperature``); past
+    ``MAX_SOFTMAX_ENDS`` ends, against those of the step's starts plus a uniform sample.
+
+    Why not BPR with one sampled negative each, as the paper does: on Online Retail II it
+    reached Recall@20 0.076 in 60 epochs where this reaches 0.099 (dim 256) in 300 steps; one
+    random end is almost always an easy negative. Why dim 256: a dot product of dim d is an
+    item-item model of rank d, and EASE itself cut to rank 64 / 256 / 1,024 gives 0.092 /
+    0.101 / 0.103 there (full rank 0.104): the catalogue's co-purchases are fine-grained.
+    Two layers of 2,048 starts: 0.0994 in 49 s there, where three of 4,096 gave 0.0988 in
+    100 s and took 0.86 s a step on a million pairs (propagation is most of a step)."""
 
     name = "LightGCN"
 
-    def __init__(self, dim: int = 64, layers: int = 3, epochs: int = 60, learning_rate: float = 0.01,
-                 l2: float = 1e-4, batch_size: int = 32768, seed: int = 7, device: str | None = None):
-        self.dim, self.layers, self.epochs = dim, layers, epochs
-        self.learning_rate, self.l2, self.batch_size, self.seed = learning_rate, l2, batch_size, seed
+    def __init__(self, dim: int = LIGHTGCN_DIM, layers: int = 2, steps: int = LIGHTGCN_STEPS,
+                 learning_rate: float = 0.01, temperature: float = 0.1, batch_starts: int = 2048,
+                 seed: int = 7, device: str | None = None):
+        self.dim, self.layers, self.steps = dim, layers, steps
+        self.learning_rate, self.temperature, self.batch_starts, self.seed = learning_rate, temperature, batch_starts, seed
         self.device = device
 
     def _adjacency(self, train: sp.csr_matrix, torch):
@@ -237,45 +254,48 @@ class LightGCN:
         cols = np.concatenate([coo.col + n_starts, coo.row])
         degree = np.bincount(rows, minlength=n_starts + n_ends).astype(np.float32)
         values = 1.0 / np.sqrt(np.maximum(degree[rows], 1.0) * np.maximum(degree[cols], 1.0))
-        indices = torch.as_tensor(np.vstack([rows, cols]))
-        return torch.sparse_coo_tensor(indices, torch.as_tensor(values, dtype=torch.float32),
-                                       (n_starts + n_ends, n_starts + n_ends), check_invariants=False).coalesce()
+        matrix = sp.csr_matrix((values, (rows, cols)), shape=(n_starts + n_ends,) * 2)
+        with warnings.catch_warnings():  # PyTorch's note that CSR support is in beta: nothing to act on
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support")
+            return torch.sparse_csr_tensor(torch.as_tensor(matrix.indptr, dtype=torch.int64),
+                                           torch.as_tensor(matrix.indices, dtype=torch.int64),
+                                           torch.as_tensor(matrix.data, dtype=torch.float32), matrix.shape,
+                                           check_invariants=False)
 
     def _propagate(self, embedding, adjacency, torch):
+        propagate = _symmetric_product(torch)
         layer, total = embedding, embedding
         for _ in range(self.layers):
-            layer = torch.sparse.mm(adjacency, layer)
+            layer = propagate(adjacency, layer)
             total = total + layer
-        return total / (self.layers + 1)
+        return torch.nn.functional.normalize(total / (self.layers + 1), dim=1)
 
     def fit(self, train: sp.csr_matrix) -> "LightGCN":
         import torch
 
         device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         generator = torch.Generator().manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
         n_starts, n_ends = train.shape
         adjacency = self._adjacency(train, torch).to(device)
         embedding = torch.nn.Parameter(torch.randn(n_starts + n_ends, self.dim, generator=generator).mul_(0.1).to(device))
         optimiser = torch.optim.Adam([embedding], lr=self.learning_rate)
-        coo = train.tocoo()
-        starts, ends = torch.as_tensor(coo.row, dtype=torch.long), torch.as_tensor(coo.col, dtype=torch.long)
+        active = np.flatnonzero(np.diff(train.indptr) > 0)
         self.losses = []
-        for _ in range(self.epochs):
-            order = torch.randperm(len(starts), generator=generator)
-            total = 0.0
-            for batch in order.split(self.batch_size):
-                u, i = starts[batch].to(device), ends[batch].to(device)
-                j = torch.randint(n_ends, (len(batch),), generator=generator).to(device)
-                final = self._propagate(embedding, adjacency, torch)
-                eu, ei, ej = final[u], final[n_starts + i], final[n_starts + j]
-                loss = -torch.nn.functional.logsigmoid((eu * ei).sum(1) - (eu * ej).sum(1)).mean()
-                loss = loss + self.l2 * (embedding[u].pow(2).sum() + embedding[n_starts + i].pow(2).sum()
-                                         + embedding[n_starts + j].pow(2).sum()) / len(batch)
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                total += float(loss.detach()) * len(batch)
-            self.losses.append(total / len(starts))
+        for _ in range(self.steps):
+            starts = active if len(active) <= self.batch_starts else np.sort(
+                rng.choice(active, self.batch_starts, replace=False))
+            rows = train[starts]
+            ends = np.arange(n_ends) if n_ends <= MAX_SOFTMAX_ENDS else np.union1d(
+                rows.indices, rng.choice(n_ends, MAX_SOFTMAX_ENDS, replace=False))
+            targets = torch.as_tensor(rows[:, ends].toarray(), device=device)
+            final = self._propagate(embedding, adjacency, torch)
+            logits = final[torch.as_tensor(starts, device=device)] @ final[n_starts + torch.as_tensor(ends, device=device)].T
+            loss = -(torch.log_softmax(logits / self.temperature, dim=1) * targets).sum() / targets.sum()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            self.losses.append(float(loss.detach()))
         with torch.no_grad():
             final = self._propagate(embedding, adjacency, torch).cpu().numpy()
         self.start_vectors, self.end_vectors = final[:n_starts], final[n_starts:]
@@ -283,6 +303,23 @@ class LightGCN:
 
     def scores(self, starts: np.ndarray, train: sp.csr_matrix) -> np.ndarray:
         return self.start_vectors[starts] @ self.end_vectors.T
+
+
+def _symmetric_product(torch):
+    """``adjacency @ x`` whose backward is ``adjacency @ grad``: the normalised adjacency is
+    symmetric, and PyTorch's generic sparse backward transposes and coalesces it every step."""
+
+    class SymmetricProduct(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, adjacency, x):
+            ctx.adjacency = adjacency
+            return adjacency @ x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return None, ctx.adjacency @ grad
+
+    return SymmetricProduct.apply
 
 
 class FastRPRecommender:
@@ -336,8 +373,21 @@ class TemporalReport:
                 "seconds": self.seconds}
 
 
-def embed_temporal(tables_dir: Path, target: str, split_time: str, out_dir: Path, epochs: int = 60,
-                   dim: int = 64, seed: int = 7, progress=None) -> TemporalReport:
+def recommenders(edges: pd.DataFrame, split: TemporalSplit, steps: int = LIGHTGCN_STEPS, dim: int = LIGHTGCN_DIM,
+                 seed: int = 7, time_column: str = FIRST_TIME, say=lambda message: None):
+    """(recommender, its settings) for every model the command compares, EASE's penalty chosen
+    on the validation split; announced through ``say`` as each is handed out."""
+    say("choosing EASE's penalty on the validation split")
+    ease = choose_on_validation([EASE(penalty) for penalty in EASE_PENALTIES], validation_split(edges, split, time_column))
+    for model, settings in ((MostPopular(), {}), (ItemKNN(), {"neighbours": 100}), (ease, {"penalty": ease.penalty}),
+                            (FastRPRecommender(dim, seed), {"dim": dim}),
+                            (LightGCN(dim=dim, steps=steps, seed=seed), {"dim": dim, "steps": steps, "layers": 2})):
+        say(f"evaluating {model.name}")
+        yield model, settings
+
+
+def embed_temporal(tables_dir: Path, target: str, split_time: str, out_dir: Path, steps: int = LIGHTGCN_STEPS,
+                   dim: int = LIGHTGCN_DIM, seed: int = 7, progress=None) -> TemporalReport:
     """``identigraph embed TABLES --target REL --split-time T``: every recommender on the
     temporal split, ``metrics.json``, and ``embeddings.parquet`` of LightGCN trained on all
     pairs (start and end nodes of the target, under their labels)."""
@@ -351,18 +401,12 @@ def embed_temporal(tables_dir: Path, target: str, split_time: str, out_dir: Path
     time_column = FIRST_TIME if FIRST_TIME in edges.columns else "first_at"
     edges = edges[edges["weight"] > 0] if "weight" in edges.columns else edges
     split = temporal_split(edges, when, time_column)
-    say("choosing EASE's penalty on the validation split")
-    ease = choose_on_validation([EASE(penalty) for penalty in EASE_PENALTIES], validation_split(edges, split, time_column))
-    models = []
-    for model, settings in ((MostPopular(), {}), (ItemKNN(), {"neighbours": 100}), (ease, {"penalty": ease.penalty}),
-                            (FastRPRecommender(dim, seed), {"dim": dim}),
-                            (LightGCN(dim=dim, epochs=epochs, seed=seed), {"dim": dim, "epochs": epochs, "layers": 3})):
-        say(f"evaluating {model.name}")
-        models.append(evaluate(model, split, settings=settings))
+    models = [evaluate(model, split, settings=settings)
+              for model, settings in recommenders(edges, split, steps, dim, seed, time_column, say)]
     report = TemporalReport(target, str(when), split.pairs_before, split.pairs_after, len(split.test), K, models)
     say("LightGCN on every pair, for the embeddings")
     start_codes, start_keys, end_codes, end_keys = _encoded_pairs(edges)
-    final = LightGCN(dim=dim, epochs=epochs, seed=seed).fit(
+    final = LightGCN(dim=dim, steps=steps, seed=seed).fit(
         _pair_matrix(start_codes, end_codes, (len(start_keys), len(end_keys))))
     model = model_of(tables_dir)
     start_label, end_label = model.edges[target].start, model.edges[target].end

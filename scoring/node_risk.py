@@ -70,8 +70,9 @@ class NodeGraph:
     peers: np.ndarray
     own_names: list[str] = field(default_factory=list)  # a readable name per own and structure column
     structure_names: list[str] = field(default_factory=list)
-    # Per relationship type and side: the label's nodes x their neighbours (0/1, sparse), and
-    # whether the neighbours are of the label too (columns then in the label's order).
+    # Per relationship type to another label and side: the label's nodes x their neighbours
+    # (0/1, sparse), with False; per type within the label, its links either way round in the
+    # label's order (nodes x nodes, symmetric), with True.
     adjacencies: list[tuple[sp.csr_matrix, bool]] = field(default_factory=list)
 
 
@@ -106,6 +107,7 @@ def node_graph(tables_dir: Path, label: str) -> NodeGraph:
         if label not in (edge.start, edge.end) or not path.exists():
             continue
         edges = pd.read_parquet(path)
+        within = []  # for a type within the label: its links from each end, in the label's order
         # Each end the label sits at (both, for a type within the label).
         sides = [(mine, theirs, other) for mine, theirs, at, other in (("start", "end", edge.start, edge.end),
                                                                         ("end", "start", edge.end, edge.start))
@@ -127,6 +129,11 @@ def node_graph(tables_dir: Path, label: str) -> NodeGraph:
             for name, column in edge_activity(edges, rows, present, len(keys)).items():
                 structure.append(column)
                 structure_names.append(f"{named} {name}")
+            if other_label == label:
+                # Within the label, a link is a neighbour whichever way it was written: a user
+                # graph may list each pair once, either way round, or both ways.
+                within.append(_same_label(adjacency, other_keys, index))
+                continue
             other_nodes = tables_dir / "nodes" / f"{other_label}.parquet"
             if other_nodes.exists():
                 frame = pd.read_parquet(other_nodes)
@@ -136,12 +143,20 @@ def node_graph(tables_dir: Path, label: str) -> NodeGraph:
                     values = frame.set_index(frame[other_key].astype(str))[columns].reindex(other_keys)
                     values = values.fillna(0.0).to_numpy(np.float32)
                     neighbourhood += [mean @ values, *neighbour_extremes(adjacency, values)]
-            same = other_label == label
-            if not same and own.shape[1]:
+            if own.shape[1]:
                 members = sp.diags(1.0 / np.maximum(other_degree, 1.0)) @ adjacency.T.tocsr()
                 member_mean = (members @ own).astype(np.float32)
                 peers += [mean @ member_mean, neighbour_extremes(adjacency, member_mean)[0]]
-            adjacencies.append((_same_label(adjacency, other_keys, index) if same else adjacency, same))
+            adjacencies.append((adjacency, False))
+        if within:
+            linked = (within[0] + within[1]).tocsr() if len(within) == 2 else within[0]
+            linked.setdiag(0)
+            linked.eliminate_zeros()
+            linked.data[:] = 1.0
+            if own.shape[1]:
+                mean = sp.diags(1.0 / np.maximum(np.asarray(linked.sum(axis=1)).ravel(), 1.0)) @ linked
+                neighbourhood += [mean @ own, *neighbour_extremes(linked, own)]
+            adjacencies.append((linked, True))
     return NodeGraph(keys, own, _stacked(structure, len(keys)), _stacked(neighbourhood, len(keys)),
                      _stacked(peers, len(keys)), own_names, structure_names, adjacencies)
 

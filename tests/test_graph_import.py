@@ -257,6 +257,30 @@ to = { label = "Subreddit", column = "subreddit" }
     assert other.exit_code == 0, other.output
 
 
+def test_links_within_a_label_count_whichever_way_round_they_are_listed(tmp_path):
+    """A user graph may list each pair once, either way round: a user's neighbours, their
+    features and the labelled cases near it come from its links both ways; the structure keeps
+    the two directions apart (who reviews whom can matter)."""
+    from scoring.node_risk import label_features, node_graph
+
+    (tmp_path / "users.csv").write_text("uid,age\na,20\nb,40\nc,60\nd,80\n")
+    (tmp_path / "links.csv").write_text("src,dst\na,b\nc,b\nb,b\n")
+    import_graph(parse_mapping({"nodes": {"User": {"file": "users.csv", "id": "uid", "features": ["age"]}},
+                                "relationships": {"LINKED": {"file": "links.csv", "from": {"label": "User", "column": "src"},
+                                                             "to": {"label": "User", "column": "dst"}}}},
+                               tmp_path), tmp_path / "t")
+    graph = node_graph(tmp_path / "t", "User")
+    linked, within = graph.adjacencies[-1]
+    assert within and (linked != linked.T).nnz == 0
+    assert np.asarray(linked.sum(axis=1)).ravel().tolist() == [1, 2, 1, 0]  # b's self-link is not a neighbour
+    assert graph.neighbourhood[:, 0].tolist() == [40, 40, 40, 0]  # mean age of the neighbours
+    assert graph.structure_names[:2] == ["LINKED (start) neighbours", "LINKED (start) neighbours' degree"]
+    # c (positive) and d (negative) are labelled: b hears of c through the link c -> b, listed
+    # once, from c's side; a and d, with no labelled neighbour, stay at the base rate.
+    shares = label_features(graph, np.array([0, 0, 1, 0.0]), np.array([False, False, True, True]))[:, 0]
+    assert shares[1] > shares[0] == shares[3]
+
+
 def test_an_id_column_neo4j_cannot_name_keys_the_nodes_by_a_name_it_can(tmp_path):
     (tmp_path / "users.csv").write_text("User ID,age\nu1,31\nu2,47\n")
     summary = import_graph(parse_mapping({"nodes": {"User": {"file": "users.csv", "id": "User ID",

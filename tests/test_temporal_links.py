@@ -64,7 +64,7 @@ def test_recommenders_on_real_purchases_beat_popularity(retail_slice):
     for model in (ItemKNN(), EASE(500.0)):
         result = evaluate(model, split)
         assert result.recall > 1.5 * popular.recall and result.ndcg > popular.ndcg, result
-    gcn = evaluate(LightGCN(epochs=15, dim=32), split)
+    gcn = evaluate(LightGCN(steps=40, dim=32), split)
     assert gcn.recall > popular.recall
     validation = validation_split(edges, split)
     assert validation.split_time < split.split_time and validation.pairs_before < split.pairs_before
