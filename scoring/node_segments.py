@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,13 @@ class NodeSegmentResult:
 
 
 def _standardised(values: np.ndarray) -> np.ndarray:
-    values = np.where(np.isnan(values), np.nanmedian(values, axis=0) if len(values) else 0.0, values)
+    """Columns to mean 0, sd 1; a node without a value (no such edge) takes the column's median."""
+    if values.shape[1] == 0:
+        return values.astype(np.float64)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column's median
+        medians = np.nanmedian(values, axis=0)
+    values = np.where(np.isnan(values), medians, values)
     return StandardScaler().fit_transform(np.nan_to_num(values))
 
 
@@ -71,8 +78,9 @@ def segment_nodes(tables_dir: Path, label: str, out_dir: Path | None = None, emb
     graph = node_graph(tables_dir, label)
     if len(graph.keys) < 3:
         raise ValueError(f"{label} has {len(graph.keys)} nodes; segments need at least 3")
-    described = np.column_stack([graph.own, graph.structure]) if graph.own.size or graph.structure.size \
-        else np.zeros((len(graph.keys), 0))
+    # What each segment is told apart by, in standard deviations: own columns as they are, the
+    # structure's counts and spans log-scaled as in the clustering.
+    described = np.column_stack([_standardised(graph.own), _standardised(_signed_log(graph.structure))])
     names = graph.own_names + graph.structure_names
     blocks = []
     if graph.own.shape[1]:
@@ -94,8 +102,7 @@ def segment_nodes(tables_dir: Path, label: str, out_dir: Path | None = None, emb
     k, silhouette = (config.k, {}) if config.k is not None else choose_k(x, config)
     k = min(k, len(x) - 1)
     segment, stability = stable_kmeans(x, k, config)
-    deviations = pd.DataFrame(_standardised(_signed_log(described)) if described.shape[1] else
-                              np.zeros((len(x), 0)), columns=names).groupby(segment).mean()
+    deviations = pd.DataFrame(described, columns=names).groupby(segment).mean()
     counts = np.bincount(segment, minlength=k)
     profiles = pd.DataFrame({"segment_id": [f"S{n + 1:02d}" for n in range(k)],
                              "segment": _names(deviations, k),
