@@ -97,6 +97,16 @@ def _encoded_pairs(edges: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
     return start_codes, np.asarray(start_keys), end_codes, np.asarray(end_keys)
 
 
+def _label_keys(tables_dir: Path, model, label: str, seen: pd.Series) -> np.ndarray:
+    """The label's node keys (its node table's, where there is one) and any other key
+    ``seen`` on the relationship, sorted."""
+    keys = [seen.astype(str)]
+    path = Path(tables_dir) / "nodes" / f"{label}.parquet"
+    if path.exists():
+        keys.append(pd.read_parquet(path, columns=[model.nodes[label].key]).iloc[:, 0].astype(str))
+    return np.sort(pd.concat(keys, ignore_index=True).unique())
+
+
 def _pair_matrix(start_codes: np.ndarray, end_codes: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
     """Starts x ends, 1 where a pair occurs (however often)."""
     matrix = sp.csr_matrix((np.ones(len(start_codes), dtype=np.float32), (start_codes, end_codes)), shape=shape)
@@ -405,13 +415,23 @@ def embed_temporal(tables_dir: Path, target: str, split_time: str, out_dir: Path
               for model, settings in recommenders(edges, split, steps, dim, seed, time_column, say)]
     report = TemporalReport(target, str(when), split.pairs_before, split.pairs_after, len(split.test), K, models)
     say("LightGCN on every pair, for the embeddings")
-    start_codes, start_keys, end_codes, end_keys = _encoded_pairs(edges)
-    final = LightGCN(dim=dim, steps=steps, seed=seed).fit(
-        _pair_matrix(start_codes, end_codes, (len(start_keys), len(end_keys))))
     model = model_of(tables_dir)
     start_label, end_label = model.edges[target].start, model.edges[target].end
-    frames = [pd.DataFrame({"node_type": start_label, "node_id": start_keys, "embedding": list(final.start_vectors)}),
-              pd.DataFrame({"node_type": end_label, "node_id": end_keys, "embedding": list(final.end_vectors)})]
+    # Every node of the two labels gets a vector, so that `segment` and `score` find each one:
+    # a node without a pair here (only cancelled lines, or none) gets zeros, not noise.
+    start_keys = _label_keys(tables_dir, model, start_label, edges["start"])
+    end_keys = start_keys if end_label == start_label else _label_keys(tables_dir, model, end_label, edges["end"])
+    matrix = _pair_matrix(pd.Index(start_keys).get_indexer(edges["start"].astype(str)),
+                          pd.Index(end_keys).get_indexer(edges["end"].astype(str)), (len(start_keys), len(end_keys)))
+    final = LightGCN(dim=dim, steps=steps, seed=seed).fit(matrix)
+    start_vectors = final.start_vectors * (np.diff(matrix.indptr) > 0)[:, None]
+    end_vectors = final.end_vectors * (np.diff(matrix.tocsc().indptr) > 0)[:, None]
+    if start_label == end_label:  # one row per node: its vector as a start, then as an end
+        frames = [pd.DataFrame({"node_type": start_label, "node_id": start_keys,
+                                "embedding": list(np.hstack([start_vectors, end_vectors]))})]
+    else:
+        frames = [pd.DataFrame({"node_type": start_label, "node_id": start_keys, "embedding": list(start_vectors)}),
+                  pd.DataFrame({"node_type": end_label, "node_id": end_keys, "embedding": list(end_vectors)})]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pd.concat(frames, ignore_index=True).to_parquet(out_dir / "embeddings.parquet", index=False)

@@ -87,6 +87,9 @@ def test_cli_embed_with_a_target_writes_metrics_and_embeddings(retail_slice, tmp
     folder = tmp_path / "tables"
     (folder / "edges").mkdir(parents=True)
     edges.to_parquet(folder / "edges" / "PURCHASED.parquet", index=False)
+    (folder / "nodes").mkdir()
+    customers = pd.DataFrame({"id": [*edges["start"].astype(str).unique(), "LAPSED"]})
+    customers.to_parquet(folder / "nodes" / "Customer.parquet", index=False)
     (folder / "graph.json").write_text(json.dumps({"model": {
         "nodes": {"Customer": {"key": "id"}, "Product": {"key": "id"}},
         "relationships": {"PURCHASED": {"start": "Customer", "end": "Product"}}}}))
@@ -98,6 +101,15 @@ def test_cli_embed_with_a_target_writes_metrics_and_embeddings(retail_slice, tmp
     assert metrics["models"]["EASE"]["recall_at_k"] > metrics["models"]["most popular"]["recall_at_k"]
     vectors = pd.read_parquet(folder / "embeddings" / "embeddings.parquet")
     assert set(vectors["node_type"]) == {"Customer", "Product"} and len(vectors["embedding"].iloc[0]) == 16
-    assert len(vectors) == edges["start"].nunique() + edges["end"].nunique()
+    # Every customer of the node table has a vector, one without purchases (only cancelled
+    # lines) zeros, so segments over the embeddings cover every customer.
+    lapsed = vectors[vectors["node_id"] == "LAPSED"]
+    assert len(lapsed) == 1 and not np.any(lapsed["embedding"].iloc[0])
+    assert set(vectors.loc[vectors["node_type"] == "Customer", "node_id"]) == set(customers["id"])
+    segmented = CliRunner().invoke(app, ["segment", str(folder), "--node-label", "Customer", "--k", "3"],
+                                   terminal_width=200)
+    assert segmented.exit_code == 0, segmented.output
+    assert json.loads((folder / "segments.json").read_text())["embedding"] is not None
+    assert len(vectors) == len(customers) + edges["end"].nunique()
     bad = CliRunner().invoke(app, ["embed", str(folder), "--target", "PURCHASED", "--split-time", "soon"])
     assert bad.exit_code == 1 and "is not a date or time" in bad.output
