@@ -17,9 +17,8 @@ Recommenders, each ``fit(train) -> scores(starts)``:
 - ``LightGCN`` (He et al. 2020): embeddings propagated over the normalised bipartite
   adjacency, trained by a softmax over the ends (PyTorch, CPU or CUDA).
 
-EASE's penalty is chosen on a validation split cut
-from the training period the same way (the last ``VALIDATION_SHARE`` of it), never on
-the test pairs.
+EASE's penalty is chosen on a validation split cut from the training period the same way
+(the last ``VALIDATION_SHARE`` of it), never on the test pairs.
 """
 from __future__ import annotations
 
@@ -419,8 +418,11 @@ def embed_temporal(tables_dir: Path, target: str, split_time: str, out_dir: Path
     start_label, end_label = model.edges[target].start, model.edges[target].end
     # Every node of the two labels gets a vector, so that `segment` and `score` find each one:
     # a node without a pair here (only cancelled lines, or none) gets zeros, not noise.
-    start_keys = _label_keys(tables_dir, model, start_label, edges["start"])
-    end_keys = start_keys if end_label == start_label else _label_keys(tables_dir, model, end_label, edges["end"])
+    if end_label == start_label:
+        start_keys = end_keys = _label_keys(tables_dir, model, start_label, pd.concat([edges["start"], edges["end"]]))
+    else:
+        start_keys = _label_keys(tables_dir, model, start_label, edges["start"])
+        end_keys = _label_keys(tables_dir, model, end_label, edges["end"])
     matrix = _pair_matrix(pd.Index(start_keys).get_indexer(edges["start"].astype(str)),
                           pd.Index(end_keys).get_indexer(edges["end"].astype(str)), (len(start_keys), len(end_keys)))
     final = LightGCN(dim=dim, steps=steps, seed=seed).fit(matrix)

@@ -18,8 +18,7 @@ of the label. Feature groups:
   mean member, and the highest such neighbour mean;
 - ``labels``: per relationship type, the smoothed share of labelled positives among the
   other labelled nodes that share a neighbour with it (two hops; for a type between two
-  nodes of the label, its direct neighbours), from the training fold's labels only.
-
+  nodes of the label, its direct neighbours), from the training fold's labels only;
 - ``embedding``: the label's rows of an ``embeddings.parquet`` (``identigraph embed``), where
   one is given; kept only where the cross-validated AUPRC is higher with it.
 
@@ -68,8 +67,8 @@ class NodeGraph:
     structure: np.ndarray
     neighbourhood: np.ndarray
     peers: np.ndarray
-    own_names: list[str] = field(default_factory=list)  # a readable name per own and structure column
-    structure_names: list[str] = field(default_factory=list)
+    own_names: list[str] = field(default_factory=list)  # the own columns' names
+    structure_names: list[str] = field(default_factory=list)  # a readable name per structure column
     # Per relationship type to another label and side: the label's nodes x their neighbours
     # (0/1, sparse), with False; per type within the label, its links either way round in the
     # label's order (nodes x nodes, symmetric), with True.
