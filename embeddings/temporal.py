@@ -22,6 +22,7 @@ EASE's penalty is chosen on a validation split cut from the training period the 
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 import warnings
@@ -314,6 +315,7 @@ class LightGCN:
         return self.start_vectors[starts] @ self.end_vectors.T
 
 
+@functools.cache
 def _symmetric_product(torch):
     """``adjacency @ x`` whose backward is ``adjacency @ grad``: the normalised adjacency is
     symmetric, and PyTorch's generic sparse backward transposes and coalesces it every step."""

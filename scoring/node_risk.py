@@ -355,8 +355,9 @@ def score_nodes(tables_dir: Path, labels_path: Path, label: str, folds: int = 5,
     if positives < folds or labelled.sum() - positives < folds:
         raise NodeScoringError(f"{labels_path}: {positives} positive and {int(labelled.sum()) - positives} negative "
                                f"labels match {label} nodes; cross-validation needs at least {folds} of each")
-    models = {"graph": groups, "no graph": ("own",)}
-    if embedding is not None and groups != ("own",):
+    # The no-graph model is the baseline of any other; asked for itself, it is fitted once.
+    models = {"no graph": ("own",)} if groups == ("own",) else {"graph": groups, "no graph": ("own",)}
+    if embedding is not None and "graph" in models:
         models["graph + embeddings"] = (*groups, "embedding")
     evaluation = cross_validate(graph, y, labelled, folds, seed, models, embedding)
     with_embedding = "graph + embeddings" in evaluation and \

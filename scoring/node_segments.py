@@ -101,7 +101,7 @@ def segment_nodes(tables_dir: Path, label: str, out_dir: Path | None = None, emb
     x = np.hstack(blocks)
     k, silhouette = (config.k, {}) if config.k is not None else choose_k(x, config)
     k = min(k, len(x) - 1)
-    segment, stability = stable_kmeans(x, k, config)
+    segment, stability, aris = stable_kmeans(x, k, config)
     deviations = pd.DataFrame(described, columns=names).groupby(segment).mean()
     counts = np.bincount(segment, minlength=k)
     profiles = pd.DataFrame({"segment_id": [f"S{n + 1:02d}" for n in range(k)],
@@ -116,7 +116,7 @@ def segment_nodes(tables_dir: Path, label: str, out_dir: Path | None = None, emb
     profiles[PROFILE_COLUMNS].to_parquet(out_dir / "segment_profiles.parquet", index=False)
     seconds = round(time.perf_counter() - started, 2)
     (out_dir / "segments.json").write_text(json.dumps(
-        {"label": label, "k": k, "silhouette": silhouette, "stability_ari": stability,
+        {"label": label, "k": k, "silhouette": silhouette, "stability_ari": stability, "ari_per_seed_pair": aris,
          "features": names, "embedding": str(embeddings_path) if embedding is not None else None,
          "seconds": seconds}, indent=2))
     return NodeSegmentResult(path, label, k, silhouette, stability, profiles, seconds)

@@ -107,16 +107,16 @@ def choose_k(x: np.ndarray, config: SegmentConfig) -> tuple[int, dict[int, float
     return max(scores, key=lambda k: (scores[k], -k)), scores
 
 
-def stable_kmeans(x: np.ndarray, k: int, config: SegmentConfig) -> tuple[np.ndarray, float]:
+def stable_kmeans(x: np.ndarray, k: int, config: SegmentConfig) -> tuple[np.ndarray, float, list[float]]:
     """K-means with ``config.seed`` and its stability: the mean adjusted Rand index between runs
-    with ``stability_seeds`` seeds. Segment numbers by size, largest first, so segment 0 is the
-    biggest whatever the seed."""
+    with ``stability_seeds`` seeds, and the index of each pair of runs. Segment numbers by size,
+    largest first, so segment 0 is the biggest whatever the seed."""
     runs = [KMeans(n_clusters=k, n_init=4, random_state=config.seed + s).fit_predict(x)
             for s in range(max(config.stability_seeds, 1))]
     aris = [adjusted_rand_score(a, b) for a, b in combinations(runs, 2)]
     renumber = np.empty(k, dtype=np.int64)
     renumber[np.argsort(-np.bincount(runs[0], minlength=k), kind="stable")] = np.arange(k)
-    return renumber[runs[0]], round(float(np.mean(aris)), 4) if aris else 1.0
+    return renumber[runs[0]], round(float(np.mean(aris)), 4) if aris else 1.0, [round(a, 4) for a in aris]
 
 
 def _shares(keys: pd.Series, values: pd.Series, segment_of: pd.Series, weights: pd.Series | None = None) -> pd.DataFrame:
@@ -230,7 +230,7 @@ def segment_customers(tables_dir: Path, out_dir: Path | None = None, embeddings_
         k, silhouette = choose_k(x, config)
     else:
         k, silhouette = config.k, {}
-    numbers, stability = stable_kmeans(x, k, config)
+    numbers, stability, aris = stable_kmeans(x, k, config)
     segment = pd.Series(numbers, index=rfm.index)
     if risk_path is not None and Path(risk_path).exists():
         risk = pd.read_parquet(risk_path, columns=["customer_id", "risk_band"]).set_index("customer_id")["risk_band"]
@@ -247,6 +247,6 @@ def segment_customers(tables_dir: Path, out_dir: Path | None = None, embeddings_
     profiles.to_parquet(out_dir / "segment_profiles.parquet", index=False)
     seconds = round(time.perf_counter() - started, 2)
     (out_dir / "segments.json").write_text(json.dumps(
-        {"k": k, "silhouette": silhouette, "stability_ari": stability,
+        {"k": k, "silhouette": silhouette, "stability_ari": stability, "ari_per_seed_pair": aris,
          "embedding": str(embeddings_path) if embeddings_path else None, "seconds": seconds}, indent=2))
     return SegmentResult(out_dir / "segments.parquet", k, silhouette, stability, profiles, seconds)
