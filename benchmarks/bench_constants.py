@@ -24,12 +24,12 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from resolution import blocking, clustering, datasets, model  # noqa: E402
-from resolution.config import load_config  # noqa: E402
-from resolution.infer import infer_config  # noqa: E402
-from resolution.ingest import input_files  # noqa: E402
-from resolution.evaluation import evaluate_clusters  # noqa: E402
-from resolution.linker import Linker  # noqa: E402
+from identigraph.resolution import blocking, clustering, datasets, model  # noqa: E402
+from identigraph.resolution.config import load_config  # noqa: E402
+from identigraph.resolution.infer import infer_config  # noqa: E402
+from identigraph.resolution.ingest import input_files  # noqa: E402
+from identigraph.resolution.evaluation import evaluate_clusters  # noqa: E402
+from identigraph.resolution.linker import Linker  # noqa: E402
 
 SETTINGS = [
     ("as shipped", {}),

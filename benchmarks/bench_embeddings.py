@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 TRAIN = """
 import json, re, sys, time
-from embeddings.pipeline import embed
-from embeddings.train import TrainingConfig
+from identigraph.embeddings.pipeline import embed
+from identigraph.embeddings.train import TrainingConfig
 result = embed(sys.argv[1], sys.argv[2], TrainingConfig(epochs=int(sys.argv[3])))
 peak = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) / 1024
 print(json.dumps({"edges": result.report.edges, "train_s": result.report.seconds, "total_s": result.seconds,
@@ -35,7 +35,7 @@ def main() -> None:
     from purchase_ceiling import ceiling_auc
     from synthetic_graph import synthetic_graph_tables
 
-    from embeddings.data import read_graph_frames
+    from identigraph.embeddings.data import read_graph_frames
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=170_000)

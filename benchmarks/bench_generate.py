@@ -19,7 +19,7 @@ from pathlib import Path
 CHILD = """
 import json, re, sys, time
 from pathlib import Path
-from synthetic import GeneratorConfig, generate_dataset
+from identigraph.synthetic import GeneratorConfig, generate_dataset
 size, out = int(sys.argv[1]), Path(sys.argv[2])
 summary = generate_dataset(GeneratorConfig(customers=size, seed=1), out)
 # VmHWM restarts with exec's new address space; ru_maxrss would carry the parent's size.

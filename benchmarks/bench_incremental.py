@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 RUN = """
 import json, re, sys, time
 from pathlib import Path
-from resolution.config import load_config
-from resolution.linker import Linker
-from resolution.model import FellegiSunterModel
+from identigraph.resolution.config import load_config
+from identigraph.resolution.linker import Linker
+from identigraph.resolution.model import FellegiSunterModel
 spec = json.loads(sys.argv[1])
 config = load_config(Path(spec["config"]))
 started = time.perf_counter()
@@ -56,7 +56,7 @@ def _run(spec: dict) -> dict:
 
 def split_batch(data: Path, existing: Path, batch: Path, everything: Path, batch_records: int) -> int:
     """Writes the channel files three ways; returns the number of records in the batch."""
-    from resolution.io import read_table, write_table
+    from identigraph.resolution.io import read_table, write_table
 
     frames = {name: read_table(data / name) for name in CHANNELS}
     total = sum(len(f) for f in frames.values())
@@ -77,8 +77,8 @@ def split_batch(data: Path, existing: Path, batch: Path, everything: Path, batch
 def main() -> None:
     import pandas as pd
 
-    from resolution.evaluation import evaluate_clusters
-    from synthetic import GeneratorConfig, generate_dataset
+    from identigraph.resolution.evaluation import evaluate_clusters
+    from identigraph.synthetic import GeneratorConfig, generate_dataset
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=1_000_000)

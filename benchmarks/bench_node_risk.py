@@ -24,8 +24,8 @@ from sklearn.model_selection import train_test_split
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from graph.mapping import import_graph, parse_mapping  # noqa: E402
-from scoring.node_risk import GROUPS, score_nodes  # noqa: E402
+from identigraph.graph.mapping import import_graph, parse_mapping  # noqa: E402
+from identigraph.scoring.node_risk import GROUPS, score_nodes  # noqa: E402
 
 REDDIT = ROOT.parent / "shared" / "data" / "reddit" / "reddit.npz"
 USERS = 10_000

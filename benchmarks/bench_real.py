@@ -42,7 +42,7 @@ DEDUPE_LABELS = 60
 
 METRICS = """
 import pandas as pd
-from resolution.evaluation import evaluate_clusters
+from identigraph.resolution.evaluation import evaluate_clusters
 def metrics(keys, labels, truth_path):
     truth = pd.read_parquet(truth_path)
     truth_entity = dict(zip(truth["source"] + ":" + truth["record_id"], truth["entity"]))
@@ -58,10 +58,10 @@ def metrics(keys, labels, truth_path):
 OURS = METRICS + """
 import json, sys, time
 from pathlib import Path
-from resolution.config import load_config
-from resolution.infer import infer_config
-from resolution.ingest import input_files
-from resolution.linker import Linker
+from identigraph.resolution.config import load_config
+from identigraph.resolution.infer import infer_config
+from identigraph.resolution.ingest import input_files
+from identigraph.resolution.linker import Linker
 spec = json.loads(sys.argv[1])
 files = [Path(f) for f in spec["files"]]
 started = time.perf_counter()
@@ -231,7 +231,7 @@ print(json.dumps({"seconds": 0.0, "records": len(peer),
 
 
 def datasets(workdir: Path, only: list[str] | None, synthetic_records: int) -> list:
-    from resolution import datasets as real
+    from identigraph.resolution import datasets as real
 
     shared = ROOT.parent / "shared" / "data"
     makers = {
@@ -255,8 +255,8 @@ def synthetic(records: int, workdir: Path):
     """The project's own generator: channel files with ground truth and the linkage.toml it writes."""
     import pandas as pd
 
-    from resolution.datasets import RealDataset
-    from synthetic import GeneratorConfig, generate_dataset
+    from identigraph.resolution.datasets import RealDataset
+    from identigraph.synthetic import GeneratorConfig, generate_dataset
 
     out = workdir / f"synthetic_{records}"
     generate_dataset(GeneratorConfig(customers=int(records / 2.4), seed=9), out)
@@ -267,7 +267,7 @@ def synthetic(records: int, workdir: Path):
 
 
 def link_type_of(config_path: Path) -> str:
-    from resolution.config import load_config
+    from identigraph.resolution.config import load_config
 
     return load_config(config_path).model.link_type
 

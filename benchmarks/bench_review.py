@@ -24,10 +24,10 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     import pandas as pd
 
-    from resolution.config import load_config
-    from resolution.linker import Linker
-    from resolution.review import apply_review, export_uncertain_pairs
-    from synthetic import GeneratorConfig, generate_dataset
+    from identigraph.resolution.config import load_config
+    from identigraph.resolution.linker import Linker
+    from identigraph.resolution.review import apply_review, export_uncertain_pairs
+    from identigraph.synthetic import GeneratorConfig, generate_dataset
     from tests.test_review import f1_against_truth, truth_decisions
 
     parser = argparse.ArgumentParser()

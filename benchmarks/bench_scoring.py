@@ -27,11 +27,11 @@ def peak_rss_mb() -> int:
 
 
 def main() -> None:
-    from embeddings.pipeline import embed
-    from scoring.features import customer_frame
-    from scoring.pipeline import score_customers
-    from scoring.risk import RiskConfig
-    from scoring.segments import segment_customers
+    from identigraph.embeddings.pipeline import embed
+    from identigraph.scoring.features import customer_frame
+    from identigraph.scoring.pipeline import score_customers
+    from identigraph.scoring.risk import RiskConfig
+    from identigraph.scoring.segments import segment_customers
     from synthetic_graph import synthetic_graph_tables
 
     parser = argparse.ArgumentParser()

@@ -27,12 +27,12 @@ from sklearn.metrics import roc_auc_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from embeddings.data import GraphFrames, graph_structure, read_graph_frames  # noqa: E402
-from embeddings.train import PURCHASED, TrainingConfig, corrupt, split_edges  # noqa: E402
-from synthetic.config import GeneratorConfig  # noqa: E402
-from synthetic.events import (BRAND_LINES, BRAND_LOYALTY, CATEGORIES, EXPLORE_SHARE,  # noqa: E402
+from identigraph.embeddings.data import GraphFrames, graph_structure, read_graph_frames  # noqa: E402
+from identigraph.embeddings.train import PURCHASED, TrainingConfig, corrupt, split_edges  # noqa: E402
+from identigraph.synthetic.config import GeneratorConfig  # noqa: E402
+from identigraph.synthetic.events import (BRAND_LINES, BRAND_LOYALTY, CATEGORIES, EXPLORE_SHARE,  # noqa: E402
                               FAVOURITE_CATEGORIES, FRAUD_RISKY_SHARE)
-from synthetic.fraud import CULTIVATING_SHARE, RING_SHARE  # noqa: E402
+from identigraph.synthetic.fraud import CULTIVATING_SHARE, RING_SHARE  # noqa: E402
 
 
 def product_probabilities(products) -> np.ndarray:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from graph.build import build_graph_tables
-from resolution.config import load_config
-from resolution.linker import Linker
-from synthetic import GeneratorConfig, generate_dataset
+from identigraph.graph.build import build_graph_tables
+from identigraph.resolution.config import load_config
+from identigraph.resolution.linker import Linker
+from identigraph.synthetic import GeneratorConfig, generate_dataset
 
 
 def synthetic_graph_tables(work: Path, customers: int):

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.audit import record_run
-from cli.graph_import import graph_import
+from identigraph.cli.audit import record_run
+from identigraph.cli.graph_import import graph_import
 
 class Neo4jErrorsInOneLine(typer.core.TyperGroup):
     """A Neo4j or driver error that escapes a command (the server stopped, retries ran out)
@@ -23,7 +23,7 @@ class Neo4jErrorsInOneLine(typer.core.TyperGroup):
         except Exception as error:
             if not type(error).__module__.startswith("neo4j."):
                 raise
-            from graph.connection import explain_neo4j_error
+            from identigraph.graph.connection import explain_neo4j_error
 
             raise fail(explain_neo4j_error(error))
 
@@ -62,7 +62,7 @@ def generate(
     chunk_size: Annotated[int, typer.Option(help="Customers generated per chunk (bounds memory).", min=1000)] = 100_000,
 ) -> None:
     """Write a synthetic multi-channel data set with ground truth (docs/data.md)."""
-    from synthetic import GeneratorConfig, generate_dataset
+    from identigraph.synthetic import GeneratorConfig, generate_dataset
 
     try:
         config = GeneratorConfig(customers=customers, seed=seed, fraud_rate=fraud_rate, chunk_size=chunk_size)
@@ -105,14 +105,14 @@ def resolve(
     """Link records across channels into customers (docs/cli.md)."""
     import json
 
-    from resolution.config import ConfigError, config_to_toml, load_config
-    from resolution.infer import config_from_inference, inference_notes, infer_sources
-    from resolution.ingest import input_files
-    from resolution.io import InputFileError
-    from resolution.linker import Linker
-    from resolution.model import FellegiSunterModel
-    from resolution.erasure import read_forgotten
-    from resolution.privacy import pseudonym_key_from_env
+    from identigraph.resolution.config import ConfigError, config_to_toml, load_config
+    from identigraph.resolution.infer import config_from_inference, inference_notes, infer_sources
+    from identigraph.resolution.ingest import input_files
+    from identigraph.resolution.io import InputFileError
+    from identigraph.resolution.linker import Linker
+    from identigraph.resolution.model import FellegiSunterModel
+    from identigraph.resolution.erasure import read_forgotten
+    from identigraph.resolution.privacy import pseudonym_key_from_env
 
     try:
         if config is None and previous is not None and (previous / "linkage.toml").exists():
@@ -156,7 +156,7 @@ def explain(
     record_b: Annotated[str, typer.Argument(help="SOURCE:RECORD_ID of the other record.")],
 ) -> None:
     """Per-field evidence for one pair: values, agreement level, weight, and the total."""
-    from resolution.explain import explain_pair
+    from identigraph.resolution.explain import explain_pair
 
     try:
         explanation = explain_pair(directory, record_a, record_b)
@@ -193,7 +193,7 @@ def evaluate(
 
     import pandas as pd
 
-    from resolution.evaluation import evaluate_entities
+    from identigraph.resolution.evaluation import evaluate_entities
 
     entities_path = directory / "entities.parquet"
     if not entities_path.exists():
@@ -217,7 +217,7 @@ def evaluate(
 @app.command()
 def profile(directory: Annotated[Path, typer.Argument(help="A folder written by `identigraph generate`.")]) -> None:
     """Print a data profile of a generated data set."""
-    from synthetic.profile import profile_dataset
+    from identigraph.synthetic.profile import profile_dataset
 
     if not directory.is_dir():
         raise fail(f"{directory} is not a folder; pass the --out folder of `identigraph generate`.")
@@ -234,8 +234,8 @@ def demo(
     evaluate against the truth, build the graph tables, train embeddings, score fraud risk,
     segment, and write report.html; with NEO4J_URI set, also load everything into Neo4j and
     run cookbook queries."""
-    from synthetic import GeneratorConfig, generate_dataset
-    from synthetic.profile import profile_dataset
+    from identigraph.synthetic import GeneratorConfig, generate_dataset
+    from identigraph.synthetic.profile import profile_dataset
 
     data_dir = out / "data"
     console.rule("1. synthetic multi-channel data")
@@ -250,9 +250,9 @@ def demo(
 
     import pandas as pd
 
-    from resolution.config import load_config
-    from resolution.evaluation import evaluate_entities
-    from resolution.linker import Linker
+    from identigraph.resolution.config import load_config
+    from identigraph.resolution.evaluation import evaluate_entities
+    from identigraph.resolution.linker import Linker
 
     console.rule("3. identity resolution")
     resolution_dir = out / "resolution"
@@ -266,8 +266,8 @@ def demo(
     console.print("accuracy against the generator's truth:")
     _print_metrics(metrics)
 
-    from graph.build import build_graph_tables
-    from graph.networkx_view import shared_identifier_groups
+    from identigraph.graph.build import build_graph_tables
+    from identigraph.graph.networkx_view import shared_identifier_groups
 
     console.rule("4. knowledge graph (embedded tables)")
     tables_dir = out / "graph"
@@ -278,8 +278,8 @@ def demo(
     sizes = ", ".join(str(len(g)) for g in groups[:10])
     console.print(f"customers joined by shared devices or phones (networkx, no server): {len(groups):,} groups "
                   f"of 3 or more; largest: {sizes}")
-    from embeddings.pipeline import embed as train_embeddings
-    from embeddings.train import TrainingConfig
+    from identigraph.embeddings.pipeline import embed as train_embeddings
+    from identigraph.embeddings.train import TrainingConfig
 
     console.rule("5. GNN embeddings (heterogeneous GraphSAGE, link prediction)")
     with _progress() as progress:
@@ -288,9 +288,9 @@ def demo(
                                     progress=lambda epoch, loss: progress.update(task, completed=epoch))
     _print_link_report(embedded.report)
 
-    from scoring.pipeline import score_customers
-    from scoring.report import write_report
-    from scoring.segments import segment_customers
+    from identigraph.scoring.pipeline import score_customers
+    from identigraph.scoring.report import write_report
+    from identigraph.scoring.segments import segment_customers
 
     console.rule("6. fraud risk (graph features + embeddings, reason codes)")
     embeddings_path = tables_dir / "embeddings" / "embeddings.parquet"
@@ -309,8 +309,8 @@ def demo(
     import os
 
     if os.environ.get("NEO4J_URI"):
-        from graph.cookbook import run_cookbook_query
-        from graph.load import load_graph
+        from identigraph.graph.cookbook import run_cookbook_query
+        from identigraph.graph.load import load_graph
 
         console.rule("8. Neo4j")
         driver, settings = _neo4j_driver(None, "neo4j", None, "neo4j")
@@ -328,13 +328,13 @@ def demo(
                                             settings.database), "table")
             console.print("cookbook: shared_devices --param limit=5")
             _print_rows(*run_cookbook_query(driver, "shared_devices", {"limit": "5"}, settings.database), "table")
-            from embeddings.neo4j_io import write_customer_embeddings
+            from identigraph.embeddings.neo4j_io import write_customer_embeddings
 
             write_customer_embeddings(driver, embeddings_path, settings.database)
             console.print(f"cookbook: similar_customers --param customer_id={customer} --param k=5")
             _print_rows(*run_cookbook_query(driver, "similar_customers", {"customer_id": customer, "k": "5"},
                                             settings.database), "table")
-            from scoring.neo4j_io import write_risk, write_segments
+            from identigraph.scoring.neo4j_io import write_risk, write_segments
 
             write_segments(driver, tables_dir, settings.database)
             write_risk(driver, tables_dir, settings.database)
@@ -355,7 +355,7 @@ NeoDatabase = Annotated[str, typer.Option("--database", envvar="NEO4J_DATABASE",
 
 def _neo4j_driver(uri: str | None, user: str, password: str | None, database: str):
     """(driver, settings) for the named server, else the environment's or the local launcher's."""
-    from graph.connection import (Neo4jNotConfigured, Neo4jSettings, check_uri, explain_neo4j_error,
+    from identigraph.graph.connection import (Neo4jNotConfigured, Neo4jSettings, check_uri, explain_neo4j_error,
                                   resolve_settings)
 
     try:
@@ -385,7 +385,7 @@ def graph_build(
     events: Annotated[Path | None, typer.Option(help="Folder with orders, sessions, products (and fraud_labels).")] = None,
 ) -> None:
     """Turn resolution outputs and events into node and edge tables (the embedded graph)."""
-    from graph.build import GraphInputError, build_graph_tables
+    from identigraph.graph.build import GraphInputError, build_graph_tables
 
     try:
         with console.status("building graph tables"):
@@ -404,7 +404,7 @@ graph_app.command("import")(graph_import)
 def graph_init(uri: NeoUri = None, user: NeoUser = "neo4j", password: NeoPassword = None,
                database: NeoDatabase = "neo4j") -> None:
     """Create the constraints and indexes of cypher/schema.cypher (idempotent)."""
-    from graph.load import init_schema
+    from identigraph.graph.load import init_schema
 
     driver, settings = _neo4j_driver(uri, user, password, database)
     with driver:
@@ -426,15 +426,15 @@ def load(
                                                          "relationships deleted).")] = None,
 ) -> None:
     """Load the graph tables into Neo4j with batched MERGE (safe to rerun), or --bulk import them."""
-    from graph.load import GraphTablesError, LoadInterrupted, load_graph, table_counts
+    from identigraph.graph.load import GraphTablesError, LoadInterrupted, load_graph, table_counts
 
     try:
         node_counts, edge_counts = table_counts(tables)
     except GraphTablesError as error:
         raise fail(str(error))
     if bulk:
-        from graph import local_neo4j
-        from graph.bulk_import import bulk_import
+        from identigraph.graph import local_neo4j
+        from identigraph.graph.bulk_import import bulk_import
 
         if uri:
             raise fail(f"--bulk writes the local launcher's store files and cannot reach {uri}; load a server "
@@ -451,7 +451,7 @@ def load(
                    [tables / "nodes", tables / "edges"], [])
         return
     if delta_from is not None:
-        from graph.delta import load_delta
+        from identigraph.graph.delta import load_delta
 
         if bulk or replace:
             raise fail("--delta-from writes only the changes: leave out --bulk and --replace")
@@ -497,7 +497,7 @@ def query(
     uri: NeoUri = None, user: NeoUser = "neo4j", password: NeoPassword = None, database: NeoDatabase = "neo4j",
 ) -> None:
     """Run a cookbook query or ad-hoc Cypher, read-only."""
-    from graph.cookbook import QueryError, cookbook, run_cookbook_query, run_read_query
+    from identigraph.graph.cookbook import QueryError, cookbook, run_cookbook_query, run_read_query
 
     if output not in ("table", "csv", "json"):
         raise fail(f"--format {output!r}: use table, csv or json")
@@ -554,9 +554,9 @@ def embed(
 ) -> None:
     """Learn GNN embeddings of customers, products and devices (heterogeneous GraphSAGE, link prediction);
     with --target and --split-time, temporal link prediction on any relationship beside baselines."""
-    from embeddings.data import EmbeddingInputError
-    from embeddings.pipeline import apply, embed as train_embeddings
-    from embeddings.train import TrainingConfig
+    from identigraph.embeddings.data import EmbeddingInputError
+    from identigraph.embeddings.pipeline import apply, embed as train_embeddings
+    from identigraph.embeddings.train import TrainingConfig
 
     if tables is None and not from_neo4j:
         raise fail("give the graph tables folder, or --from-neo4j")
@@ -571,7 +571,7 @@ def embed(
     try:
         frames = None
         if from_neo4j:
-            from embeddings.neo4j_io import read_graph_frames_from_neo4j
+            from identigraph.embeddings.neo4j_io import read_graph_frames_from_neo4j
 
             with console.status(f"reading the graph from {settings.uri}"):
                 frames = read_graph_frames_from_neo4j(driver, settings.database)
@@ -597,7 +597,7 @@ def embed(
                                   "apply": apply_checkpoint,
                                   "from_neo4j": from_neo4j}, [tables] if tables else [], [out])
         if to_neo4j:
-            from embeddings.neo4j_io import write_customer_embeddings
+            from identigraph.embeddings.neo4j_io import write_customer_embeddings
 
             with console.status("writing Customer.embedding"):
                 written = write_customer_embeddings(driver, out / "embeddings.parquet", settings.database)
@@ -612,7 +612,7 @@ def embed(
 
 def _embed_temporal(tables: Path | None, target: str | None, split_time: str | None, out: Path, steps: int | None,
                     dim: int | None, seed: int) -> None:
-    from embeddings.temporal import LIGHTGCN_DIM, LIGHTGCN_STEPS, TemporalSplitError, embed_temporal
+    from identigraph.embeddings.temporal import LIGHTGCN_DIM, LIGHTGCN_STEPS, TemporalSplitError, embed_temporal
 
     if not (target and split_time and tables is not None):
         raise fail("temporal link prediction needs the tables folder, --target REL and --split-time T")
@@ -665,7 +665,7 @@ def segment(
 ) -> None:
     """Cluster customers into labelled segments on embeddings + RFM features; with --node-label,
     the nodes of any label on their features, relationships and embeddings."""
-    from scoring.segments import SegmentConfig, segment_customers
+    from identigraph.scoring.segments import SegmentConfig, segment_customers
 
     if k != "auto" and not k.isdigit():
         raise fail(f"--k {k!r}: give a number of segments or auto")
@@ -673,7 +673,7 @@ def segment(
         config = SegmentConfig(k=None if k == "auto" else int(k), k_range=(k_min, k_max), seed=seed)
     except ValueError as error:
         raise fail(str(error))
-    from graph.model import BUILT_MODEL, model_of
+    from identigraph.graph.model import BUILT_MODEL, model_of
 
     if node_label is None and model_of(tables) is not BUILT_MODEL:
         raise fail(f"{tables} was not built by `identigraph graph build`: name the label to segment with "
@@ -692,7 +692,7 @@ def segment(
                                    "embeddings": not no_embeddings}, [tables / "nodes", tables / "edges"],
                [result.path])
     if to_neo4j:
-        from scoring.neo4j_io import write_segments
+        from identigraph.scoring.neo4j_io import write_segments
 
         written, where = _write_to_neo4j(write_segments, tables, "writing segments", uri, user, password, database)
         console.print(f"wrote {result.k} (:Segment) nodes and {written:,} IN_SEGMENT edges to {where}; "
@@ -700,8 +700,8 @@ def segment(
 
 
 def _segment_node_label(tables: Path, label: str, config, embeddings: Path | None, no_embeddings: bool) -> None:
-    from scoring.node_risk import NodeScoringError
-    from scoring.node_segments import segment_nodes
+    from identigraph.scoring.node_risk import NodeScoringError
+    from identigraph.scoring.node_segments import segment_nodes
 
     path = _label_embeddings(tables, embeddings, no_embeddings)
     try:
@@ -786,8 +786,8 @@ def score(
         for number, reason in enumerate(row.risk_reasons, 1):
             console.print(f"  {number}. {reason}", soft_wrap=True)  # one line each, for grep and logs
         return
-    from scoring.pipeline import score_customers
-    from scoring.risk import RiskConfig
+    from identigraph.scoring.pipeline import score_customers
+    from identigraph.scoring.risk import RiskConfig
 
     try:
         config = RiskConfig(seed=seed, folds=folds, compare_gnn=compare_gnn)
@@ -803,7 +803,7 @@ def score(
                                  "embeddings": not no_embeddings}, [tables / "nodes", tables / "edges"],
                [result.path, tables / "risk.json"])
     if to_neo4j:
-        from scoring.neo4j_io import write_risk
+        from identigraph.scoring.neo4j_io import write_risk
 
         written, where = _write_to_neo4j(write_risk, tables, "writing risk scores", uri, user, password, database)
         console.print(f"set risk_score, risk_rank, risk_band, risk_reasons on {written:,} customers in {where}; "
@@ -818,7 +818,7 @@ def _label_embeddings(tables: Path, embeddings: Path | None, no_embeddings: bool
 
 def _score_node_label(tables: Path, labels: Path | None, label: str, folds: int, seed: int,
                       embeddings: Path | None, no_embeddings: bool) -> None:
-    from scoring.node_risk import NodeScoringError, score_nodes
+    from identigraph.scoring.node_risk import NodeScoringError, score_nodes
 
     if labels is None:
         raise fail("--node-label needs --labels FILE with the columns id,label (1 = fraud or abuse, 0 = legitimate)")
@@ -877,7 +877,7 @@ def review_export(
     limit: Annotated[int | None, typer.Option(help="At most this many pairs, the most uncertain.", min=1)] = None,
 ) -> None:
     """Pairs between the auto-reject and auto-accept thresholds, most uncertain first."""
-    from resolution.review import export_uncertain_pairs
+    from identigraph.resolution.review import export_uncertain_pairs
 
     try:
         written = export_uncertain_pairs(directory, out, limit)
@@ -895,7 +895,7 @@ def review_import(
     retrain: Annotated[bool, typer.Option(help="Also re-estimate m from the pairs decided match and rescore.")] = False,
 ) -> None:
     """Apply review decisions as must-link / cannot-link constraints and re-cluster."""
-    from resolution.review import ReviewError, apply_review
+    from identigraph.resolution.review import ReviewError, apply_review
 
     try:
         with console.status("re-clustering with the decisions"):
@@ -924,8 +924,8 @@ def forget(
 ) -> None:
     """Erase a person's PII from the artifacts, the graph tables and Neo4j; later runs into the
     same folder (or with --forgotten) quarantine their records instead of linking them."""
-    from graph.erasure import erase_from_graph_tables, erase_from_neo4j
-    from resolution.erasure import ErasureError, erase_from_resolution
+    from identigraph.graph.erasure import erase_from_graph_tables, erase_from_neo4j
+    from identigraph.resolution.erasure import ErasureError, erase_from_resolution
 
     try:
         erasure = erase_from_resolution(resolved, customer, record)
@@ -958,7 +958,7 @@ def report(
                                                     "curves against the truth.")] = None,
 ) -> None:
     """Write one self-contained report.html: linkage, segments, risk (plots inline)."""
-    from scoring.report import write_report
+    from identigraph.scoring.report import write_report
 
     if not tables.is_dir():
         raise fail(f"{tables} is not a folder; pass the --out folder of `identigraph graph build`")
@@ -1032,7 +1032,7 @@ NeoStore = Annotated[Path | None, typer.Option(
 @neo4j_app.command("start")
 def neo4j_start(store: NeoStore = None) -> None:
     """Start the local server unless it runs; wait until Bolt answers."""
-    from graph import local_neo4j
+    from identigraph.graph import local_neo4j
 
     try:
         with console.status("starting Neo4j (the first start downloads its jars from Maven Central)"):
@@ -1047,7 +1047,7 @@ def neo4j_start(store: NeoStore = None) -> None:
 @neo4j_app.command("stop")
 def neo4j_stop(store: NeoStore = None) -> None:
     """Shut the local server down cleanly (nothing to do when it does not run)."""
-    from graph import local_neo4j
+    from identigraph.graph import local_neo4j
 
     try:
         stopped = local_neo4j.stop(store=store)
@@ -1060,7 +1060,7 @@ def neo4j_stop(store: NeoStore = None) -> None:
 @neo4j_app.command("status")
 def neo4j_status(store: NeoStore = None) -> None:
     """Say whether the local server runs and answers; exit 1 when it does not."""
-    from graph import local_neo4j
+    from identigraph.graph import local_neo4j
 
     status = local_neo4j.status(store)
     if not status.running:
@@ -1075,7 +1075,7 @@ def neo4j_run(command: Annotated[list[str], typer.Argument(help="The command, af
               store: NeoStore = None) -> None:
     """Run a command (`identigraph neo4j run -- pytest`) with the local server up; stop the
     server afterwards only if this started it. Exits with the command's status."""
-    from graph import local_neo4j
+    from identigraph.graph import local_neo4j
 
     try:
         code = local_neo4j.run_with_server(command, store)
@@ -1170,7 +1170,7 @@ def _mask(column: str, value: str | None) -> str:
     if value is None:
         return ""
     if any(hint in column.lower() for hint in PII_HINTS):
-        from resolution.privacy import mask
+        from identigraph.resolution.privacy import mask
 
         return mask(value)
     return value

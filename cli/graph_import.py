@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.audit import record_run
+from identigraph.cli.audit import record_run
 
 
 def graph_import(
@@ -18,8 +18,8 @@ def graph_import(
 ) -> None:
     """Turn your own CSV/JSONL/Parquet files into node and edge tables, with any labels and
     relationship types (load them with `identigraph load`)."""
-    from cli.app import _print_graph_summary, console, fail
-    from graph.mapping import MappingError, import_graph, load_mapping
+    from identigraph.cli.app import _print_graph_summary, console, fail
+    from identigraph.graph.mapping import MappingError, import_graph, load_mapping
 
     try:
         parsed = load_mapping(mapping)

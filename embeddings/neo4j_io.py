@@ -11,7 +11,7 @@ import neo4j
 import pandas as pd
 import pyarrow.parquet as pq
 
-from embeddings.data import GraphFrames
+from identigraph.embeddings.data import GraphFrames
 
 VECTOR_INDEX = "customer_embedding"
 

@@ -23,9 +23,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from embeddings.data import FeatureRecipe, GraphFrames, build_hetero_data, read_graph_frames
-from embeddings.model import HeteroLinkModel
-from embeddings.train import TrainingConfig, TrainingReport, deterministic, link_targets, train_and_evaluate
+from identigraph.embeddings.data import FeatureRecipe, GraphFrames, build_hetero_data, read_graph_frames
+from identigraph.embeddings.model import HeteroLinkModel
+from identigraph.embeddings.train import TrainingConfig, TrainingReport, deterministic, link_targets, train_and_evaluate
 
 
 @dataclass

@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from graph.mapping import FIRST_TIME
-from graph.model import model_of
+from identigraph.graph.mapping import FIRST_TIME
+from identigraph.graph.model import model_of
 
 K = 20
 # The validation period: this share of the training period's span, at its end.
@@ -346,7 +346,7 @@ class FastRPRecommender:
         import torch
         from torch_geometric.data import HeteroData
 
-        from embeddings.train import fastrp
+        from identigraph.embeddings.train import fastrp
 
         coo = train.tocoo()
         graph = HeteroData()

@@ -32,8 +32,8 @@ from sklearn.metrics import roc_auc_score
 from torch_geometric.data import HeteroData
 from torch_geometric.utils import to_torch_csr_tensor
 
-from embeddings.data import EDGE_TABLES, REVERSE, FeatureRecipe, GraphFrames, graph_structure, node_features
-from embeddings.model import HeteroLinkModel
+from identigraph.embeddings.data import EDGE_TABLES, REVERSE, FeatureRecipe, GraphFrames, graph_structure, node_features
+from identigraph.embeddings.model import HeteroLinkModel
 
 PURCHASED = ("customer", "purchased", "product")
 USED_DEVICE = ("customer", "used_device", "device")

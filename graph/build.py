@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from graph.model import EDGES, NODES
-from resolution.ingest import customer_of_record, record_keys
-from resolution.privacy import mask
+from identigraph.graph.model import EDGES, NODES
+from identigraph.resolution.ingest import customer_of_record, record_keys
+from identigraph.resolution.privacy import mask
 
 QUARANTINE_COLUMNS = ["table", "row", "reason"]
 

@@ -26,9 +26,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import csv
 
-from graph import local_neo4j
-from graph.load import GraphTablesError, LoadSummary, init_schema
-from graph.model import model_of
+from identigraph.graph import local_neo4j
+from identigraph.graph.load import GraphTablesError, LoadSummary, init_schema
+from identigraph.graph.model import model_of
 
 ARRAY_DELIMITER = "\x1f"  # never inside our values (unit separator)
 

@@ -83,7 +83,7 @@ def resolve_settings() -> Neo4jSettings:
     from_env = Neo4jSettings.from_env()
     if from_env is not None:
         return from_env
-    from graph import local_neo4j
+    from identigraph.graph import local_neo4j
 
     local = local_neo4j.running_settings()
     if local is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import neo4j
 
-from resolution.privacy import mask
+from identigraph.resolution.privacy import mask
 
 COOKBOOK_DIR = Path(__file__).resolve().parents[1] / "cypher"
 NOT_QUERIES = {"schema"}

@@ -18,8 +18,8 @@ from pathlib import Path
 import neo4j
 import pandas as pd
 
-from graph.load import LoadSummary, load_graph, table_files
-from graph.model import EDGES, NODES
+from identigraph.graph.load import LoadSummary, load_graph, table_files
+from identigraph.graph.model import EDGES, NODES
 
 
 @dataclass

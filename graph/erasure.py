@@ -14,10 +14,10 @@ from pathlib import Path
 import neo4j
 import pandas as pd
 
-from graph.build import identifier_edges
-from graph.model import EDGES, NODES
-from resolution.erasure import Erasure, write_parquet_atomically
-from resolution.ingest import customer_of_record, record_keys
+from identigraph.graph.build import identifier_edges
+from identigraph.graph.model import EDGES, NODES
+from identigraph.resolution.erasure import Erasure, write_parquet_atomically
+from identigraph.resolution.ingest import customer_of_record, record_keys
 
 # SourceRecord properties that are PII (graph.build takes them from the standardised record).
 SOURCE_RECORD_PII = ("first_name", "last_name", "date_of_birth", "email", "phone", "postcode", "street", "city")

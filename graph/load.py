@@ -25,8 +25,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from graph.connection import one_line
-from graph.model import BUILT_MODEL, SAFE_NAME, GraphModel, model_of
+from identigraph.graph.connection import one_line
+from identigraph.graph.model import BUILT_MODEL, SAFE_NAME, GraphModel, model_of
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "cypher" / "schema.cypher"
 

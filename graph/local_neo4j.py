@@ -26,7 +26,7 @@ from pathlib import Path
 
 import neo4j
 
-from graph.connection import Neo4jSettings, server_version
+from identigraph.graph.connection import Neo4jSettings, server_version
 
 LAUNCHER_DIR = Path(__file__).resolve().parent / "neo4j_launcher"
 POM = LAUNCHER_DIR / "pom.xml"

@@ -41,9 +41,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from graph.build import EventAccount, GraphBuildSummary
-from graph.model import SAFE_NAME, EdgeType, GraphModel, NodeType
-from resolution.io import DELIMITERS, InputFileError, read_table_checked
+from identigraph.graph.build import EventAccount, GraphBuildSummary
+from identigraph.graph.model import SAFE_NAME, EdgeType, GraphModel, NodeType
+from identigraph.resolution.io import DELIMITERS, InputFileError, read_table_checked
 
 # A categorical feature becomes one column per value, its commonest values only.
 MAX_CATEGORIES = 50

@@ -7,7 +7,7 @@ from pathlib import Path
 import networkx as nx
 import pandas as pd
 
-from graph.model import EDGES
+from identigraph.graph.model import EDGES
 
 
 def read_edges(tables_dir: Path, edge_type: str) -> pd.DataFrame:

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from resolution.encoding import EncodedRecords
-from resolution import semantic_types
-from resolution.semantic_types import BlockingRule
+from identigraph.resolution.encoding import EncodedRecords
+from identigraph.resolution import semantic_types
+from identigraph.resolution.semantic_types import BlockingRule
 
 
 @dataclass

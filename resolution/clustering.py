@@ -26,7 +26,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import poisson
 
-from resolution.model import DISTINCT_PERSON_WEIGHT
+from identigraph.resolution.model import DISTINCT_PERSON_WEIGHT
 
 
 def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:

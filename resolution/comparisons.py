@@ -17,7 +17,7 @@ import pandas as pd
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import JaroWinkler, Levenshtein
 
-from resolution.encoding import EncodedRecords
+from identigraph.resolution.encoding import EncodedRecords
 
 NULL = -1
 

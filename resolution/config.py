@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from resolution import semantic_types
+from identigraph.resolution import semantic_types
 
 SEMANTIC_TYPES = semantic_types.NAMES
 LINK_TYPES = ("link_and_dedupe", "link_only", "dedupe_only")

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from resolution.golden import ATTRIBUTES as GOLDEN_ATTRIBUTES
-from resolution.ingest import record_keys
-from resolution.privacy import PII_RECORD_COLUMNS
+from identigraph.resolution.golden import ATTRIBUTES as GOLDEN_ATTRIBUTES
+from identigraph.resolution.ingest import record_keys
+from identigraph.resolution.privacy import PII_RECORD_COLUMNS
 
 FORGOTTEN_FILE = "forgotten.jsonl"
 # Record columns cleared: the PII, and the finer location columns that go with it.

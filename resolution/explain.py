@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from resolution.blocking import add_blocking_keys
-from resolution.comparisons import Address
-from resolution.encoding import EncodedRecords
-from resolution.model import FellegiSunterModel, comparison_matrix, score
-from resolution.semantic_types import default_comparisons
+from identigraph.resolution.blocking import add_blocking_keys
+from identigraph.resolution.comparisons import Address
+from identigraph.resolution.encoding import EncodedRecords
+from identigraph.resolution.model import FellegiSunterModel, comparison_matrix, score
+from identigraph.resolution.semantic_types import default_comparisons
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from resolution.semantic_types import GOLDEN_ATTRIBUTES
+from identigraph.resolution.semantic_types import GOLDEN_ATTRIBUTES
 
 # golden attribute: (value column shown, column whose equality defines "the same value"),
 # declared by the semantic types.

@@ -41,14 +41,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from resolution.blocking import add_blocking_keys, block, default_rules
-from resolution.clustering import cluster, match_edges_of_run
-from resolution.encoding import EncodedRecords, records_from_arrow
-from resolution.erasure import FORGOTTEN_FILE, read_forgotten
-from resolution.golden import golden_records
-from resolution.ingest import customer_of_record, ingest, input_files, key_rank, record_keys, write_profile
-from resolution.linker import ResolutionResult, entities_frame
-from resolution.model import FellegiSunterModel, check_model_fits, comparison_matrix, pair_scorer, score
+from identigraph.resolution.blocking import add_blocking_keys, block, default_rules
+from identigraph.resolution.clustering import cluster, match_edges_of_run
+from identigraph.resolution.encoding import EncodedRecords, records_from_arrow
+from identigraph.resolution.erasure import FORGOTTEN_FILE, read_forgotten
+from identigraph.resolution.golden import golden_records
+from identigraph.resolution.ingest import customer_of_record, ingest, input_files, key_rank, record_keys, write_profile
+from identigraph.resolution.linker import ResolutionResult, entities_frame
+from identigraph.resolution.model import FellegiSunterModel, check_model_fits, comparison_matrix, pair_scorer, score
 
 LINEAGE_FILE = "lineage.parquet"
 LINEAGE_COLUMNS = ("event", "old_ids", "new_id", "evidence", "at")

@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 from unidecode import unidecode
 
-from resolution import semantic_types
-from resolution.config import ROW_NUMBER, LinkageConfig, SourceConfig
-from resolution.io import read_sample
+from identigraph.resolution import semantic_types
+from identigraph.resolution.config import ROW_NUMBER, LinkageConfig, SourceConfig
+from identigraph.resolution.io import read_sample
 
 # Each type's column-name patterns, value detector and kind of identifying data are declared
 # in ``resolution.semantic_types`` and read from there at every call (a type added to the
@@ -72,7 +72,7 @@ def name_lexicon() -> tuple[frozenset[str], frozenset[str]]:
     recognise a column of names by its values."""
     from faker.config import AVAILABLE_LOCALES
 
-    from resolution.comparisons import nickname_pairs
+    from identigraph.resolution.comparisons import nickname_pairs
 
     def strings(value) -> list[str]:
         if isinstance(value, dict):
@@ -108,7 +108,7 @@ def _name_shares(values: pd.Series) -> tuple[float, float, float]:
 
 
 def _date_share(values: pd.Series) -> float:
-    from resolution.standardise import parse_dates
+    from identigraph.resolution.standardise import parse_dates
 
     return float(pd.Series(parse_dates(values.tolist()).to_pylist()).notna().mean()) if len(values) else 0.0
 

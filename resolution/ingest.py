@@ -16,12 +16,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from resolution import standardise as std
-from resolution.config import ROW_NUMBER, ConfigError, LinkageConfig, SourceConfig
-from resolution.encoding import EncodedColumn, records_from_arrow
-from resolution.io import READABLE_SUFFIXES, read_sample, read_table_checked
-from resolution.profiling import present_values, profile_present
-from resolution.semantic_types import STANDARD_COLUMNS, VALIDITY_COLUMNS, SourceColumns, standardise_columns
+from identigraph.resolution import standardise as std
+from identigraph.resolution.config import ROW_NUMBER, ConfigError, LinkageConfig, SourceConfig
+from identigraph.resolution.encoding import EncodedColumn, records_from_arrow
+from identigraph.resolution.io import READABLE_SUFFIXES, read_sample, read_table_checked
+from identigraph.resolution.profiling import present_values, profile_present
+from identigraph.resolution.semantic_types import STANDARD_COLUMNS, VALIDITY_COLUMNS, SourceColumns, standardise_columns
 
 QUARANTINE_COLUMNS = ("source", "file", "line", "record_id", "reason", "raw")
 WITHHELD_ERASED = "(erased: see the forget request in the reason)"

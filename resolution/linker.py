@@ -17,22 +17,22 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from resolution.blocking import (BlockingResult, add_blocking_keys, block, comparison_columns, default_rules,
+from identigraph.resolution.blocking import (BlockingResult, add_blocking_keys, block, comparison_columns, default_rules,
                                  fallback_training_rules, group_ids, possible_pairs, probe_pairs, random_pairs,
                                  rule_columns, training_rules)
-from resolution.clustering import cluster, match_edges_of_run
-from resolution.comparisons import Comparison
-from resolution.config import ConfigError, LinkageConfig, config_to_toml, load_config
-from resolution.encoding import EncodedRecords
-from resolution.erasure import FORGOTTEN_FILE, read_forgotten
-from resolution.golden import ATTRIBUTES as GOLDEN_ATTRIBUTES, golden_records
-from resolution.ingest import SourceStats, ingest, input_files, key_rank, record_keys, write_profile
-from resolution.model import (FellegiSunterModel, check_model_fits, combine_weights, comparison_matrix, estimate_u,
+from identigraph.resolution.clustering import cluster, match_edges_of_run
+from identigraph.resolution.comparisons import Comparison
+from identigraph.resolution.config import ConfigError, LinkageConfig, config_to_toml, load_config
+from identigraph.resolution.encoding import EncodedRecords
+from identigraph.resolution.erasure import FORGOTTEN_FILE, read_forgotten
+from identigraph.resolution.golden import ATTRIBUTES as GOLDEN_ATTRIBUTES, golden_records
+from identigraph.resolution.ingest import SourceStats, ingest, input_files, key_rank, record_keys, write_profile
+from identigraph.resolution.model import (FellegiSunterModel, check_model_fits, combine_weights, comparison_matrix, estimate_u,
                               initial_m as _initial_m_shape, pair_scorer, pattern_index, score, train_em,
                               train_lambda)
-from resolution.privacy import (PII_RECORD_COLUMNS, WITHHELD_RAW, pseudonymize_frame,
+from identigraph.resolution.privacy import (PII_RECORD_COLUMNS, WITHHELD_RAW, pseudonymize_frame,
                                 pseudonymize_records)
-from resolution.semantic_types import default_comparisons
+from identigraph.resolution.semantic_types import default_comparisons
 
 
 @dataclass
@@ -137,7 +137,7 @@ class Linker:
         """Links a new batch against the customers of ``previous_dir`` with its saved model;
         earlier ids are kept (``resolution.incremental``). ``fast``: earlier pairs and
         customers as they were, only the new records' pairs scored."""
-        from resolution.incremental import link_incremental
+        from identigraph.resolution.incremental import link_incremental
 
         return link_incremental(self, inputs, previous_dir, out_dir, fast=fast)
 

@@ -28,8 +28,8 @@ import pandas as pd
 from rapidfuzz import process
 from rapidfuzz.distance import JaroWinkler
 
-from resolution.comparisons import NULL, Comparison
-from resolution.encoding import EncodedRecords
+from identigraph.resolution.comparisons import NULL, Comparison
+from identigraph.resolution.encoding import EncodedRecords
 
 # Households share phones and e-mail addresses; a personal identifier shared by this many
 # records is a placeholder ("123456", a store's default card), not a person.

@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from resolution.semantic_types import PII_COLUMNS, is_pii
+from identigraph.resolution.semantic_types import PII_COLUMNS, is_pii
 
 PSEUDONYM_KEY_ENV = "IDENTIGRAPH_PSEUDONYM_KEY"
 MIN_KEY_CHARACTERS = 16

@@ -32,15 +32,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from resolution.blocking import add_blocking_keys
-from resolution.clustering import cluster, match_edges_of_run
-from resolution.config import ModelSettings
-from resolution.encoding import EncodedRecords
-from resolution.incremental import LINEAGE_FILE, assign_ids, touched_by, updated_golden, with_lineage
-from resolution.ingest import customer_of_record, key_rank, record_keys
-from resolution.linker import entities_frame
-from resolution.model import FellegiSunterModel, comparison_matrix, pair_scorer, score
-from resolution.semantic_types import default_comparisons
+from identigraph.resolution.blocking import add_blocking_keys
+from identigraph.resolution.clustering import cluster, match_edges_of_run
+from identigraph.resolution.config import ModelSettings
+from identigraph.resolution.encoding import EncodedRecords
+from identigraph.resolution.incremental import LINEAGE_FILE, assign_ids, touched_by, updated_golden, with_lineage
+from identigraph.resolution.ingest import customer_of_record, key_rank, record_keys
+from identigraph.resolution.linker import entities_frame
+from identigraph.resolution.model import FellegiSunterModel, comparison_matrix, pair_scorer, score
+from identigraph.resolution.semantic_types import default_comparisons
 
 DECISIONS_FILE = "review_decisions.parquet"
 DECISIONS = {"match": True, "non-match": False}
@@ -81,7 +81,7 @@ class _Run:
 
 def _config(run_dir: Path):
     """The run's linkage.toml when it has one (inferred runs write it), else None."""
-    from resolution.config import load_config
+    from identigraph.resolution.config import load_config
 
     return load_config(run_dir / "linkage.toml") if (run_dir / "linkage.toml").exists() else None
 

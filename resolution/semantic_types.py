@@ -24,10 +24,10 @@ import jellyfish
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from resolution import standardise as std
-from resolution.comparisons import (Address, Comparison, DateOfBirth, Email, ExactMatch, FreeText, FuzzyString,
+from identigraph.resolution import standardise as std
+from identigraph.resolution.comparisons import (Address, Comparison, DateOfBirth, Email, ExactMatch, FreeText, FuzzyString,
                                     GivenName, OrganisationName, Phone)
-from resolution.encoding import EncodedRecords
+from identigraph.resolution.encoding import EncodedRecords
 
 # The standardised columns of every record table (records.parquet's schema after source and
 # record_id), whatever the sources provide; columns of the category and text types follow,

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
-from scoring.identity_graph import (
+from identigraph.scoring.identity_graph import (
     IdentityGraph, build_identity_graph, communities, distinct_values_per_identifier, group_sizes, most_shared,
     other_known_fraud, others_known_in_group, propagated_fraud,
 )

@@ -16,9 +16,9 @@ from torch import nn
 from torch_geometric.data import HeteroData
 from torch_geometric.nn import SAGEConv, to_hetero
 
-from embeddings.train import deterministic
-from scoring.features import CustomerFrame, feature_matrix
-from scoring.identity_graph import holders
+from identigraph.embeddings.train import deterministic
+from identigraph.scoring.features import CustomerFrame, feature_matrix
+from identigraph.scoring.identity_graph import holders
 
 
 class _SAGE(nn.Module):

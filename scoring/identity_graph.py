@@ -19,7 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from graph.networkx_view import read_edges
+from identigraph.graph.networkx_view import read_edges
 
 # Identifier kinds: the edge table that links a customer to it.
 IDENTIFIER_EDGES = {"device": "USED_DEVICE", "phone": "HAS_PHONE", "email": "HAS_EMAIL", "address": "HAS_ADDRESS"}

@@ -41,8 +41,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from graph.mapping import COUNT, FIRST_TIME, LAST_TIME, WEIGHT
-from graph.model import model_of
+from identigraph.graph.mapping import COUNT, FIRST_TIME, LAST_TIME, WEIGHT
+from identigraph.graph.model import model_of
 
 GROUPS = ("own", "structure", "neighbourhood", "peers", "labels")
 REASON_TEXT = {"own": "its own attributes", "structure": "how many neighbours it has, and theirs",

@@ -33,9 +33,9 @@ import pandas as pd
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
-from graph.model import model_of
-from scoring.node_risk import node_graph, read_label_embeddings
-from scoring.segments import SegmentConfig, choose_k, stable_kmeans
+from identigraph.graph.model import model_of
+from identigraph.scoring.node_risk import node_graph, read_label_embeddings
+from identigraph.scoring.segments import SegmentConfig, choose_k, stable_kmeans
 
 PROFILE_COLUMNS = ["segment_id", "segment", "nodes", "share", "distinctive", "top_neighbours"]
 # Columns named in a segment's name: those at least this many standard deviations from the

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scoring.features import CustomerFrame, customer_frame
-from scoring.reasons import LOG_ODDS_CONTRIBUTION, MIN_CONTRIBUTION, contributions, log_odds, top_reasons
-from scoring.risk import (
+from identigraph.scoring.features import CustomerFrame, customer_frame
+from identigraph.scoring.reasons import LOG_ODDS_CONTRIBUTION, MIN_CONTRIBUTION, contributions, log_odds, top_reasons
+from identigraph.scoring.risk import (
     Comparison, RiskConfig, anomaly_groups, anomaly_rank, bands, compare_with_baseline, fit_anomaly_model, fit_risk_model,
 )
 

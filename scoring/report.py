@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
-from scoring.identity_graph import IDENTIFIER_EDGES  # noqa: E402
+from identigraph.scoring.identity_graph import IDENTIFIER_EDGES  # noqa: E402
 
 BAND_COLOURS = {"low": "#9ca3af", "medium": "#f59e0b", "high": "#ef4444", "critical": "#7f1d1d"}
 
@@ -84,7 +84,7 @@ def _linkage_section(tables: Path, resolution: Path | None, truth: Path | None) 
     parts.append(_svg(figure))
     figures += 1
     if resolution is not None and truth is not None and (truth / "records.parquet").exists():
-        from resolution.evaluation import evaluate_entities
+        from identigraph.resolution.evaluation import evaluate_entities
 
         metrics = evaluate_entities(pd.read_parquet(resolution / "entities.parquet"),
                                     pd.read_parquet(truth / "records.parquet"), "record_id", "customer_id", "source")
@@ -99,8 +99,8 @@ def _linkage_section(tables: Path, resolution: Path | None, truth: Path | None) 
 def _segments_section(tables: Path) -> tuple[str, int]:
     from sklearn.decomposition import PCA
 
-    from scoring.features import read_customer_embeddings
-    from scoring.segments import SegmentConfig, clustering_input, rfm_features
+    from identigraph.scoring.features import read_customer_embeddings
+    from identigraph.scoring.segments import SegmentConfig, clustering_input, rfm_features
 
     segments = pd.read_parquet(tables / "segments.parquet")
     profiles = pd.read_parquet(tables / "segment_profiles.parquet")
@@ -128,7 +128,7 @@ def _segments_section(tables: Path) -> tuple[str, int]:
 
 def _ring_pictures(tables: Path, risk: pd.DataFrame, rings: int = 4) -> tuple[str, int]:
     """The riskiest groups of customers joined by shared identifiers, drawn as graphs."""
-    from graph.networkx_view import bipartite_graph, shared_identifier_groups
+    from identigraph.graph.networkx_view import bipartite_graph, shared_identifier_groups
 
     groups = shared_identifier_groups(tables, tuple(IDENTIFIER_EDGES.values()), min_customers=3)
     score = risk.set_index("customer_id")["risk_score"]
@@ -172,7 +172,7 @@ def _risk_section(tables: Path, truth: Path | None) -> tuple[str, int]:
     figures += 1
     if "oof_score" in risk:
         if truth is not None:
-            from scoring.pipeline import truth_for_customers
+            from identigraph.scoring.pipeline import truth_for_customers
 
             target, _ = truth_for_customers(tables, risk["customer_id"].to_numpy(), truth)
             against = "truth"

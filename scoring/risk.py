@@ -32,7 +32,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
-from scoring.features import CustomerFrame, feature_matrix
+from identigraph.scoring.features import CustomerFrame, feature_matrix
 
 FULL = ("behaviour", "structure", "identity", "labels", "embedding")
 NO_GRAPH = ("behaviour",)
@@ -240,7 +240,7 @@ def compare_with_baseline(frame: CustomerFrame, model: RiskModel, truth: np.ndar
                             "truth" if truth is not None else "labels", 0.0)
     comparison.label_ap["trees"] = float(average_precision_score(target, model.oof_raw))
     if model.config.compare_gnn:
-        from scoring.gnn_classifier import gnn_oof_scores
+        from identigraph.scoring.gnn_classifier import gnn_oof_scores
 
         gnn_oof = gnn_oof_scores(frame, model.folds, model.groups, model.config.seed)
         comparison.gnn = rank_metrics(gnn_oof, reference, ring_member)

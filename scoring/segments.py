@@ -26,7 +26,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
 
-from scoring.features import read_customer_embeddings
+from identigraph.scoring.features import read_customer_embeddings
 
 RFM = ["recency_days", "orders", "log_spend", "tenure_days", "avg_order_value"]
 PROFILE_COLUMNS = ["segment_id", "segment", "customers", "share", "avg_spend", "median_orders",

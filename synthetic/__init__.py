@@ -1,5 +1,5 @@
 """Synthetic multi-channel customer data with ground truth (``identigraph generate``)."""
-from synthetic.config import GeneratorConfig
-from synthetic.generate import GenerationSummary, generate_dataset
+from identigraph.synthetic.config import GeneratorConfig
+from identigraph.synthetic.generate import GenerationSummary, generate_dataset
 
 __all__ = ["GeneratorConfig", "GenerationSummary", "generate_dataset"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from synthetic import corruption as c
+from identigraph.synthetic import corruption as c
 
 SOURCES = ("crm", "web_accounts", "app_users", "store_loyalty", "callcenter")
 SOURCE_FILES = {

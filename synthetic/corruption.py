@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from synthetic.pools import NICKNAMES
+from identigraph.synthetic.pools import NICKNAMES
 
 MONTH_ABBREVIATIONS = np.array(
     ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], dtype=object)

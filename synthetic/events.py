@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from synthetic.channels import SOURCES
+from identigraph.synthetic.channels import SOURCES
 
 # category: (median price, risky for fraud)
 CATEGORIES: dict[str, tuple[float, bool]] = {

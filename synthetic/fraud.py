@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from synthetic.people import ChunkPeople, _hex_ids
+from identigraph.synthetic.people import ChunkPeople, _hex_ids
 
 RING_SHARE = 0.7
 CULTIVATING_SHARE = 0.75

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from synthetic import channels as ch
-from synthetic.config import GeneratorConfig
-from synthetic.events import make_orders, make_products, make_sessions
-from synthetic.fraud import plant_fraud
-from synthetic.people import generate_people
-from synthetic.pools import build_pools
-from synthetic.writers import ChunkedTableWriter, string_schema
+from identigraph.synthetic import channels as ch
+from identigraph.synthetic.config import GeneratorConfig
+from identigraph.synthetic.events import make_orders, make_products, make_sessions
+from identigraph.synthetic.fraud import plant_fraud
+from identigraph.synthetic.people import generate_people
+from identigraph.synthetic.pools import build_pools
+from identigraph.synthetic.writers import ChunkedTableWriter, string_schema
 
 CHANNEL_SCHEMAS = {
     "crm": string_schema("crm_id", "title", "first_name", "last_name", "dob", "gender", "email",

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from synthetic.config import LOCALES, GeneratorConfig
-from synthetic.pools import EMAIL_DOMAINS, US_AREA_CODES, LocalePools
+from identigraph.synthetic.config import LOCALES, GeneratorConfig
+from identigraph.synthetic.pools import EMAIL_DOMAINS, US_AREA_CODES, LocalePools
 
 PERSONAS = ("loyal_high_value", "regular", "bargain_hunter", "lapsed", "new", "occasional")
 PERSONA_WEIGHTS = (0.10, 0.30, 0.15, 0.15, 0.10, 0.20)

@@ -14,7 +14,7 @@ from faker import Faker
 from pypinyin import lazy_pinyin
 from unidecode import unidecode
 
-from synthetic.config import LOCALES
+from identigraph.synthetic.config import LOCALES
 
 # Given-name nicknames that people use in some channels but not others. A small,
 # independent list: the resolution engine ships its own, larger table.

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from resolution.io import read_table
-from resolution.profiling import ColumnProfile, profile_columns
-from synthetic.channels import SOURCE_FILES
+from identigraph.resolution.io import read_table
+from identigraph.resolution.profiling import ColumnProfile, profile_columns
+from identigraph.synthetic.channels import SOURCE_FILES
 
 
 @dataclass

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from embeddings.train import TrainingConfig
-from graph import local_neo4j
-from graph.connection import Neo4jNotConfigured, Neo4jSettings, resolve_settings
+from identigraph.embeddings.train import TrainingConfig
+from identigraph.graph import local_neo4j
+from identigraph.graph.connection import Neo4jNotConfigured, Neo4jSettings, resolve_settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -77,7 +77,7 @@ def neo4j_db(neo4j_driver, neo4j_settings):
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory) -> Path:
     """2,000 customers written once per test session by the real generator."""
-    from synthetic import GeneratorConfig, generate_dataset
+    from identigraph.synthetic import GeneratorConfig, generate_dataset
 
     out = tmp_path_factory.mktemp("synthetic") / "data"
     generate_dataset(GeneratorConfig(customers=2_000, seed=11, chunk_size=1_000, fraud_rate=0.02), out)
@@ -87,9 +87,9 @@ def small_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def graph_tables(small_dataset, tmp_path_factory) -> Path:
     """The small data set resolved and built into graph tables (``resolved/`` beside them)."""
-    from graph.build import build_graph_tables
-    from resolution.config import load_config
-    from resolution.linker import Linker
+    from identigraph.graph.build import build_graph_tables
+    from identigraph.resolution.config import load_config
+    from identigraph.resolution.linker import Linker
 
     work = tmp_path_factory.mktemp("graph")
     Linker(load_config(small_dataset / "linkage.toml")).run([small_dataset], work / "resolved")
@@ -106,7 +106,7 @@ SMALL_EMBEDDINGS = TrainingConfig(dim=16, hidden=16, epochs=100, seed=3, batchin
 @pytest.fixture(scope="session")
 def embedded(graph_tables, tmp_path_factory) -> Path:
     """Embeddings of ``graph_tables`` (16 dimensions), trained once per test session."""
-    from embeddings.pipeline import embed
+    from identigraph.embeddings.pipeline import embed
 
     out = tmp_path_factory.mktemp("embeddings")
     embed(graph_tables, out, SMALL_EMBEDDINGS)

@@ -1,7 +1,7 @@
 """The command line is a thin shell: help, generate, profile and clear errors."""
 from typer.testing import CliRunner
 
-from cli.app import app
+from identigraph.cli.app import app
 
 runner = CliRunner()
 

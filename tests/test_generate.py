@@ -10,9 +10,9 @@ import pandas as pd
 import phonenumbers
 import pytest
 
-from resolution.io import read_table
-from synthetic import GeneratorConfig, generate_dataset
-from synthetic.channels import SOURCE_FILES
+from identigraph.resolution.io import read_table
+from identigraph.synthetic import GeneratorConfig, generate_dataset
+from identigraph.synthetic.channels import SOURCE_FILES
 
 ID_COLUMNS = {"crm": "crm_id", "web_accounts": "account_id", "app_users": "user_id",
               "store_loyalty": "loyalty_no", "callcenter": "caller_ref"}

@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cli.app import app
-from graph.build import build_graph_tables
-from graph.cookbook import ReadOnlyViolation, cookbook, run_cookbook_query, run_read_query
-from graph.load import graph_counts, init_schema, load_graph, schema_statements, table_counts
-from graph.model import EDGE_TYPES, NODE_TYPES, NODES
+from identigraph.cli.app import app
+from identigraph.graph.build import build_graph_tables
+from identigraph.graph.cookbook import ReadOnlyViolation, cookbook, run_cookbook_query, run_read_query
+from identigraph.graph.load import graph_counts, init_schema, load_graph, schema_statements, table_counts
+from identigraph.graph.model import EDGE_TYPES, NODE_TYPES, NODES
 
 pytestmark = pytest.mark.neo4j
 runner = CliRunner()
@@ -115,7 +115,7 @@ def test_a_load_killed_half_way_and_rerun_equals_a_clean_load(graph_tables, neo4
     wipe(neo4j_db, database)
     env = {**os.environ, "NEO4J_URI": neo4j_settings.uri, "NEO4J_USER": neo4j_settings.user,
            "NEO4J_PASSWORD": neo4j_settings.password, "NEO4J_DATABASE": database}
-    process = subprocess.Popen([sys.executable, "-m", "cli.app", "load", str(graph_tables), "--batch-size", "50"],
+    process = subprocess.Popen([sys.executable, "-m", "identigraph.cli.app", "load", str(graph_tables), "--batch-size", "50"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                cwd=Path(__file__).resolve().parents[1])
     deadline = time.monotonic() + 120
@@ -137,7 +137,7 @@ def test_a_load_killed_half_way_and_rerun_equals_a_clean_load(graph_tables, neo4
 
 def test_a_server_stopped_during_a_load_gives_one_clear_line_and_a_rerun_completes(graph_tables, tmp_path,
                                                                                      monkeypatch):
-    from graph import local_neo4j
+    from identigraph.graph import local_neo4j
 
     # A second local server of its own, to be stopped under the load.
     monkeypatch.setenv("IDENTIGRAPH_NEO4J_DIR", str(tmp_path / "neo4j"))
@@ -146,7 +146,7 @@ def test_a_server_stopped_during_a_load_gives_one_clear_line_and_a_rerun_complet
         settings = local_neo4j.running_settings()
         env = {**os.environ, "NEO4J_URI": settings.uri, "NEO4J_USER": settings.user,
                "NEO4J_PASSWORD": settings.password, "NEO4J_DATABASE": settings.database}
-        process = subprocess.Popen([sys.executable, "-m", "cli.app", "load", str(graph_tables), "--batch-size", "50"],
+        process = subprocess.Popen([sys.executable, "-m", "identigraph.cli.app", "load", str(graph_tables), "--batch-size", "50"],
                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    cwd=Path(__file__).resolve().parents[1])
         with settings.driver() as driver:
@@ -288,7 +288,7 @@ def test_cli_query_formats_and_parameter_errors(loaded, graph_tables, neo4j_sett
 
 
 def test_networkx_groups_of_shared_devices_and_phones_are_rings_or_households(graph_tables, small_dataset):
-    from graph.networkx_view import shared_identifier_groups
+    from identigraph.graph.networkx_view import shared_identifier_groups
 
     groups = shared_identifier_groups(graph_tables)
     assert groups and all(len(g) >= 3 for g in groups)
@@ -326,8 +326,8 @@ def test_replace_removes_what_other_data_left_and_keeps_other_labels(graph_table
 
 def test_bulk_import_gives_exactly_the_graph_a_merge_load_gives(graph_tables, neo4j_db, neo4j_settings, tmp_path,
                                                                 monkeypatch):
-    from graph import local_neo4j
-    from graph.bulk_import import bulk_import
+    from identigraph.graph import local_neo4j
+    from identigraph.graph.bulk_import import bulk_import
 
     wipe(neo4j_db, neo4j_settings.database)
     load_graph(graph_tables, neo4j_db, neo4j_settings.database)

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cli.app import app
-from graph.load import graph_counts, load_graph, table_counts
-from graph.mapping import MappingError, import_graph, load_mapping, parse_mapping
-from graph.model import model_of
+from identigraph.cli.app import app
+from identigraph.graph.load import graph_counts, load_graph, table_counts
+from identigraph.graph.mapping import MappingError, import_graph, load_mapping, parse_mapping
+from identigraph.graph.model import model_of
 
 runner = CliRunner()
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -261,7 +261,7 @@ def test_links_within_a_label_count_whichever_way_round_they_are_listed(tmp_path
     """A user graph may list each pair once, either way round: a user's neighbours, their
     features and the labelled cases near it come from its links both ways; the structure keeps
     the two directions apart (who reviews whom can matter)."""
-    from scoring.node_risk import label_features, node_graph
+    from identigraph.scoring.node_risk import label_features, node_graph
 
     (tmp_path / "users.csv").write_text("uid,age\na,20\nb,40\nc,60\nd,80\n")
     (tmp_path / "links.csv").write_text("src,dst\na,b\nc,b\nb,b\n")

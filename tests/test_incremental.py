@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cli.app import app
-from resolution.config import load_config
-from resolution.evaluation import evaluate_clusters
-from resolution.io import read_table, write_table
-from resolution.linker import Linker
-from resolution.model import FellegiSunterModel
+from identigraph.cli.app import app
+from identigraph.resolution.config import load_config
+from identigraph.resolution.evaluation import evaluate_clusters
+from identigraph.resolution.io import read_table, write_table
+from identigraph.resolution.linker import Linker
+from identigraph.resolution.model import FellegiSunterModel
 
 runner = CliRunner()
 CHANNELS = ("crm.csv", "web_accounts.jsonl", "app_users.parquet", "store_loyalty.csv", "callcenter.csv")
@@ -146,8 +146,8 @@ def test_previous_must_be_a_clear_earlier_run(runs, batches, tmp_path):
 
 @pytest.mark.neo4j
 def test_a_delta_load_gives_the_graph_a_full_load_gives(runs, small_dataset, tmp_path, neo4j_db, neo4j_settings):
-    from graph.build import build_graph_tables
-    from graph.load import load_graph
+    from identigraph.graph.build import build_graph_tables
+    from identigraph.graph.load import load_graph
     from tests.test_graph import snapshot
 
     before, after = tmp_path / "tables_a", tmp_path / "tables_incremental"
@@ -174,7 +174,7 @@ def canonical_snapshot(driver, database: str) -> str:
     so two graphs that differ only in how their customers are named compare equal."""
     import hashlib
 
-    from graph.model import EDGE_TYPES, NODE_TYPES, NODES
+    from identigraph.graph.model import EDGE_TYPES, NODE_TYPES, NODES
 
     records, _, _ = driver.execute_query(
         "MATCH (r:SourceRecord)-[:RESOLVED_TO]->(c:Customer) RETURN c.customer_id AS id, min(r.record_key) AS key",
@@ -208,8 +208,8 @@ def test_the_incremental_graph_equals_a_full_rebuild_up_to_customer_ids(runs, sm
     """Full rebuild: A+B resolved and loaded afresh. Incremental: A loaded, then B linked with
     --previous and applied with load --delta-from. Same nodes, relationships and properties;
     only the customer ids differ (the incremental run keeps A's)."""
-    from graph.build import build_graph_tables
-    from graph.load import load_graph
+    from identigraph.graph.build import build_graph_tables
+    from identigraph.graph.load import load_graph
 
     for run in ("a", "incremental", "full"):
         build_graph_tables(runs[run], tmp_path / run, small_dataset)

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resolution.config import ConfigError, LinkageConfig
-from resolution.ingest import ingest
-from resolution.io import InputFileError
-from resolution.linker import Linker
+from identigraph.resolution.config import ConfigError, LinkageConfig
+from identigraph.resolution.ingest import ingest
+from identigraph.resolution.io import InputFileError
+from identigraph.resolution.linker import Linker
 
 # Examples per property in the suite; a longer campaign: IDENTIGRAPH_FUZZ_SCALE=20 pytest tests/test_ingest_fuzz.py
 SCALE = float(os.environ.get("IDENTIGRAPH_FUZZ_SCALE", "1"))

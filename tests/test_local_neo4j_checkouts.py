@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from graph import local_neo4j
+from identigraph.graph import local_neo4j
 
 pytestmark = pytest.mark.neo4j
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def test_each_checkout_addresses_its_own_store_and_stops_only_what_it_started(tm
     env["PYTHONPATH"] = str(REPO)
 
     def identigraph(cwd: Path, *arguments: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "cli.app", *arguments], cwd=cwd, env=env,
+        return subprocess.run([sys.executable, "-m", "identigraph.cli.app", *arguments], cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=300)
 
     store_a, store_b = a / ".neo4j", b / ".neo4j"

@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cli.app import app
-from graph import local_neo4j
-from graph.connection import Neo4jSettings
-from graph.load import LoadInterrupted, graph_counts, init_schema, load_graph, table_counts
-from graph.model import NODES
+from identigraph.cli.app import app
+from identigraph.graph import local_neo4j
+from identigraph.graph.connection import Neo4jSettings
+from identigraph.graph.load import LoadInterrupted, graph_counts, init_schema, load_graph, table_counts
+from identigraph.graph.model import NODES
 
 pytestmark = pytest.mark.neo4j
 runner = CliRunner()

@@ -2,8 +2,8 @@
 import neo4j
 import pytest
 
-from graph import local_neo4j
-from graph.connection import Neo4jSettings, server_version
+from identigraph.graph import local_neo4j
+from identigraph.graph.connection import Neo4jSettings, server_version
 
 pytestmark = pytest.mark.neo4j
 

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resolution.clustering import match_edges, sources_holding_entities_once
-from resolution.config import ConfigError, parse_config
-from resolution.evaluation import evaluate_entities
-from resolution.linker import Linker
+from identigraph.resolution.clustering import match_edges, sources_holding_entities_once
+from identigraph.resolution.config import ConfigError, parse_config
+from identigraph.resolution.evaluation import evaluate_entities
+from identigraph.resolution.linker import Linker
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -84,10 +84,10 @@ def test_two_guides_without_a_config_are_linked_one_to_one_as_the_configured_run
     """Fodor's and Zagat list each restaurant once. With no config (link and dedupe), the
     matches show it, and the run links the guides one-to-one from blocking on, as link_only:
     the same F1 as the configured run, which judges the same."""
-    from resolution import datasets
-    from resolution.config import load_config
-    from resolution.infer import infer_config
-    from resolution.ingest import input_files
+    from identigraph.resolution import datasets
+    from identigraph.resolution.config import load_config
+    from identigraph.resolution.infer import infer_config
+    from identigraph.resolution.ingest import input_files
 
     data = datasets.fodors_zagat(SHARED_DATA, tmp_path / "data")
     truth = pd.read_parquet(data.truth)
@@ -120,9 +120,9 @@ def test_one_file_gathering_two_guides_is_linked_as_the_two_files_are(tmp_path):
     column of people: with no config the Source column names the sources, the site name is
     the organisation, the director is text, and the guides link one-to-one as the two files
     do. Records in = records out + quarantined."""
-    from resolution import datasets
-    from resolution.infer import infer_config, infer_sources
-    from resolution.ingest import input_files
+    from identigraph.resolution import datasets
+    from identigraph.resolution.infer import infer_config, infer_sources
+    from identigraph.resolution.ingest import input_files
 
     data = datasets.fodors_zagat(SHARED_DATA, tmp_path / "data")
     guides = []

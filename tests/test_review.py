@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cli.app import app
-from resolution.evaluation import evaluate_clusters
+from identigraph.cli.app import app
+from identigraph.resolution.evaluation import evaluate_clusters
 
 runner = CliRunner()
 

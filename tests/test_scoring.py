@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cli.app import app
-from graph.cookbook import run_cookbook_query
-from graph.load import load_graph
-from scoring.features import customer_frame, label_features
-from scoring.pipeline import score_customers, truth_for_customers
-from scoring.risk import RiskConfig, fit_risk_model
-from scoring.segments import SegmentConfig, segment_customers
+from identigraph.cli.app import app
+from identigraph.graph.cookbook import run_cookbook_query
+from identigraph.graph.load import load_graph
+from identigraph.scoring.features import customer_frame, label_features
+from identigraph.scoring.pipeline import score_customers, truth_for_customers
+from identigraph.scoring.risk import RiskConfig, fit_risk_model
+from identigraph.scoring.segments import SegmentConfig, segment_customers
 
 runner = CliRunner()
 # The embedding is learned over the customer-product-device edges: graph evidence as well.
@@ -115,10 +115,10 @@ def ring_dataset(tmp_path_factory) -> tuple[Path, Path]:
     """5,000 customers: at 2,000 only about 20 confirmed frauds exist, and the share of ring
     members in the top 2% moves between 0.39 and 0.57 with the generator's and the model's
     seeds. At 5,000 (40 confirmed) the ring members' neighbours carry labels."""
-    from graph.build import build_graph_tables
-    from resolution.config import load_config
-    from resolution.linker import Linker
-    from synthetic import GeneratorConfig, generate_dataset
+    from identigraph.graph.build import build_graph_tables
+    from identigraph.resolution.config import load_config
+    from identigraph.resolution.linker import Linker
+    from identigraph.synthetic import GeneratorConfig, generate_dataset
 
     work = tmp_path_factory.mktemp("rings")
     generate_dataset(GeneratorConfig(customers=5_000, seed=11, chunk_size=5_000, fraud_rate=0.02), work / "data")
@@ -128,7 +128,7 @@ def ring_dataset(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def test_the_planted_rings_are_found_and_embeddings_kept_only_where_they_help(ring_dataset):
-    from embeddings.pipeline import embed
+    from identigraph.embeddings.pipeline import embed
     from tests.conftest import SMALL_EMBEDDINGS
 
     tables, dataset = ring_dataset
@@ -252,7 +252,7 @@ def test_segment_labels_follow_the_profiles(tables):
 
 @pytest.mark.neo4j
 def test_segments_and_risk_in_neo4j_feed_the_cookbook(scored, tables, small_dataset, neo4j_db, neo4j_settings):
-    from scoring.neo4j_io import write_risk, write_segments
+    from identigraph.scoring.neo4j_io import write_risk, write_segments
 
     database = neo4j_settings.database
     load_graph(tables, neo4j_db, database)
@@ -291,7 +291,7 @@ def test_segments_and_risk_in_neo4j_feed_the_cookbook(scored, tables, small_data
 def test_report_is_one_self_contained_page_with_every_section(scored, tables, graph_tables, small_dataset, tmp_path):
     from html.parser import HTMLParser
 
-    from scoring.report import write_report
+    from identigraph.scoring.report import write_report
 
     segment_customers(tables, tables, tables / "embeddings" / "embeddings.parquet", SegmentConfig(k=4, seed=3))
     result = write_report(tables, tmp_path / "report.html", graph_tables.parent / "resolved", small_dataset / "truth")
@@ -331,7 +331,7 @@ def test_report_is_one_self_contained_page_with_every_section(scored, tables, gr
 
 
 def test_report_says_which_command_is_missing(graph_tables, tmp_path):
-    from scoring.report import write_report
+    from identigraph.scoring.report import write_report
 
     result = write_report(graph_tables, tmp_path / "report.html")
     text = result.path.read_text()
@@ -360,7 +360,7 @@ def test_cli_chain_segment_score_report(graph_tables, small_dataset, tmp_path):
 
 
 def test_gnn_node_classifier_is_measured_on_the_same_folds_and_the_better_kept(frame, truth):
-    from scoring.risk import compare_with_baseline
+    from identigraph.scoring.risk import compare_with_baseline
 
     groups = ("behaviour", "structure", "identity", "labels")
     model = fit_risk_model(frame, RiskConfig(seed=3, groups=groups, compare_gnn=True))
@@ -369,7 +369,7 @@ def test_gnn_node_classifier_is_measured_on_the_same_folds_and_the_better_kept(f
     assert set(comparison.label_ap) == {"trees", "gnn"}
     assert comparison.kept == max(comparison.label_ap, key=comparison.label_ap.get)
     # Held-out labels never reach the GNN either: relabelling a fold leaves its scores as they were.
-    from scoring.gnn_classifier import gnn_oof_scores
+    from identigraph.scoring.gnn_classifier import gnn_oof_scores
 
     first = gnn_oof_scores(frame, model.folds, groups, seed=3, epochs=20)
     held_out = model.folds == 0

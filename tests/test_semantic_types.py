@@ -8,14 +8,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from resolution import semantic_types as st
-from resolution.blocking import default_rules
-from resolution.comparisons import ExactMatch
-from resolution.config import SEMANTIC_TYPES
-from resolution.encoding import EncodedRecords
-from resolution.golden import ATTRIBUTES
-from resolution.infer import ColumnInference, infer_column
-from resolution.privacy import PII_RECORD_COLUMNS, record_pii_columns
+from identigraph.resolution import semantic_types as st
+from identigraph.resolution.blocking import default_rules
+from identigraph.resolution.comparisons import ExactMatch
+from identigraph.resolution.config import SEMANTIC_TYPES
+from identigraph.resolution.encoding import EncodedRecords
+from identigraph.resolution.golden import ATTRIBUTES
+from identigraph.resolution.infer import ColumnInference, infer_column
+from identigraph.resolution.privacy import PII_RECORD_COLUMNS, record_pii_columns
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -110,8 +110,8 @@ def test_given_name_columns_keep_middle_names_apart_and_family_names_lose_suffix
 
 
 def test_records_schema_is_unchanged_by_the_registry(tmp_path):
-    from resolution.config import LinkageConfig, SourceConfig
-    from resolution.ingest import ingest
+    from identigraph.resolution.config import LinkageConfig, SourceConfig
+    from identigraph.resolution.ingest import ingest
 
     path = tmp_path / "crm.csv"
     path.write_text("id,name,notes\n1,Ann Lee,x\n")

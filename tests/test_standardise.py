@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resolution import standardise as std
+from identigraph.resolution import standardise as std
 
 
 def values(array):

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from embeddings.temporal import (EASE, ItemKNN, LightGCN, MostPopular, TemporalSplitError, evaluate, ranking_metrics,
+from identigraph.embeddings.temporal import (EASE, ItemKNN, LightGCN, MostPopular, TemporalSplitError, evaluate, ranking_metrics,
                                  read_target, temporal_split, validation_split)
-from graph.mapping import import_graph, parse_mapping
+from identigraph.graph.mapping import import_graph, parse_mapping
 
 RETAIL = Path(__file__).resolve().parents[2] / "shared" / "data" / "online_retail_ii" / "online_retail_II_2009-2010.parquet"
 
@@ -81,7 +81,7 @@ def test_cli_embed_with_a_target_writes_metrics_and_embeddings(retail_slice, tmp
 
     from typer.testing import CliRunner
 
-    from cli.app import app
+    from identigraph.cli.app import app
 
     edges, _ = retail_slice
     folder = tmp_path / "tables"
