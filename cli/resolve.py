@@ -1,0 +1,45 @@
+"""``identigraph resolve``: link records across channels into customers."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from identigraph.cli.audit import record_run
+from identigraph.cli.output import console, print_resolution
+
+
+def resolve(
+    inputs: Annotated[list[Path], typer.Argument(help="CSV, JSONL or Parquet files, or folders of them.")],
+    out: Annotated[Path, typer.Option(help="Folder for entities, pairs, golden records, model, profile.")],
+    config: Annotated[Path | None, typer.Option(help="linkage.toml; inferred from the inputs when left out.")] = None,
+    model: Annotated[Path | None, typer.Option(help="model.json of an earlier run: score with it, no training.")] = None,
+    pseudonymize: Annotated[bool, typer.Option(
+        "--pseudonymize", help="Write keyed hashes (HMAC, key from $IDENTIGRAPH_PSEUDONYM_KEY) instead of names, "
+                               "e-mails, phones, dates of birth, addresses and national ids; linkage runs on the "
+                               "clear values in memory.")] = False,
+    previous: Annotated[Path | None, typer.Option(help="The --out folder of an earlier run: link INPUTS (a new "
+                                                       "batch) against its customers with its model, keeping their "
+                                                       "ids; merges and splits go to lineage.parquet. The "
+                                                       "customers are those a full rerun with that model gives.")] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="With --previous: keep the earlier pairs and customers as "
+                                                      "they were and score only the new records' pairs (quicker; "
+                                                      "earlier pairs keep the statistics of their run).")] = False,
+    forgotten: Annotated[Path | None, typer.Option(help="forgotten.jsonl written by `identigraph forget`: those "
+                                                        "records are quarantined, not linked (default: "
+                                                        "OUT/forgotten.jsonl when there is one).")] = None,
+) -> None:
+    """Link records across channels into customers (docs/cli.md)."""
+    from identigraph.resolution.jobs import resolve_files
+    from identigraph.resolution.privacy import pseudonym_key_from_env
+
+    key = pseudonym_key_from_env() if pseudonymize else None
+    with console.status("resolving") as status:
+        result = resolve_files(inputs, out, config, model, key, previous, fast, forgotten,
+                               progress=lambda step: status.update(step),
+                               announce=lambda message: console.print(message, markup=False, highlight=False))
+    print_resolution(result)
+    record_run(out, "resolve", {"config": config, "model": model, "pseudonymize": pseudonymize,
+                                "forgotten": forgotten, "previous": previous, "fast": fast},
+               [*inputs, *([config] if config else []), *([previous / "model.json"] if previous else [])], [out])
