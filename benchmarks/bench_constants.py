@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 from identigraph.resolution import blocking, clustering, datasets, model  # noqa: E402
 from identigraph.resolution.config import load_config  # noqa: E402
+from identigraph.resolution.evaluation import evaluate_clusters  # noqa: E402
 from identigraph.resolution.infer import infer_config  # noqa: E402
 from identigraph.resolution.ingest import input_files  # noqa: E402
-from identigraph.resolution.evaluation import evaluate_clusters  # noqa: E402
 from identigraph.resolution.linker import Linker  # noqa: E402
 
 SETTINGS = [

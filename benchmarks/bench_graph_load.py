@@ -19,10 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from synthetic_graph import synthetic_graph_tables  # noqa: E402
+
 from identigraph.graph import local_neo4j  # noqa: E402
 from identigraph.graph.bulk_import import bulk_import  # noqa: E402
 from identigraph.graph.load import graph_counts, load_graph  # noqa: E402
-from synthetic_graph import synthetic_graph_tables  # noqa: E402
 
 
 def main() -> None:

@@ -27,12 +27,13 @@ def peak_rss_mb() -> int:
 
 
 def main() -> None:
+    from synthetic_graph import synthetic_graph_tables
+
     from identigraph.embeddings.pipeline import embed
     from identigraph.scoring.features import customer_frame
     from identigraph.scoring.pipeline import score_customers
     from identigraph.scoring.risk import RiskConfig
     from identigraph.scoring.segments import segment_customers
-    from synthetic_graph import synthetic_graph_tables
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=100_000)

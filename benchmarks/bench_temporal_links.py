@@ -24,8 +24,14 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from identigraph.embeddings.temporal import (LIGHTGCN_DIM, LIGHTGCN_STEPS, evaluate, read_target,  # noqa: E402
-                                 recommenders, temporal_split)
+from identigraph.embeddings.temporal import (  # noqa: E402
+    LIGHTGCN_DIM,
+    LIGHTGCN_STEPS,
+    evaluate,
+    read_target,
+    recommenders,
+    temporal_split,
+)
 from identigraph.graph.mapping import import_graph, parse_mapping  # noqa: E402
 
 RETAIL = ROOT.parent / "shared" / "data" / "online_retail_ii" / "online_retail_II_2009-2010.parquet"

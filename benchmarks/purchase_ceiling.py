@@ -30,8 +30,14 @@ sys.path.insert(0, str(ROOT))
 from identigraph.embeddings.data import GraphFrames, graph_structure, read_graph_frames  # noqa: E402
 from identigraph.embeddings.train import PURCHASED, TrainingConfig, corrupt, split_edges  # noqa: E402
 from identigraph.synthetic.config import GeneratorConfig  # noqa: E402
-from identigraph.synthetic.events import (BRAND_LINES, BRAND_LOYALTY, CATEGORIES, EXPLORE_SHARE,  # noqa: E402
-                              FAVOURITE_CATEGORIES, FRAUD_RISKY_SHARE)
+from identigraph.synthetic.events import (  # noqa: E402
+    BRAND_LINES,
+    BRAND_LOYALTY,
+    CATEGORIES,
+    EXPLORE_SHARE,
+    FAVOURITE_CATEGORIES,
+    FRAUD_RISKY_SHARE,
+)
 from identigraph.synthetic.fraud import CULTIVATING_SHARE, RING_SHARE  # noqa: E402
 
 

@@ -8,8 +8,24 @@ import os
 import typer
 from rich.markup import escape
 
-from identigraph.cli import (demo, embed, evaluate, explain, forget, generate, graph, load, neo4j_server, profile,
-                             query, report, resolve, review, score, segment)
+from identigraph.cli import (
+    demo,
+    embed,
+    evaluate,
+    explain,
+    forget,
+    generate,
+    graph,
+    load,
+    neo4j_server,
+    profile,
+    query,
+    report,
+    resolve,
+    review,
+    score,
+    segment,
+)
 from identigraph.cli.errors import one_line
 from identigraph.cli.output import err_console
 

@@ -10,8 +10,16 @@ import typer
 
 from identigraph.cli.errors import GNN_INSTALL
 from identigraph.cli.neo4j_options import open_driver
-from identigraph.cli.output import (console, print_graph_summary, print_link_report, print_metrics, print_profile,
-                                    print_resolution, print_rows, progress_bar)
+from identigraph.cli.output import (
+    console,
+    print_graph_summary,
+    print_link_report,
+    print_metrics,
+    print_profile,
+    print_resolution,
+    print_rows,
+    progress_bar,
+)
 from identigraph.cli.score import print_risk
 from identigraph.cli.segment import print_segments
 
@@ -114,8 +122,7 @@ def demo(
                 loaded = load_graph(tables_dir, driver, settings.database, replace=True)
             console.print(f"loaded {loaded.total:,} nodes and relationships in {loaded.seconds:.1f}s "
                           f"({loaded.per_second:,.0f} per second)")
-            top = graph_summary.nodes and pd.read_parquet(tables_dir / "nodes" / "Customer.parquet",
-                                                          columns=["customer_id", "record_count"])
+            top = pd.read_parquet(tables_dir / "nodes" / "Customer.parquet", columns=["customer_id", "record_count"])
             customer = top.sort_values(["record_count", "customer_id"], ascending=[False, True])["customer_id"].iloc[0]
             console.print(f"cookbook: cross_channel_journey --param customer_id={customer}")
             print_rows(*run_cookbook_query(driver, "cross_channel_journey", {"customer_id": customer},

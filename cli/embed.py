@@ -39,7 +39,8 @@ def embed(
 ) -> None:
     """Learn GNN embeddings of customers, products and devices (heterogeneous GraphSAGE, link prediction);
     with --target and --split-time, temporal link prediction on any relationship beside baselines."""
-    from identigraph.embeddings.pipeline import apply, embed as train_embeddings
+    from identigraph.embeddings.pipeline import apply
+    from identigraph.embeddings.pipeline import embed as train_embeddings
     from identigraph.embeddings.train import TrainingConfig
 
     if tables is None and not from_neo4j:
@@ -49,14 +50,13 @@ def embed(
         _embed_temporal(tables, target, split_time, out, epochs, dim, seed)
         return
     dim = dim or 64
-    driver = settings = None
-    if from_neo4j or to_neo4j:
-        driver, settings = open_driver(uri, user, password, database)
+    connection = open_driver(uri, user, password, database) if from_neo4j or to_neo4j else None
     try:
         frames = None
-        if from_neo4j:
+        if connection is not None and from_neo4j:
             from identigraph.embeddings.neo4j_io import read_graph_frames_from_neo4j
 
+            driver, settings = connection
             with console.status(f"reading the graph from {settings.uri}"):
                 frames = read_graph_frames_from_neo4j(driver, settings.database)
         if apply_checkpoint is not None:
@@ -68,7 +68,8 @@ def embed(
             except ValueError as error:
                 raise CommandError(f"--batching: {error}") from None
             if epochs:
-                config = replace(config, **{"mini_batch_epochs" if config.mini_batches else "epochs": epochs})
+                config = (replace(config, mini_batch_epochs=epochs) if config.mini_batches
+                          else replace(config, epochs=epochs))
             with progress_bar() as progress:
                 task = progress.add_task("training (link prediction)", total=config.epoch_count)
                 result = train_embeddings(tables, out, config, frames=frames,
@@ -80,16 +81,17 @@ def embed(
         record_run(out, "embed", {"dim": dim, "epochs": epochs, "batching": batching, "seed": seed,
                                   "apply": apply_checkpoint,
                                   "from_neo4j": from_neo4j}, [tables] if tables else [], [out])
-        if to_neo4j:
+        if connection is not None and to_neo4j:
             from identigraph.embeddings.neo4j_io import write_customer_embeddings
 
+            driver, settings = connection
             with console.status("writing Customer.embedding"):
                 written = write_customer_embeddings(driver, out / "embeddings.parquet", settings.database)
             console.print(f"wrote {written:,} customer embeddings to {settings.uri}; vector index customer_embedding "
                           "(cosine); try `identigraph query similar_customers --param customer_id=…`")
     finally:
-        if driver is not None:
-            driver.close()
+        if connection is not None:
+            connection[0].close()
 
 
 def _embed_temporal(tables: Path | None, target: str | None, split_time: str | None, out: Path, steps: int | None,

@@ -20,9 +20,8 @@ def explain(
 
     explanation = explain_pair(directory, record_a, record_b)
     table = Table(title=f"{explanation.record_a}  vs  {explanation.record_b}", title_justify="left")
-    for name, justify in (("comparison", "left"), ("value A", "left"), ("value B", "left"), ("level", "left"),
-                          ("weight", "right"), ("running total", "right")):
-        table.add_column(name, justify=justify)
+    for name in ("comparison", "value A", "value B", "level", "weight", "running total"):
+        table.add_column(name, justify="right" if name in ("weight", "running total") else "left")
     running = explanation.prior_weight
     table.add_row("prior (random pair)", "", "", "", f"{explanation.prior_weight:+.2f}", f"{running:+.2f}")
     for row in explanation.rows:

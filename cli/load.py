@@ -57,10 +57,12 @@ def _bulk_load(tables: Path, uri: str | None) -> None:
                            "elsewhere without --bulk, or run neo4j-admin database import on its machine")
     with console.status("bulk import") as status:
         summary = bulk_import(tables, progress=status.update)
+    running = local_neo4j.running_settings()
+    where = running.uri if running else "the local Neo4j (stopped since)"
     console.print(f"imported {sum(summary.nodes.values()):,} nodes and {sum(summary.relationships.values()):,} "
                   f"relationships in {summary.seconds:.1f}s ({summary.per_second:,.0f} per second; CSV files "
-                  f"{summary.files_seconds:.1f}s before that) into {local_neo4j.running_settings().uri}")
-    record_run(tables, "load --bulk", {"uri": local_neo4j.running_settings().uri},
+                  f"{summary.files_seconds:.1f}s before that) into {where}")
+    record_run(tables, "load --bulk", {"uri": where},
                [tables / "nodes", tables / "edges"], [])
 
 

@@ -24,8 +24,13 @@ NeoStore = Annotated[Path | None, typer.Option(
 def open_driver(uri: str | None, user: str, password: str | None, database: str):
     """(driver, settings) for the named server, else the environment's or the local launcher's;
     connectivity checked, so a command fails before its work, not in the middle of it."""
-    from identigraph.graph.connection import (Neo4jNotConfigured, Neo4jSettings, check_uri, explain_neo4j_error,
-                                              resolve_settings)
+    from identigraph.graph.connection import (
+        Neo4jNotConfigured,
+        Neo4jSettings,
+        check_uri,
+        explain_neo4j_error,
+        resolve_settings,
+    )
 
     if uri:
         if not password:

@@ -21,7 +21,7 @@ def neo4j_start(store: NeoStore = None) -> None:
         status = local_neo4j.start(store=store)
     console.print(f"Neo4j {status.version} {status.edition} is running at {status.uri} "
                   f"(pid {status.pid}, store {status.state_dir}); user neo4j, password in "
-                  f"{status.state_dir / 'password'} or $NEO4J_PASSWORD")
+                  f"{local_neo4j.state_dir(store) / 'password'} or $NEO4J_PASSWORD")
 
 
 def neo4j_stop(store: NeoStore = None) -> None:

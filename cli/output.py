@@ -18,9 +18,8 @@ def progress_bar() -> Progress:
 def print_profile(profile) -> None:
     for filename, (rows, columns) in profile.channels.items():
         table = Table(title=f"{filename}: {rows:,} rows", title_justify="left")
-        for name, justify in (("column", "left"), ("complete", "right"), ("unique", "right"),
-                              ("consistent", "right"), ("distinct", "right"), ("most frequent", "left")):
-            table.add_column(name, justify=justify)
+        for name in ("column", "complete", "unique", "consistent", "distinct", "most frequent"):
+            table.add_column(name, justify="left" if name in ("column", "most frequent") else "right")
         for column in columns:
             consistent = "" if column.consistency is None else f"{column.consistency:.1%}"
             table.add_row(column.column, f"{column.completeness:.1%}", f"{column.uniqueness:.1%}", consistent,

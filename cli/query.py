@@ -28,12 +28,12 @@ def query(
         listing.add_column("query")
         listing.add_column("parameters")
         listing.add_column("answers")
-        for query_name, item in cookbook().items():
+        for query_name, entry in cookbook().items():
             listing.add_row(query_name, ", ".join(f"{p.name}" + (f"={p.default}" if p.default else "")
-                                                  for p in item.parameters), item.description)
+                                                   for p in entry.parameters), entry.description)
         console.print(listing)
         return
-    given = {}
+    given: dict[str, str] = {}
     for item in param or []:
         key, sep, value = item.partition("=")
         if not sep:
@@ -44,5 +44,5 @@ def query(
         if cypher is not None:
             columns, rows = run_read_query(driver, cypher, given, settings.database)
         else:
-            columns, rows = run_cookbook_query(driver, name, given, settings.database)
+            columns, rows = run_cookbook_query(driver, name or "", given, settings.database)
     print_rows(columns, rows, output)

@@ -56,6 +56,7 @@ class HeteroLinkModel(nn.Module):
             h = self.project[node_type](x)
             if node_type in self.identity:
                 table = self.identity[node_type]
+                assert isinstance(table, nn.Embedding)  # for the type checker: ModuleDict holds Modules
                 index = (catalogue_index or {}).get(node_type)
                 if index is None:
                     index = torch.arange(x.size(0)).clamp(max=table.num_embeddings - 1)

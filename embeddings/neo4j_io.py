@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from identigraph.embeddings.data import GraphFrames
+from identigraph.graph.connection import run_counting
 
 VECTOR_INDEX = "customer_embedding"
 
@@ -41,7 +42,7 @@ def write_customer_embeddings(driver: neo4j.Driver, embeddings_path: Path, datab
     with driver.session(database=database) as session:
         for start in range(0, len(ids), batch_size):
             rows = [{"id": i, "vector": v} for i, v in zip(ids[start:start + batch_size], vectors[start:start + batch_size])]
-            written += session.execute_write(lambda tx, rows=rows: tx.run(statement, rows=rows).single()["n"])
+            written += session.execute_write(run_counting, statement, rows)
     return written
 
 

@@ -49,13 +49,19 @@ def _embeddings_table(z: dict[str, torch.Tensor], data) -> pa.Table:
                      "embedding": pa.FixedSizeListArray.from_arrays(flat, dim).cast(pa.list_(pa.float32()))})
 
 
-def embed(tables_dir: Path, out_dir: Path, config: TrainingConfig = TrainingConfig(), progress=None,
+def _tables(tables_dir: Path | None) -> Path:
+    if tables_dir is None:
+        raise ValueError("give the graph tables folder, or the graph read from Neo4j")
+    return tables_dir
+
+
+def embed(tables_dir: Path | None, out_dir: Path, config: TrainingConfig = TrainingConfig(), progress=None,
           frames: GraphFrames | None = None) -> EmbedResult:
     """Train on the graph tables (or ``frames`` read elsewhere, e.g. from Neo4j) and write the artifacts."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    frames = frames or read_graph_frames(tables_dir)
+    frames = frames or read_graph_frames(_tables(tables_dir))
     model, report, recipe = train_and_evaluate(frames, config, progress)
     data, _ = build_hetero_data(frames, recipe)  # every edge now, scaled as in training
     with torch.no_grad(), deterministic():
@@ -83,12 +89,12 @@ def load_model(checkpoint: Path) -> tuple[HeteroLinkModel, dict]:
     return model, saved
 
 
-def apply(tables_dir: Path, checkpoint: Path, out_dir: Path, frames: GraphFrames | None = None) -> EmbedResult:
+def apply(tables_dir: Path | None, checkpoint: Path, out_dir: Path, frames: GraphFrames | None = None) -> EmbedResult:
     """Embed every node of the tables with a trained checkpoint: new customers and devices
     from their features and edges, products by their learned vectors where known."""
     started = time.perf_counter()
     model, saved = load_model(checkpoint)
-    frames = frames or read_graph_frames(tables_dir)
+    frames = frames or read_graph_frames(_tables(tables_dir))
     data, _ = build_hetero_data(frames, FeatureRecipe.from_json(saved["recipe"]))
     catalogue_index = {}
     for node_type, ids in saved["catalogue"].items():

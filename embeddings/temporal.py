@@ -273,7 +273,7 @@ class LightGCN:
                                            check_invariants=False)
 
     def _propagate(self, embedding, adjacency, torch):
-        propagate = _symmetric_product(torch)
+        propagate = _symmetric_product()
         layer, total = embedding, embedding
         for _ in range(self.layers):
             layer = propagate(adjacency, layer)
@@ -316,11 +316,13 @@ class LightGCN:
 
 
 @functools.cache
-def _symmetric_product(torch):
+def _symmetric_product():
     """``adjacency @ x`` whose backward is ``adjacency @ grad``: the normalised adjacency is
     symmetric, and PyTorch's generic sparse backward transposes and coalesces it every step."""
 
-    class SymmetricProduct(torch.autograd.Function):
+    from torch.autograd import Function  # here: the module imports without the gnn extra
+
+    class SymmetricProduct(Function):
         @staticmethod
         def forward(ctx, adjacency, x):
             ctx.adjacency = adjacency

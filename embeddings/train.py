@@ -330,11 +330,11 @@ def link_metrics(z: dict[str, torch.Tensor], test: HeteroData, k: int) -> LinkMe
     n_products = products.size(0)
     held_keys = held_out[0] * n_products + held_out[1]
     for chunk in torch.split(customers, 4096):  # customers is sorted: rows by binary search
-        scores = z["customer"][chunk].detach() @ products.T
+        logits = z["customer"][chunk].detach() @ products.T
         # Already known to be bought: not a "next" purchase, never ranked.
         in_chunk = torch.isin(seen[0], chunk)
-        scores[torch.searchsorted(chunk, seen[0][in_chunk]), seen[1][in_chunk]] = float("-inf")
-        top = scores.topk(min(k, n_products), dim=1).indices
+        logits[torch.searchsorted(chunk, seen[0][in_chunk]), seen[1][in_chunk]] = float("-inf")
+        top = logits.topk(min(k, n_products), dim=1).indices
         top_keys = (chunk[:, None] * n_products + top).flatten()
         wanted_in_chunk = held_keys[torch.isin(held_out[0], chunk)]
         hits += int(torch.isin(wanted_in_chunk, top_keys).sum())
@@ -350,11 +350,11 @@ def fastrp(graph: HeteroData, dim: int, seed: int, weights: tuple[float, ...] = 
     for node_type in graph.node_types:
         offsets[node_type] = total
         total += graph[node_type].num_nodes
-    rows, cols = [], []
+    row_parts, col_parts = [], []
     for (source, _, target), edge_index in graph.edge_index_dict.items():
-        rows.append(edge_index[0].numpy() + offsets[source])
-        cols.append(edge_index[1].numpy() + offsets[target])
-    rows, cols = np.concatenate(rows), np.concatenate(cols)
+        row_parts.append(edge_index[0].numpy() + offsets[source])
+        col_parts.append(edge_index[1].numpy() + offsets[target])
+    rows, cols = np.concatenate(row_parts), np.concatenate(col_parts)
     adjacency = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(total, total))
     degree = np.asarray(adjacency.sum(axis=1)).ravel()
     transition = sp.diags(1.0 / np.maximum(degree, 1)) @ adjacency

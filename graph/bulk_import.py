@@ -146,6 +146,9 @@ def bulk_import(tables_dir: Path, work_dir: Path | None = None, progress=None) -
     say("starting the local Neo4j and creating the schema")
     status = local_neo4j.start()
     settings = local_neo4j.running_settings()
+    if settings is None:
+        raise local_neo4j.LocalNeo4jError(f"the local Neo4j stopped right after it started; see "
+                                          f"{local_neo4j.state_dir(None)} for its log")
     with settings.driver() as driver:
         init_schema(driver, settings.database, model_of(tables_dir))
     summary.seconds = round(time.perf_counter() - started, 2)

@@ -7,7 +7,6 @@ The password never appears in ``repr`` or in error messages.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -139,3 +138,8 @@ def explain_neo4j_error(error: BaseException, settings: Neo4jSettings | None = N
     if isinstance(error, neo4j.exceptions.Neo4jError):
         return f"{where} refused the work: {error.code}: {one_line(error.message)}"
     return f"cannot use {where}: {type(error).__name__}: {detail}"
+
+
+def run_counting(tx: neo4j.ManagedTransaction, statement: str, rows: list[dict]) -> int:
+    """A write transaction's work: ``statement`` over ``$rows``, returning its ``n``."""
+    return int(tx.run(statement, rows=rows).single(strict=True)["n"])

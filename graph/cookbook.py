@@ -8,6 +8,7 @@ write in a read transaction, so neither can change the graph.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ COOKBOOK_DIR = Path(__file__).resolve().parents[1] / "cypher"
 NOT_QUERIES = {"schema"}
 PARAM_LINE = re.compile(r"^//\s*param:\s*(?P<name>\w+)\s+(?P<type>string|int|float|bool)"
                         r"(?:\s*=\s*(?P<default>\S+))?\s*(?:—|-)?\s*(?P<help>.*)$")
-CASTS = {"string": str, "int": int, "float": float, "bool": lambda v: v.lower() in ("1", "true", "yes")}
+CASTS: dict[str, Callable[[str], object]] = {"string": str, "int": int, "float": float, "bool": lambda v: v.lower() in ("1", "true", "yes")}
 
 
 class QueryError(ValueError):
@@ -40,7 +41,7 @@ class Parameter:
     def parse(self, text: str):
         try:
             return CASTS[self.type](text)
-        except ValueError as error:
+        except ValueError:
             # The text may be a person's e-mail or phone typed into the wrong parameter.
             raise QueryError(f"parameter {self.name} must be {self.type}, got {mask(text)} (masked)") from None
 

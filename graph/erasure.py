@@ -79,7 +79,7 @@ def erase_from_neo4j(driver: neo4j.Driver, resolved_dir: Path, erasure: Erasure,
         found = tx.run("MATCH (c:Customer {customer_id: $id}) "
                        "SET c += $cleared, c.erasure_request = $request, c.erased_at = $at RETURN count(c)",
                        id=erasure.customer_id, cleared=dict.fromkeys(erasure.cleared_attributes),
-                       request=erasure.request_id, at=erasure.at).single()[0]
+                       request=erasure.request_id, at=erasure.at).single(strict=True)[0]
         if not found:
             raise LookupError(f"customer {erasure.customer_id} is not in the graph of database {database!r}; "
                               "the artifacts were erased, load the graph to bring it in line")
@@ -95,7 +95,7 @@ def erase_from_neo4j(driver: neo4j.Driver, resolved_dir: Path, erasure: Erasure,
                    f"MERGE (c)-[h:{edge_type}]->(i) SET h.records = e.records",
                    id=erasure.customer_id, edges=remaining[edge_type][["end", "records"]].to_dict("records"))
             deleted += tx.run(f"UNWIND $values AS value MATCH (i:{label} {{{key}: value}}) WHERE NOT (i)--() "
-                              "DELETE i RETURN count(*)", values=held).single()[0]
+                              "DELETE i RETURN count(*)", values=held).single(strict=True)[0]
         return deleted
 
     with driver.session(database=database) as session:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,14 +93,14 @@ def _temporal_assignments(variable: str, temporal_columns: list[str]) -> str:
     return "".join(f", {variable}.`{c}` = localdatetime(row.times.`{c}`)" for c in temporal_columns)
 
 
-def node_statement(label: str, temporal_columns: list[str] = (), model: GraphModel = BUILT_MODEL) -> str:
+def node_statement(label: str, temporal_columns: Sequence[str] = (), model: GraphModel = BUILT_MODEL) -> str:
     key = model.nodes[label].key
     _check_names(label, key)
     return (f"UNWIND $rows AS row MERGE (n:{label} {{{key}: row.key}}) "
             f"SET n += row.properties{_temporal_assignments('n', list(temporal_columns))}")
 
 
-def edge_statement(edge_type: str, temporal_columns: list[str] = (), model: GraphModel = BUILT_MODEL) -> str:
+def edge_statement(edge_type: str, temporal_columns: Sequence[str] = (), model: GraphModel = BUILT_MODEL) -> str:
     edge = model.edges[edge_type]
     start_key, end_key = model.nodes[edge.start].key, model.nodes[edge.end].key
     _check_names(edge_type, edge.start, edge.end, start_key, end_key)

@@ -267,6 +267,8 @@ def _feature_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFr
 
 def _node_table(node: NodeMapping, quarantine: _Quarantine, account: FileAccount) -> pd.DataFrame:
     entry = f"nodes.{node.label}"
+    if node.file is None:
+        raise MappingError(f"[{entry}] names no file: its nodes are the ids its relationships name")
     frame, numbers = _read(node.file, [node.id, *node.features, *node.properties], entry, quarantine, account)
     ids = _ids(frame[node.id])
     missing = ids.isna().to_numpy()
@@ -340,7 +342,7 @@ def import_graph(mapping: GraphMapping, out_dir: Path, progress: Callable[[str],
     (out_dir / "nodes").mkdir(parents=True, exist_ok=True)
     (out_dir / "edges").mkdir(parents=True, exist_ok=True)
     quarantine = _Quarantine()
-    accounts: dict[str, FileAccount] = {}
+    accounts: dict[str, EventAccount] = {}
     node_tables: dict[str, pd.DataFrame] = {}
     for node in mapping.nodes.values():
         if node.file is not None:

@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-
 # Labels, relationship types and property names go into Cypher text (Neo4j takes no
 # parameter for them): letters, digits and underscores only.
 SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -4,9 +4,11 @@ segments and fraud-risk scores.
 The library's entry points, for use from Python (the ``identigraph`` command is a thin shell
 over the same functions; docs/cli.md)::
 
+    from pathlib import Path
+
     from identigraph import Linker, load_config
 
-    result = Linker(load_config("linkage.toml")).run(["crm.csv", "shop.parquet"], "resolved")
+    result = Linker(load_config(Path("linkage.toml"))).run([Path("crm.csv"), Path("shop.parquet")], Path("resolved"))
 
 Each name below is imported on first use, so ``import identigraph`` stays quick and the
 GNN names (``embed``) need the ``gnn`` extra only when they are used.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import importlib
 from importlib import metadata as _metadata
 from pathlib import Path as _Path
+from typing import TYPE_CHECKING, Any
 
 # The checkout keeps graph/, resolution/, embeddings/, scoring/, synthetic/ and cli/ at its top
 # level (setuptools maps them into this package when it builds a wheel); run from a checkout,
@@ -32,6 +35,7 @@ except _metadata.PackageNotFoundError:  # a checkout that was never installed
 # public name -> (module, attribute)
 _PUBLIC = {
     "Linker": ("identigraph.resolution.linker", "Linker"),
+    "resolve_files": ("identigraph.resolution.jobs", "resolve_files"),
     "ResolutionResult": ("identigraph.resolution.linker", "ResolutionResult"),
     "LinkageConfig": ("identigraph.resolution.config", "LinkageConfig"),
     "load_config": ("identigraph.resolution.config", "load_config"),
@@ -52,10 +56,52 @@ _PUBLIC = {
     "GeneratorConfig": ("identigraph.synthetic.config", "GeneratorConfig"),
 }
 
-__all__ = sorted(_PUBLIC) + ["__version__"]
+__all__ = [
+    "GeneratorConfig",
+    "LinkageConfig",
+    "Linker",
+    "ResolutionResult",
+    "__version__",
+    "build_graph_tables",
+    "embed",
+    "embed_temporal",
+    "evaluate_entities",
+    "explain_pair",
+    "generate_dataset",
+    "import_graph",
+    "infer_config",
+    "load_config",
+    "load_graph",
+    "load_mapping",
+    "resolve_files",
+    "score_customers",
+    "score_nodes",
+    "segment_customers",
+    "segment_nodes",
+]
 
 
-def __getattr__(name: str):
+if TYPE_CHECKING:  # what the names are, for type checkers and editors; imported lazily at run time
+    from identigraph.embeddings.pipeline import embed
+    from identigraph.embeddings.temporal import embed_temporal
+    from identigraph.graph.build import build_graph_tables
+    from identigraph.graph.load import load_graph
+    from identigraph.graph.mapping import import_graph, load_mapping
+    from identigraph.resolution.config import LinkageConfig, load_config
+    from identigraph.resolution.evaluation import evaluate_entities
+    from identigraph.resolution.explain import explain_pair
+    from identigraph.resolution.infer import infer_config
+    from identigraph.resolution.jobs import resolve_files
+    from identigraph.resolution.linker import Linker, ResolutionResult
+    from identigraph.scoring.node_risk import score_nodes
+    from identigraph.scoring.node_segments import segment_nodes
+    from identigraph.scoring.pipeline import score_customers
+    from identigraph.scoring.segments import segment_customers
+    from identigraph.synthetic.config import GeneratorConfig
+    from identigraph.synthetic.generate import generate_dataset
+
+
+def __getattr__(name: str) -> Any:
     if name not in _PUBLIC:
         raise AttributeError(f"module 'identigraph' has no attribute {name!r}")
     module, attribute = _PUBLIC[name]

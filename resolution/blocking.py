@@ -6,14 +6,15 @@ they grow quadratically and hold mostly non-matches (a shared junk value, a very
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from identigraph.resolution.encoding import EncodedRecords
 from identigraph.resolution import semantic_types
+from identigraph.resolution.encoding import EncodedRecords
 from identigraph.resolution.semantic_types import BlockingRule
 
 
@@ -172,7 +173,7 @@ MIN_REFINING_VALUES = 20
 REFINING_WINDOW = 5
 
 
-def refining_columns(encoded: EncodedRecords, rules: list[BlockingRule] = ()) -> list[str]:
+def refining_columns(encoded: EncodedRecords, rules: Sequence[BlockingRule] = ()) -> list[str]:
     """The refining columns the data has; without those derived from another one (a birth
     year from a date) or that block on their own already (an e-mail rule pairs every record
     sharing an e-mail)."""
@@ -260,7 +261,7 @@ def block(encoded: EncodedRecords, rules: list[BlockingRule], link_type: str, ma
             if column not in value_order:
                 value_order[column] = _value_order(encoded, column)
             left, right = sorted_neighbour_pairs(oversized_group, value_order[column], REFINING_WINDOW)
-            left, right = filter_link_type(encoded, *_touching_new(left, right, new), link_type)
+            left, right = filter_link_type(encoded, *_touching_new(left, right, new), link_type)  # type: ignore[call-arg]
             keys.append(left * n + right)
             reports.append(RuleReport(f"{rule.name}, oversized blocks sorted by {column}", len(left), 0, 0))
     combined = _sorted_distinct(np.concatenate(keys)) if keys else np.empty(0, dtype=np.int64)
@@ -346,12 +347,12 @@ def probe_pairs(encoded: EncodedRecords, blocked: BlockingResult, link_type: str
     if not keys:
         empty = np.empty(0, dtype=np.int64)
         return ProbeSample(empty, empty, np.empty(0))
-    keys = _sorted_distinct(np.concatenate(keys))
+    distinct = _sorted_distinct(np.concatenate(keys))
     if len(known):
-        position = np.searchsorted(known, keys).clip(max=len(known) - 1)
-        keys = keys[known[position] != keys]
-    left, right = keys // n, keys % n
-    missed_by_all = np.ones(len(keys))
+        position = np.searchsorted(known, distinct).clip(max=len(known) - 1)
+        distinct = distinct[known[position] != distinct]
+    left, right = distinct // n, distinct % n
+    missed_by_all = np.ones(len(distinct))
     for column, rate, usable in zip(columns, rates, usable_values):
         codes = encoded[column].codes
         shares = (codes[left] == codes[right]) & (codes[left] >= 0)

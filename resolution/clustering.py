@@ -274,9 +274,9 @@ def match_edges(left: np.ndarray, right: np.ndarray, probability: np.ndarray, ma
     # A record's partner in one other source: key record * k + that source.
     left_key = left[order].astype(np.int64) * k + source[right[order]]
     right_key = right[order].astype(np.int64) * k + source[left[order]]
-    taken = set() if taken is None else set(taken.tolist())
+    partnered: set[int] = set() if taken is None else set(taken.tolist())
     for e, x, y in zip(order.tolist(), left_key.tolist(), right_key.tolist()):
-        if x in taken or y in taken:
+        if x in partnered or y in partnered:
             continue
         one, other = _root(parent, int(cluster_of[left[e]])), _root(parent, int(cluster_of[right[e]]))
         if one != other:
@@ -285,8 +285,8 @@ def match_edges(left: np.ndarray, right: np.ndarray, probability: np.ndarray, ma
             small, large = (one, other) if len(against[one]) <= len(against[other]) else (other, one)
             parent[small] = large
             against[large] |= against.pop(small)
-        taken.add(x)
-        taken.add(y)
+        partnered.add(x)
+        partnered.add(y)
         match[e] = True
     return match
 

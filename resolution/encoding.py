@@ -55,7 +55,7 @@ def records_from_arrow(table: pa.Table, unique: tuple[str, ...] = ("record_id",)
             columns[name] = column.to_numpy(zero_copy_only=False)
             continue
         encoded[name] = EncodedColumn.of_arrow(column)
-        columns[name] = np.append(encoded[name].values, None)[encoded[name].codes]  # code -1: missing
+        columns[name] = np.append(encoded[name].values, [None])[encoded[name].codes]  # code -1: missing
     return pd.DataFrame(columns), encoded
 
 

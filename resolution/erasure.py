@@ -63,6 +63,8 @@ def find_person(entities: pd.DataFrame, customer: str | None, record: str | None
             raise ErasureError(f"customer {customer!r} is not in entities.parquet; look the id up with "
                                "`identigraph query customer_360` or pass --record SOURCE:RECORD_ID")
         return customer, sorted(keys[chosen]), "customer"
+    if record is None:
+        raise ErasureError("name what to erase: --customer ID or --record SOURCE:RECORD_ID")
     chosen = keys == record
     if not chosen.any():
         raise ErasureError(f"record {record!r} is not in entities.parquet; write it as SOURCE:RECORD_ID "

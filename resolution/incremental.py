@@ -247,7 +247,7 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
     match, one_to_one = match_edges_of_run(
         settings, encoded, left, right, scores.match_probability, rank,
         once_sources=previous["linked_one_to_one"] if fast else None, linked_before=previous_codes)
-    if fast:
+    if previous_codes is not None:  # the fast mode
         labels, cluster_report = _cluster_from_previous(n, left, right, scores, previous_codes, new, scorer, rank,
                                                         settings, match)
     else:

@@ -79,7 +79,8 @@ def name_lexicon() -> tuple[frozenset[str], frozenset[str]]:
             value = list(value)
         return [v for v in value if isinstance(v, str)] if isinstance(value, (tuple, list, set, frozenset)) else []
 
-    given, family = set(), set()
+    given: set[str] = set()
+    family: set[str] = set()
     for locale in AVAILABLE_LOCALES:
         try:
             provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
@@ -334,7 +335,7 @@ def infer_config(files: list[Path]) -> LinkageConfig:
 def inference_notes(inferred: dict[str, SourceInference]) -> str:
     """Each column's type and evidence, one line each (the inferred linkage.toml's header)."""
     lines = []
-    for stem, source in inferred.items():
+    for source in inferred.values():
         verdict = "linked" if source.personal else "skipped: not about people or organisations"
         lines.append(f"{source.file} ({verdict}); id: {source.id_column or '(row number)'}: {source.id_evidence}")
         if source.source_column:

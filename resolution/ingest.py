@@ -188,7 +188,7 @@ def _ingest_source(path: Path, config: LinkageConfig, forgotten: dict[str, str],
                 return f"erased by forget request {forgotten[keys.iloc[i]]}: not linked again"
             return f"duplicate id {ids_pd.iloc[i]!r} in {sources.iloc[i]} (first at row {first_seen[keys.iloc[i]] + 1})"
 
-        reasons = [reason(i) for i in positions]
+        reasons = [reason(int(i)) for i in positions]
         raws = [WITHHELD_ERASED if erased.iloc[i] else json.dumps(row, ensure_ascii=False)
                 for i, row in zip(positions, table.take(pa.array(positions)).to_pylist())]
         quarantined.append(_quarantine_rows(sources.iloc[positions].to_numpy(object), path.name, [None] * len(positions),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from identigraph.resolution.config import config_to_toml, load_config
 from identigraph.resolution.erasure import read_forgotten
-from identigraph.resolution.infer import config_from_inference, inference_notes, infer_sources
+from identigraph.resolution.infer import config_from_inference, infer_sources, inference_notes
 from identigraph.resolution.ingest import input_files
 from identigraph.resolution.linker import Linker, ResolutionResult
 from identigraph.resolution.model import FellegiSunterModel

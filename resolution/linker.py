@@ -17,21 +17,42 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from identigraph.resolution.blocking import (BlockingResult, add_blocking_keys, block, comparison_columns, default_rules,
-                                 fallback_training_rules, group_ids, possible_pairs, probe_pairs, random_pairs,
-                                 rule_columns, training_rules)
+from identigraph.resolution.blocking import (
+    BlockingResult,
+    add_blocking_keys,
+    block,
+    comparison_columns,
+    default_rules,
+    fallback_training_rules,
+    group_ids,
+    possible_pairs,
+    probe_pairs,
+    random_pairs,
+    rule_columns,
+    training_rules,
+)
 from identigraph.resolution.clustering import cluster, match_edges_of_run
 from identigraph.resolution.comparisons import Comparison
 from identigraph.resolution.config import ConfigError, LinkageConfig, config_to_toml, load_config
 from identigraph.resolution.encoding import EncodedRecords
 from identigraph.resolution.erasure import FORGOTTEN_FILE, read_forgotten
-from identigraph.resolution.golden import ATTRIBUTES as GOLDEN_ATTRIBUTES, golden_records
+from identigraph.resolution.golden import ATTRIBUTES as GOLDEN_ATTRIBUTES
+from identigraph.resolution.golden import golden_records
 from identigraph.resolution.ingest import SourceStats, ingest, input_files, key_rank, record_keys, write_profile
-from identigraph.resolution.model import (FellegiSunterModel, check_model_fits, combine_weights, comparison_matrix, estimate_u,
-                              initial_m as _initial_m_shape, pair_scorer, pattern_index, score, train_em,
-                              train_lambda)
-from identigraph.resolution.privacy import (PII_RECORD_COLUMNS, WITHHELD_RAW, pseudonymize_frame,
-                                pseudonymize_records)
+from identigraph.resolution.model import (
+    FellegiSunterModel,
+    check_model_fits,
+    combine_weights,
+    comparison_matrix,
+    estimate_u,
+    pair_scorer,
+    pattern_index,
+    score,
+    train_em,
+    train_lambda,
+)
+from identigraph.resolution.model import initial_m as _initial_m_shape
+from identigraph.resolution.privacy import PII_RECORD_COLUMNS, WITHHELD_RAW, pseudonymize_frame, pseudonymize_records
 from identigraph.resolution.semantic_types import default_comparisons
 
 
@@ -280,7 +301,7 @@ class Linker:
         gamma = comparison_matrix(comparisons, encoded, left, right, settings.shared_value_limit)
         self._step("training (u by sampling, m by EM)")
         if model is None:
-            model = self.train(encoded, comparisons, gamma, blocked, u_random.result())
+            model = self.train(encoded, comparisons, gamma, blocked, u_random.result() if u_random else None)
         else:
             check_model_fits(model, comparisons, "retrain without --model")
         self._step("scoring")

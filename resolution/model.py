@@ -82,9 +82,8 @@ class FellegiSunterModel:
         and would punish a near-miss harder than a different value, or credit "J" ~ "James"
         above "James" ~ "James"."""
         weights = []
-        for m, u in zip(self.m, self.u):
-            m, u = np.asarray(m), np.asarray(u)
-            w = np.log2(m / u)
+        for m_level, u_level in zip(self.m, self.u):
+            w = np.log2(np.asarray(m_level) / np.asarray(u_level))
             w[:-1] = np.maximum(w[:-1], w[-1])
             w[1:-1] = np.minimum(w[1:-1], w[0])
             weights.append(w)
@@ -259,9 +258,9 @@ def train_lambda(gamma: np.ndarray, m: list[list[float]], u: list[list[float]], 
     ``patterns``: ``distinct_patterns(gamma)`` where the caller has it already."""
     if len(gamma) == 0:
         return 0.5
-    patterns, counts = patterns if patterns is not None else distinct_patterns(gamma)
-    log_ratio = (_pattern_log_likelihood(patterns, [np.asarray(x) for x in m])
-                 - _pattern_log_likelihood(patterns, [np.asarray(x) for x in u]))
+    distinct, counts = patterns if patterns is not None else distinct_patterns(gamma)
+    log_ratio = (_pattern_log_likelihood(distinct, [np.asarray(x) for x in m])
+                 - _pattern_log_likelihood(distinct, [np.asarray(x) for x in u]))
     lam = 0.5
     for _ in range(max_iterations):
         posterior = 1.0 / (1.0 + np.exp(-np.clip(np.log(lam) - np.log1p(-lam) + log_ratio, -700, 700)))
@@ -280,32 +279,32 @@ def train_em(gamma: np.ndarray, level_counts: list[int], u: list[list[float]], m
     iterations, converged). ``u`` is the starting point (from random pairs). ``patterns``:
     (patterns, counts) standing for ``gamma`` where the caller has them; a pattern may occur
     more than once there (the counts add up)."""
-    patterns, counts = patterns if patterns is not None else distinct_patterns(gamma)
-    counts = counts.astype(float)
+    distinct, pattern_counts = patterns if patterns is not None else distinct_patterns(gamma)
+    counts = pattern_counts.astype(float)
     m = [np.asarray(initial_m(k)) / sum(initial_m(k)) for k in level_counts]
     m_prior = [M_PRIOR_PAIRS * shape for shape in m]
-    u = [np.asarray(x, dtype=float) for x in u]
-    u_prior = [U_PRIOR_PAIRS * x for x in u]
+    u_now = [np.asarray(x, dtype=float) for x in u]
+    u_prior = [U_PRIOR_PAIRS * x for x in u_now]
     lam = initial_lambda
     converged = False
     iteration = 0
-    for iteration in range(1, max_iterations + 1):
-        log_odds = (np.log(lam) - np.log1p(-lam) + _pattern_log_likelihood(patterns, m)
-                    - _pattern_log_likelihood(patterns, u))
+    for iteration in range(1, max_iterations + 1):  # noqa: B007 (the count is returned)
+        log_odds = (np.log(lam) - np.log1p(-lam) + _pattern_log_likelihood(distinct, m)
+                    - _pattern_log_likelihood(distinct, u_now))
         posterior = 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700)))
         match_weight = posterior * counts
         non_match_weight = (1.0 - posterior) * counts
         # A floor on m keeps one unusual field from vetoing a pair on its own; a floor on u
         # keeps a perfect agreement from becoming infinite evidence.
-        new_m = [_level_shares(patterns, match_weight, j, k, M_FLOOR, m_prior[j]) for j, k in enumerate(level_counts)]
-        new_u = [_level_shares(patterns, non_match_weight, j, k, U_FLOOR, u_prior[j]) for j, k in enumerate(level_counts)]
+        new_m = [_level_shares(distinct, match_weight, j, k, M_FLOOR, m_prior[j]) for j, k in enumerate(level_counts)]
+        new_u = [_level_shares(distinct, non_match_weight, j, k, U_FLOOR, u_prior[j]) for j, k in enumerate(level_counts)]
         new_lambda = float(np.clip(match_weight.sum() / counts.sum(), 1e-9, 1 - 1e-9))
-        change = max(abs(new_lambda - lam), *(float(np.max(np.abs(a - b))) for a, b in zip(new_m + new_u, m + u)))
-        m, u, lam = new_m, new_u, new_lambda
+        change = max(abs(new_lambda - lam), *(float(np.max(np.abs(a - b))) for a, b in zip(new_m + new_u, m + u_now)))
+        m, u_now, lam = new_m, new_u, new_lambda
         if change < tolerance:
             converged = True
             break
-    return [list(map(float, x)) for x in m], [list(map(float, x)) for x in u], lam, iteration, converged
+    return [list(map(float, x)) for x in m], [list(map(float, x)) for x in u_now], lam, iteration, converged
 
 
 @dataclass

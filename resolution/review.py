@@ -207,7 +207,7 @@ def apply_review(run_dir: Path, decisions_file: Path, retrain: bool = False,
         gamma = np.vstack([gamma, comparison_matrix(run.comparisons, run.encoded, extra_left, extra_right,
                                                     run.model.shared_value_limit)])
         left, right = np.concatenate([left, extra_left]), np.concatenate([right, extra_right])
-    model, change = run.model, {}
+    model, change = run.model, dict[str, float]()
     position = pd.Series(np.arange(len(left)), index=left * n + right)  # row of each pair key in gamma
     if retrain:
         matched = decided[decided["is_match"]]

@@ -25,8 +25,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from identigraph.resolution import standardise as std
-from identigraph.resolution.comparisons import (Address, Comparison, DateOfBirth, Email, ExactMatch, FreeText, FuzzyString,
-                                    GivenName, OrganisationName, Phone)
+from identigraph.resolution.comparisons import (
+    Address,
+    Comparison,
+    DateOfBirth,
+    Email,
+    ExactMatch,
+    FreeText,
+    FuzzyString,
+    GivenName,
+    OrganisationName,
+    Phone,
+)
 from identigraph.resolution.encoding import EncodedRecords
 
 # The standardised columns of every record table (records.parquet's schema after source and

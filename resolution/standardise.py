@@ -93,7 +93,7 @@ def name_key(array) -> pa.Array:
     """Comparison key of a name: cleaned, romanised (CJK to pinyin), ASCII, no spaces or hyphens."""
     cleaned = clean_text(array)
     cleaned = _null_where(cleaned, pc.is_in(cleaned, value_set=pa.array(sorted(JUNK_NAMES))))
-    keys = map_distinct(cleaned, lambda v: re.sub(r"[^a-z]", "", romanise(v)) or None)
+    keys = map_distinct(cleaned, lambda v: re.sub(r"[^a-z]", "", romanise(v) or "") or None)
     return keys
 
 
@@ -149,7 +149,7 @@ def name_parts(text: str | None) -> tuple[str | None, str | None, str | None]:
     if "," in text:
         family, _, given = text.partition(",")
         family_tokens, given_tokens = _name_tokens(family), _name_tokens(given)
-        family = " ".join(family_tokens) or None
+        family = " ".join(family_tokens) or None  # type: ignore[assignment]  # None: no family name
         if not given_tokens:
             return None, None, family
         return given_tokens[0], " ".join(given_tokens[1:]) or None, family
@@ -286,7 +286,7 @@ def parse_dates(array, today: date | None = None) -> pa.Array:
     if len(counts):
         limit = max(PLACEHOLDER_MIN_RECORDS, PLACEHOLDER_RATIO * float(counts.median()))
         iso[iso.isin(counts.index[counts > limit])] = None
-    by_record = np.append(iso.to_numpy(object), None)[codes]  # code -1 (no text) takes the None
+    by_record = np.append(iso.to_numpy(object), [None])[codes]  # code -1 (no text) takes the None
     return pa.array(by_record, type=pa.string(), from_pandas=True)
 
 
@@ -444,7 +444,8 @@ def infer_phone_region(arrays: list, sample_size: int = 400) -> str | None:
             code = phonenumbers.parse("+" + value.lstrip("+")[2 if value.startswith("00") else 0:], None).country_code
         except phonenumbers.NumberParseException:
             continue
-        votes[code] = votes.get(code, 0) + 1
+        if code is not None:
+            votes[code] = votes.get(code, 0) + 1
 
     def valid_in(region: str, values: list[str]) -> int:
         valid = 0

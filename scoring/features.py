@@ -24,8 +24,15 @@ import pandas as pd
 from sklearn.decomposition import PCA
 
 from identigraph.scoring.identity_graph import (
-    IdentityGraph, build_identity_graph, communities, distinct_values_per_identifier, group_sizes, most_shared,
-    other_known_fraud, others_known_in_group, propagated_fraud,
+    IdentityGraph,
+    build_identity_graph,
+    communities,
+    distinct_values_per_identifier,
+    group_sizes,
+    most_shared,
+    other_known_fraud,
+    others_known_in_group,
+    propagated_fraud,
 )
 
 # Categories card-not-present fraud concentrates on (resold easily); a risk team's list.
@@ -61,6 +68,8 @@ class CustomerFrame:
         tests' 2,000 customers (40 fraudsters) the raw vectors took the model's AP from above
         1.3x the no-graph baseline's to 1.2x. PCA is label-free, so fitting it on every
         customer leaks nothing across folds."""
+        if self.embedding is None:
+            raise ValueError("no embeddings were given: the embedding group needs embeddings.parquet")
         if self._embedding_components is None:
             vectors = self.embedding.to_numpy()
             count = min(EMBEDDING_COMPONENTS, *vectors.shape)

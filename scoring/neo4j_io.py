@@ -14,6 +14,8 @@ from pathlib import Path
 import neo4j
 import pandas as pd
 
+from identigraph.graph.connection import run_counting
+
 SEGMENT_NODES = ("UNWIND $rows AS row MERGE (s:Segment {segment_id: row.segment_id}) "
                  "SET s += row.properties, s.name = row.name")
 SEGMENT_EDGES = ("UNWIND $rows AS row MATCH (c:Customer {customer_id: row.customer_id}) "
@@ -32,7 +34,7 @@ def _write_batches(driver: neo4j.Driver, statement: str, rows: list[dict], datab
     with driver.session(database=database) as session:
         for start in range(0, len(rows), batch_size):
             batch = rows[start:start + batch_size]
-            written += session.execute_write(lambda tx, b=batch: tx.run(statement, rows=b).single()["n"])
+            written += session.execute_write(run_counting, statement, batch)
     return written
 
 

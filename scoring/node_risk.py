@@ -356,7 +356,8 @@ def score_nodes(tables_dir: Path, labels_path: Path, label: str, folds: int = 5,
         raise NodeScoringError(f"{labels_path}: {positives} positive and {int(labelled.sum()) - positives} negative "
                                f"labels match {label} nodes; cross-validation needs at least {folds} of each")
     # The no-graph model is the baseline of any other; asked for itself, it is fitted once.
-    models = {"no graph": ("own",)} if groups == ("own",) else {"graph": groups, "no graph": ("own",)}
+    models: dict[str, tuple[str, ...]] = ({"no graph": ("own",)} if groups == ("own",) else
+                                          {"graph": groups, "no graph": ("own",)})
     if embedding is not None and "graph" in models:
         models["graph + embeddings"] = (*groups, "embedding")
     evaluation = cross_validate(graph, y, labelled, folds, seed, models, embedding)
@@ -364,15 +365,15 @@ def score_nodes(tables_dir: Path, labels_path: Path, label: str, folds: int = 5,
         evaluation["graph + embeddings"]["auprc"] > evaluation["graph"]["auprc"]
     if with_embedding:
         groups = models["graph + embeddings"]
-    features, groups = _matrix(graph, groups, label_features(graph, y, labelled), embedding)
+    features, column_groups = _matrix(graph, groups, label_features(graph, y, labelled), embedding)
     model = _trees(seed).fit(features[labelled], y[labelled])
     probability = np.clip(model.predict_proba(features)[:, 1], 1e-6, 1 - 1e-6)
     log_odds = np.log(probability / (1 - probability))
     typical = np.median(features[labelled], axis=0)
     drops = {}
-    for group in dict.fromkeys(groups):
+    for group in dict.fromkeys(column_groups):
         occluded = features.copy()
-        columns = [i for i, g in enumerate(groups) if g == group]
+        columns = [i for i, g in enumerate(column_groups) if g == group]
         occluded[:, columns] = typical[columns]
         p = np.clip(model.predict_proba(occluded)[:, 1], 1e-6, 1 - 1e-6)
         drops[group] = log_odds - np.log(p / (1 - p))
@@ -391,7 +392,7 @@ def score_nodes(tables_dir: Path, labels_path: Path, label: str, folds: int = 5,
     (out_dir / "risk.json").write_text(json.dumps({
         "label": label, "nodes": result.nodes, "labelled": result.labelled, "positives": positives,
         "labels_naming_no_node": unmatched, "folds": folds, "seed": seed,
-        "feature_groups": {g: groups.count(g) for g in dict.fromkeys(groups)},
+        "feature_groups": {g: column_groups.count(g) for g in dict.fromkeys(column_groups)},
         "embeddings": {"file": str(embeddings_path), "kept": with_embedding} if embedding is not None else None,
         "evaluation": evaluation, "seconds": result.seconds}, indent=2))
     return result

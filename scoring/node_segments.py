@@ -152,7 +152,7 @@ def _top_neighbours(tables_dir: Path, label: str, keys: np.ndarray, segment: np.
     model = model_of(tables_dir)
     of = pd.Series(segment, index=keys)
     sizes = np.bincount(segment, minlength=k)
-    described = [[] for _ in range(k)]
+    described: list[list[str]] = [[] for _ in range(k)]
     for rel_type, edge in model.edges.items():
         path = tables_dir / "edges" / f"{rel_type}.parquet"
         if not path.exists() or label not in (edge.start, edge.end):

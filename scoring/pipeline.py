@@ -25,7 +25,14 @@ import pandas as pd
 from identigraph.scoring.features import CustomerFrame, customer_frame
 from identigraph.scoring.reasons import LOG_ODDS_CONTRIBUTION, MIN_CONTRIBUTION, contributions, log_odds, top_reasons
 from identigraph.scoring.risk import (
-    Comparison, RiskConfig, anomaly_groups, anomaly_rank, bands, compare_with_baseline, fit_anomaly_model, fit_risk_model,
+    Comparison,
+    RiskConfig,
+    anomaly_groups,
+    anomaly_rank,
+    bands,
+    compare_with_baseline,
+    fit_anomaly_model,
+    fit_risk_model,
 )
 
 
@@ -110,7 +117,7 @@ def score_customers(tables_dir: Path, out_dir: Path | None = None, embeddings_pa
         report.update(feature_groups=list(groups), score_kind="anomaly", model="IsolationForest (unsupervised; a rank, not a probability)")
     codes, texts = top_reasons(drops, features, min_contribution=threshold)
     band = bands(score, supervised)
-    label = np.where(frame.known_fraud == 1, "fraud", np.where(frame.known_legit == 1, "legit", None))
+    label = np.where(frame.known_fraud == 1, "fraud", np.where(frame.known_legit == 1, "legit", np.array(None, dtype=object)))
     # 1 = riskiest; ties (equal calibrated scores) ordered by the uncalibrated score, then by id.
     rank = np.lexsort((frame.customers, -order_by, -np.round(score, 6))).argsort() + 1
     risk = pd.DataFrame({"customer_id": frame.customers, "risk_score": np.round(score, 6), "risk_rank": rank,

@@ -164,7 +164,7 @@ def _risk_section(tables: Path, truth: Path | None) -> tuple[str, int]:
     for name, colour in BAND_COLOURS.items():
         values = risk.loc[risk["risk_band"] == name, "risk_score"]
         if len(values):
-            axis.hist(values, bins=np.linspace(0, 1, 51), color=colour, label=f"{name} ({len(values):,})")
+            axis.hist(values, bins=list(np.linspace(0, 1, 51)), color=colour, label=f"{name} ({len(values):,})")
     axis.set_yscale("log")
     axis.set(title=f"risk score ({info['score_kind']})", xlabel="score", ylabel="customers")
     axis.legend(fontsize=8)

@@ -245,6 +245,6 @@ def compare_with_baseline(frame: CustomerFrame, model: RiskModel, truth: np.ndar
         gnn_oof = gnn_oof_scores(frame, model.folds, model.groups, model.config.seed)
         comparison.gnn = rank_metrics(gnn_oof, reference, ring_member)
         comparison.label_ap["gnn"] = float(average_precision_score(target, gnn_oof))
-        comparison.kept = max(comparison.label_ap, key=comparison.label_ap.get)
+        comparison.kept = max(comparison.label_ap, key=lambda name: comparison.label_ap[name])
     comparison.seconds = round(time.perf_counter() - started, 2)
     return comparison, baseline_oof

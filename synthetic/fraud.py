@@ -41,7 +41,7 @@ def plant_fraud(rng: np.random.Generator, people: ChunkPeople, n_fraud: int, fir
     ring_sizes = []
     remaining = len(in_rings)
     while remaining >= 3:
-        size = int(min(remaining, rng.integers(3, 13)))
+        size = min(remaining, int(rng.integers(3, 13)))
         if remaining - size in (1, 2):
             size = remaining
         ring_sizes.append(size)

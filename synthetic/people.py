@@ -15,6 +15,8 @@ from identigraph.synthetic.pools import EMAIL_DOMAINS, US_AREA_CODES, LocalePool
 
 PERSONAS = ("loyal_high_value", "regular", "bargain_hunter", "lapsed", "new", "occasional")
 PERSONA_WEIGHTS = (0.10, 0.30, 0.15, 0.15, 0.10, 0.20)
+# np.where(mask, values, MISSING): None where the mask is off, in an object array.
+MISSING = np.array(None, dtype=object)
 DEVICE_TYPES = np.array(["ios", "android", "windows", "macos", "tablet"], dtype=object)
 
 
@@ -54,17 +56,17 @@ def _email_local_parts(rng: np.random.Generator, first: np.ndarray, last: np.nda
     pattern = rng.integers(0, 6, size=len(first))
     number = rng.integers(1, 999, size=len(first))
     parts = np.empty(len(first), dtype=object)
-    for i, (f, l, p, k) in enumerate(zip(first, last, pattern, number)):
+    for i, (f, last_name, p, k) in enumerate(zip(first, last, pattern, number)):
         if p == 0:
-            parts[i] = f"{f}.{l}"
+            parts[i] = f"{f}.{last_name}"
         elif p == 1:
-            parts[i] = f"{f}{l}{k}"
+            parts[i] = f"{f}{last_name}{k}"
         elif p == 2:
-            parts[i] = f"{f[0]}{l}{k}"
+            parts[i] = f"{f[0]}{last_name}{k}"
         elif p == 3:
-            parts[i] = f"{f}_{l}{k % 100}"
+            parts[i] = f"{f}_{last_name}{k % 100}"
         elif p == 4:
-            parts[i] = f"{l}.{f}{k}"
+            parts[i] = f"{last_name}.{f}{k}"
         else:
             parts[i] = f"{f}{k}"
     return parts
@@ -154,11 +156,11 @@ def generate_people(rng: np.random.Generator, config: GeneratorConfig, pools: di
     email = _emails(rng, locales, first_rom, last_rom, customer_number)
     # People change e-mail and move house; older records keep the old values.
     changed_email = rng.random(n) < 0.15
-    old_email = np.where(changed_email, _emails(rng, locales, first_rom, last_rom, customer_number + 7), None)
+    old_email = np.where(changed_email, _emails(rng, locales, first_rom, last_rom, customer_number + 7), MISSING)
     moved = rng.random(n) < 0.12
-    old_street = np.where(moved, street[old_source], None)
-    old_city = np.where(moved, city[old_source], None)
-    old_postcode = np.where(moved, postcode[old_source], None)
+    old_street = np.where(moved, street[old_source], MISSING)
+    old_city = np.where(moved, city[old_source], MISSING)
+    old_postcode = np.where(moved, postcode[old_source], MISSING)
     old_house_number = np.where(moved, rng.integers(1, 250, size=n), 0)
 
     persona = rng.choice(np.array(PERSONAS, dtype=object), n, p=PERSONA_WEIGHTS)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TextIO
 
 import pandas as pd
 import pyarrow as pa
@@ -17,7 +18,7 @@ class ChunkedTableWriter:
         self.schema = schema
         self.rows = 0
         self._writer: pacsv.CSVWriter | pq.ParquetWriter | None = None
-        self._handle = None
+        self._handle: TextIO | None = None
         suffix = path.suffix.lower()
         if suffix not in (".csv", ".jsonl", ".parquet"):
             raise ValueError(f"cannot write {path}: use .csv, .jsonl or .parquet")

@@ -257,7 +257,6 @@ def test_organisations_are_candidates_by_name_but_people_not_by_employer():
     city ("new york" / "new york city") differ. An employer shared by two people pairs
     nobody."""
     from identigraph.resolution.blocking import add_blocking_keys, block, default_rules
-
     from identigraph.resolution.semantic_types import STANDARD_COLUMNS
 
     sites = pd.DataFrame({"source": ["a", "b"], "record_id": ["1", "1"], **{c: [None, None] for c in STANDARD_COLUMNS}})

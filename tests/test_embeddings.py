@@ -15,7 +15,6 @@ from identigraph.cli.app import app
 from identigraph.embeddings.data import GraphFrames, build_hetero_data, read_graph_frames
 from identigraph.embeddings.pipeline import apply, embed
 from identigraph.embeddings.train import TrainingConfig, neighbour_sampling_available, train_and_evaluate
-
 from tests.conftest import SMALL_EMBEDDINGS as SMALL
 
 runner = CliRunner()

@@ -44,7 +44,7 @@ def test_every_record_read_is_resolved_or_quarantined(small_dataset, resolved):
     rows_in_files += len(pd.read_json(small_dataset / "web_accounts.jsonl", lines=True))
     rows_in_files += len(pd.read_parquet(small_dataset / "app_users.parquet"))
     assert run["read"] == rows_in_files == len(entities) + len(quarantine)
-    for source, stats in run["stats"].items():
+    for stats in run["stats"].values():
         assert stats["read"] == stats["resolved"] + stats["quarantined"]
     assert quarantine["reason"].str.startswith("duplicate id").all()
 

@@ -9,8 +9,18 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from identigraph.embeddings.temporal import (EASE, ItemKNN, LightGCN, MostPopular, TemporalSplitError, evaluate, ranking_metrics,
-                                 read_target, temporal_split, validation_split)
+from identigraph.embeddings.temporal import (
+    EASE,
+    ItemKNN,
+    LightGCN,
+    MostPopular,
+    TemporalSplitError,
+    evaluate,
+    ranking_metrics,
+    read_target,
+    temporal_split,
+    validation_split,
+)
 from identigraph.graph.mapping import import_graph, parse_mapping
 
 RETAIL = Path(__file__).resolve().parents[2] / "shared" / "data" / "online_retail_ii" / "online_retail_II_2009-2010.parquet"
