@@ -10,6 +10,8 @@ VENV ?= $(IDENTIGRAPH_CACHE)/venv-$(LOCK_HASH)
 PY := $(VENV)/bin/python
 IG := $(VENV)/bin/identigraph
 STAMP := $(VENV)/.identigraph-installed
+# ruff, mypy and build sit on top, with their own stamp (requirements-dev.lock).
+DEV_STAMP := $(VENV)/.dev-$(shell sha256sum requirements-dev.lock | cut -c1-16)
 # The project is installed editable into the shared venv; redo it when the clone or
 # pyproject.toml changes (CI clones to a new folder each run).
 EDITABLE_STAMP := $(VENV)/.editable-$(shell { echo "$(CURDIR)"; cat pyproject.toml; } | sha256sum | cut -c1-16)
@@ -21,7 +23,7 @@ PYTEST_ARGS ?=
 DEMO_DIR ?= .demo
 DEMO_CUSTOMERS ?= 20000
 
-.PHONY: install demo test neo4j-start neo4j-stop neo4j-status bench lock clean
+.PHONY: install demo test lint neo4j-start neo4j-stop neo4j-status bench lock clean
 
 install:
 	@if [ ! -f "$(STAMP)" ]; then \
@@ -29,6 +31,9 @@ install:
 	  rm -rf "$(VENV)" && $(PYTHON) -m venv "$(VENV)" && \
 	  "$(PY)" -m pip install --quiet --upgrade pip && \
 	  "$(PY)" -m pip install --quiet -r requirements.lock && touch "$(STAMP)" || exit 1; \
+	fi
+	@if [ ! -f "$(DEV_STAMP)" ]; then \
+	  "$(PY)" -m pip install --quiet -r requirements-dev.lock && rm -f "$(VENV)"/.dev-* && touch "$(DEV_STAMP)" || exit 1; \
 	fi
 	@if [ ! -f "$(EDITABLE_STAMP)" ]; then \
 	  rm -f "$(VENV)"/.editable-* && \
@@ -44,6 +49,10 @@ test: install
 	@if [ -n "$${NEO4J_URI:-}" ]; then exec "$(PY)" -m pytest $(PYTEST_ARGS); fi; \
 	exec "$(IG)" neo4j run -- "$(PY)" -m pytest $(PYTEST_ARGS)
 
+# ruff and mypy alone (make test runs them too, in tests/test_code_checks.py).
+lint: install
+	"$(PY)" tests/code_checks.py
+
 neo4j-start: install
 	"$(IG)" neo4j start
 
@@ -56,12 +65,12 @@ neo4j-status: install
 bench: install
 	"$(PY)" benchmarks/run_all.py
 
-# Re-resolves the dependency ranges of pyproject.toml (with the test and bench extras)
-# into requirements.lock.
+# Re-resolves the dependency ranges of pyproject.toml (with the gnn, test and bench extras)
+# into requirements.lock; requirements-dev.lock is pinned by hand.
 lock:
 	rm -rf "$(IDENTIGRAPH_CACHE)/lock-venv" && $(PYTHON) -m venv "$(IDENTIGRAPH_CACHE)/lock-venv"
 	"$(IDENTIGRAPH_CACHE)/lock-venv/bin/pip" install --quiet --upgrade pip
-	"$(IDENTIGRAPH_CACHE)/lock-venv/bin/pip" install --quiet ".[test,bench]"
+	"$(IDENTIGRAPH_CACHE)/lock-venv/bin/pip" install --quiet ".[gnn,test,bench]"
 	{ echo "# Exact versions the Makefile installs into the cached venv (~/.cache/identigraph/venv-<hash of this file>)."; \
 	  echo "# Regenerate: make lock"; \
 	  "$(IDENTIGRAPH_CACHE)/lock-venv/bin/pip" freeze --all | grep -v -E '^(identigraph|pip)=='; } > requirements.lock
