@@ -3,7 +3,6 @@ something)."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from tests.code_checks import ROOT, STAGES, run_mypy, run_ruff
 
