@@ -25,6 +25,7 @@ from identigraph.cli import (
     review,
     score,
     segment,
+    serve,
 )
 from identigraph.cli.errors import one_line
 from identigraph.cli.output import err_console
@@ -61,7 +62,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 for command in (generate.generate, resolve.resolve, explain.explain, evaluate.evaluate, profile.profile, demo.demo,
-                load.load, query.query, embed.embed, segment.segment, score.score, forget.forget, report.report):
+                load.load, query.query, embed.embed, segment.segment, score.score, forget.forget, report.report,
+                serve.serve):
     app.command()(command)
 
 graph_app = _group("Build the knowledge graph's tables and set up its Neo4j schema.")
@@ -74,6 +76,10 @@ review_app = _group("Clerical review of uncertain pairs: export them, import the
 review_app.command("export")(review.review_export)
 review_app.command("import")(review.review_import)
 app.add_typer(review_app, name="review")
+
+api_key_app = _group("API keys for `identigraph serve`: scopes read, write, risk, admin.")
+api_key_app.command("add")(serve.api_key_add)
+app.add_typer(api_key_app, name="api-key")
 
 neo4j_app = _group("Run the local Neo4j 5.26 server (for machines without Docker).")
 neo4j_app.command("start")(neo4j_server.neo4j_start)

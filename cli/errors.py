@@ -3,8 +3,14 @@ status 1; never a traceback for a user's mistake. Commands raise; ``one_line`` (
 by the app) decides what a user sees."""
 from __future__ import annotations
 
-GNN_MODULES = ("torch", "torch_geometric")
 GNN_INSTALL = 'pip install "identigraph[gnn]"'
+SERVE_INSTALL = 'pip install "identigraph[serve]"'
+# A missing module of an extra -> what it is for and the line that installs it.
+EXTRAS = {"torch": ("trains or applies a GNN, which needs PyTorch and PyTorch Geometric", GNN_INSTALL),
+          "torch_geometric": ("trains or applies a GNN, which needs PyTorch and PyTorch Geometric", GNN_INSTALL),
+          "fastapi": ("serves HTTP, which needs FastAPI and uvicorn", SERVE_INSTALL),
+          "uvicorn": ("serves HTTP, which needs FastAPI and uvicorn", SERVE_INSTALL),
+          "starlette": ("serves HTTP, which needs FastAPI and uvicorn", SERVE_INSTALL)}
 
 
 class CommandError(Exception):
@@ -23,9 +29,10 @@ def one_line(error: BaseException) -> str | None:
     from identigraph.graph.load import LoadInterrupted
     from identigraph.graph.local_neo4j import LocalNeo4jError
 
-    if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in GNN_MODULES:
-        return (f"this command trains or applies a GNN, which needs PyTorch and PyTorch Geometric "
-                f"({error.name} is not installed): {GNN_INSTALL}")
+    name = (error.name or "") if isinstance(error, ModuleNotFoundError) else ""
+    if name.split(".")[0] in EXTRAS:
+        needs, install = EXTRAS[name.split(".")[0]]
+        return f"this command {needs} ({name} is not installed): {install}"
     if type(error).__module__.startswith("neo4j."):
         from identigraph.graph.connection import explain_neo4j_error
 

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("cli", "graph", "resolution", "embeddings", "scoring", "synthetic")
+STAGES = ("cli", "graph", "resolution", "embeddings", "scoring", "synthetic", "serve")
 
 
 def package_view(root: Path, into: Path) -> Path:

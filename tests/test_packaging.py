@@ -15,7 +15,7 @@ from identigraph.resolution import datasets
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "identigraph", "cli", "graph", "resolution", "embeddings",
-           "scoring", "synthetic", "cypher")
+           "scoring", "synthetic", "serve", "cypher")
 
 
 def _run(command: list, **kwargs) -> subprocess.CompletedProcess:

@@ -1,0 +1,160 @@
+"""`identigraph serve` under a bounded load on loopback (issue 20): start-up time and memory,
+and p50 / p99 latency and throughput of the read endpoints.
+
+    python benchmarks/bench_serve.py [--customers 40000] [--requests 4000] [--concurrency 4]
+
+Generates the synthetic channel data (seed 13; about 2.4 records per customer, so 40,000
+customers are ~100k records and 420,000 are ~1M), resolves it, builds the graph tables and
+scores risk (`--no-embeddings`: the similar endpoint then needs `--embed`), all cached in
+``.bench/serve-<customers>``. Then it starts `identigraph serve` in its own process, times
+it to /readyz, reads its resident memory, and sends ``--requests`` requests per endpoint
+from ``--concurrency`` threads with keep-alive connections, each a random customer.
+Load generator and server share the machine's cores. Results: docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from identigraph.serve.keys import add_key  # noqa: E402
+
+IG = [sys.executable, "-m", "identigraph.cli.app"]
+
+
+def _run(*arguments: str) -> None:
+    subprocess.run([*IG, *arguments], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                   stdout=subprocess.DEVNULL)
+
+
+def prepare(customers: int, work: Path, embed: bool) -> tuple[Path, Path]:
+    data, resolved, tables = work / "data", work / "resolved", work / "tables"
+    if not (data / "linkage.toml").exists():
+        _run("generate", "--customers", str(customers), "--out", str(data), "--seed", "13")
+    if not (resolved / "golden.parquet").exists():
+        _run("resolve", str(data), "--config", str(data / "linkage.toml"), "--out", str(resolved))
+    if not (tables / "nodes").exists():
+        _run("graph", "build", str(resolved), "--events", str(data), "--out", str(tables))
+    if embed and not (tables / "embeddings" / "embeddings.parquet").exists():
+        _run("embed", str(tables))
+    if not (tables / "risk.parquet").exists():
+        _run("score", str(tables), *([] if embed else ["--no-embeddings"]))
+    return resolved, tables
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _memory_mb(pid: int) -> tuple[float, float]:
+    """(resident, peak resident) MB of a process, from /proc."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def load(port: int, key: str, paths: list[str], concurrency: int) -> dict:
+    """Every path once, from ``concurrency`` threads; latencies in ms and requests per second."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    queue = iter(paths)
+    taking = threading.Lock()
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine, codes = [], {}
+        while True:
+            with taking:
+                path = next(queue, None)
+            if path is None:
+                break
+            started = time.perf_counter()
+            connection.request("GET", path, headers={"Authorization": f"Bearer {key}"})
+            response = connection.getresponse()
+            response.read()
+            mine.append((time.perf_counter() - started) * 1000)
+            codes[response.status] = codes.get(response.status, 0) + 1
+        connection.close()
+        with lock:
+            latencies.extend(mine)
+            for code, count in codes.items():
+                statuses[code] = statuses.get(code, 0) + count
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    values = np.array(latencies)
+    return {"requests": len(values), "statuses": statuses, "p50_ms": round(float(np.percentile(values, 50)), 2),
+            "p99_ms": round(float(np.percentile(values, 99)), 2), "per_second": round(len(values) / seconds, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=40_000)
+    parser.add_argument("--requests", type=int, default=4_000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--embed", action="store_true", help="also train embeddings, for /similar")
+    args = parser.parse_args()
+    work = ROOT / ".bench" / f"serve-{args.customers}"
+    resolved, tables = prepare(args.customers, work, args.embed)
+    records = len(pd.read_parquet(resolved / "entities.parquet", columns=["entity_id"]))
+    ids = pd.read_parquet(resolved / "golden.parquet", columns=["entity_id"])["entity_id"].tolist()
+    keys_file = work / "keys.json"
+    keys_file.unlink(missing_ok=True)
+    key = add_key(keys_file, "bench", ["read"])
+    port = _free_port()
+    started = time.perf_counter()
+    server = subprocess.Popen([*IG, "serve", str(resolved), "--tables", str(tables), "--port", str(port), "--keys",
+                               str(keys_file)], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                connection.request("GET", "/readyz")
+                if connection.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        startup = time.perf_counter() - started
+        memory = _memory_mb(server.pid)
+        rng = random.Random(1)
+        report = {"records": records, "customers": len(ids), "startup_s": round(startup, 2),
+                  "rss_mb_after_start": round(memory[0]), "endpoints": {}}
+        endpoints = {"GET /v1/customers/{id}": "/v1/customers/{}", "GET /v1/customers/{id}/risk": "/v1/customers/{}/risk"}
+        if args.embed:
+            endpoints["GET /v1/customers/{id}/similar?k=10"] = "/v1/customers/{}/similar?k=10"
+        for name, template in endpoints.items():
+            warm = [template.format(rng.choice(ids)) for _ in range(200)]
+            load(port, key, warm, args.concurrency)
+            paths = [template.format(rng.choice(ids)) for _ in range(args.requests)]
+            report["endpoints"][name] = load(port, key, paths, args.concurrency)
+        report["rss_mb_peak"] = round(_memory_mb(server.pid)[1])
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The FastAPI application: ``create_app(state, keys, audit)``. Every call but the health
+checks needs an API key (``Authorization: Bearer <key>`` or ``X-API-Key``) with the scope
+its route names; every call, refused ones too, is a line of the audit log.
+
+No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations, and
+the scope checks they name are local to ``create_app``."""
+
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from identigraph.serve.audit import ApiAudit
+from identigraph.serve.keys import ApiKey, KeyRing
+from identigraph.serve.state import ServedState
+
+MAX_BODY_BYTES = 64 * 1024
+# Ids as the artifacts write them: customer ids E + hex, sources and record ids of the inputs.
+ID_PATTERN = r"^[A-Za-z0-9_.:@\-]{1,128}$"
+CustomerId = Annotated[str, Path(pattern=ID_PATTERN, description="A customer id (entity_id), E + 16 hex.")]
+ItemId = Annotated[str, Path(pattern=ID_PATTERN)]
+
+
+class SourceRecord(BaseModel):
+    source: str
+    record_id: str
+
+
+class Risk(BaseModel):
+    customer_id: str
+    risk_score: float | None = None
+    risk_rank: int | None = None
+    risk_band: str | None = None
+    score_kind: str | None = None
+    reason_codes: list[str] = []
+    risk_reasons: list[str] = []
+    segment_id: str | None = None
+
+
+class Customer(BaseModel):
+    customer_id: str
+    golden: dict[str, Any]
+    records: list[SourceRecord]
+    segment: dict[str, Any] | None = None
+    risk: Risk | None = None
+
+
+class Neighbour(BaseModel):
+    customer_id: str
+    similarity: float
+
+
+class Similar(BaseModel):
+    customer_id: str
+    k: int
+    neighbours: list[Neighbour]
+
+
+class Erased(BaseModel):
+    request_id: str
+    customer_id: str
+    records_erased: int
+    artifacts: list[str]
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def create_app(state: ServedState, keys: KeyRing, audit: ApiAudit, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    app = FastAPI(title="identigraph", version="1", summary="Customers, risk and similar customers of a "
+                  "resolved identity graph.", docs_url="/docs", openapi_url="/openapi.json")
+    erasing = threading.Lock()  # one erasure at a time: each rewrites the artifacts
+
+    def requires(*scopes: str) -> Callable[[Request], ApiKey]:
+        def check(request: Request) -> ApiKey:
+            key = keys.authenticate(_token(request))
+            if key is None:
+                raise HTTPException(401, "an API key is needed: Authorization: Bearer <key>",
+                                    headers={"WWW-Authenticate": "Bearer"})
+            request.state.key_name = key.name
+            if not any(key.allows(scope) for scope in scopes):
+                raise HTTPException(403, f"key {key.name!r} lacks the scope this needs: {' or '.join(scopes)}")
+            return key
+        return check
+
+    @app.middleware("http")
+    async def limit_and_audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
+            response: Response = JSONResponse({"detail": f"the body is over {max_body_bytes} bytes"}, status_code=413)
+        else:
+            response = await call_next(request)
+        if request.url.path not in ("/healthz", "/readyz"):
+            audit.record(getattr(request.state, "key_name", None), request.method, request.url.path,
+                         response.status_code, (time.perf_counter() - started) * 1000)
+        return response
+
+    def known(customer_id: str) -> str:
+        if not state.has(customer_id):
+            raise HTTPException(404, f"no customer {customer_id!r}")
+        return customer_id
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> dict[str, Any]:
+        return {"ready": True, "customers": state.customers, "risk": state.risk is not None,
+                "embeddings": state.unit_vectors is not None, "loaded_in_seconds": state.seconds}
+
+    def risk_of(customer_id: str) -> Risk | None:
+        risk = state.risk_of(customer_id)
+        segment = state.segment_of(customer_id)
+        if risk is None:
+            return None
+        return Risk(customer_id=customer_id, segment_id=segment["segment_id"] if segment else None,
+                    **{k: v for k, v in risk.items() if v is not None})
+
+    @app.get("/v1/customers/{customer_id}", response_model=Customer)
+    def customer(customer_id: CustomerId, key: Annotated[ApiKey, Depends(requires("read"))]) -> Customer:
+        known(customer_id)
+        with state.lock:
+            golden = state.golden_record(customer_id)
+        records = [SourceRecord(source=s, record_id=r) for s, r in state.records_of.get(customer_id, [])]
+        return Customer(customer_id=customer_id, golden=golden, records=records,
+                        segment=state.segment_of(customer_id), risk=risk_of(customer_id))
+
+    @app.get("/v1/customers/{customer_id}/risk", response_model=Risk)
+    def risk(customer_id: CustomerId, key: Annotated[ApiKey, Depends(requires("risk", "read"))]) -> Risk:
+        known(customer_id)
+        found = risk_of(customer_id)
+        if found is None:
+            raise HTTPException(404, f"no risk score for {customer_id!r}: serve with --tables after "
+                                     "`identigraph score TABLES`")
+        return found
+
+    @app.get("/v1/customers/{customer_id}/similar", response_model=Similar)
+    def similar(customer_id: CustomerId, key: Annotated[ApiKey, Depends(requires("risk", "read"))],
+                k: Annotated[int, Query(ge=1, le=100)] = 10) -> Similar:
+        known(customer_id)
+        found = state.similar(customer_id, k)
+        if found is None:
+            raise HTTPException(404, f"no embedding for {customer_id!r}: serve with --tables after "
+                                     "`identigraph embed TABLES`")
+        return Similar(customer_id=customer_id, k=k,
+                       neighbours=[Neighbour(customer_id=c, similarity=s) for c, s in found])
+
+    def erase(customer_id: str | None, record: str | None) -> Erased:
+        from identigraph.graph.erasure import erase_from_graph_tables
+        from identigraph.resolution.erasure import ErasureError, erase_from_resolution
+
+        with erasing:
+            try:
+                erasure = erase_from_resolution(state.resolved_dir, customer_id, record)
+            except ErasureError as error:
+                raise HTTPException(404, str(error)) from error
+            written = list(erasure.artifacts)
+            if state.tables_dir is not None:
+                written += erase_from_graph_tables(state.tables_dir, state.resolved_dir, erasure)
+            state.forget(erasure)
+        return Erased(request_id=erasure.request_id, customer_id=erasure.customer_id,
+                      records_erased=len(erasure.record_keys), artifacts=written)
+
+    @app.delete("/v1/customers/{customer_id}", response_model=Erased)
+    def delete_customer(customer_id: CustomerId, key: Annotated[ApiKey, Depends(requires("admin"))]) -> Erased:
+        known(customer_id)
+        return erase(customer_id, None)
+
+    @app.delete("/v1/records/{source}/{record_id}", response_model=Erased)
+    def delete_record(source: ItemId, record_id: ItemId, key: Annotated[ApiKey, Depends(requires("write"))]) -> Erased:
+        return erase(None, f"{source}:{record_id}")
+
+    return app
