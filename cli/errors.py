@@ -37,6 +37,8 @@ def one_line(error: BaseException) -> str | None:
         from identigraph.graph.connection import explain_neo4j_error
 
         return explain_neo4j_error(error)
+    if isinstance(error, IndexError):  # a lookup by position is the code's, never the user's
+        return None
     if isinstance(error, (CommandError, ValueError, FileNotFoundError, LookupError, Neo4jNotConfigured,
                           LocalNeo4jError, LoadInterrupted)):
         return _plain(error)

@@ -39,3 +39,24 @@ def test_bad_input_gives_a_clear_error(tmp_path):
     assert "is not a folder" in result.output
     result = runner.invoke(app, ["generate", "--customers", "0", "--out", str(tmp_path)])
     assert result.exit_code != 0
+
+
+def test_user_errors_become_one_line_and_bugs_keep_their_traceback():
+    from identigraph.cli.errors import one_line
+
+    assert one_line(ValueError("--k 'x': give a number")) == "--k 'x': give a number"
+    assert one_line(KeyError("record crm:1 is not in entities.parquet")) == "record crm:1 is not in entities.parquet"
+    missing = one_line(ModuleNotFoundError("No module named 'torch'", name="torch"))
+    assert missing is not None and 'pip install "identigraph[gnn]"' in missing
+    assert 'pip install "identigraph[serve]"' in (one_line(ModuleNotFoundError("x", name="uvicorn")) or "")
+    assert one_line(ModuleNotFoundError("No module named 'numpyy'", name="numpyy")) is None
+    assert one_line(IndexError("index 5 is out of bounds")) is None
+    assert one_line(ZeroDivisionError()) is None
+
+
+def test_a_message_with_square_brackets_is_printed_whole(tmp_path):
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('[nodes.User]\nid = "user_id"\nfile = "missing.csv"\n')
+    result = runner.invoke(app, ["graph", "import", str(mapping), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "[nodes.User]" in result.output  # rich markup would have eaten "[nodes.User]"
