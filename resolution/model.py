@@ -155,12 +155,15 @@ def comparison_matrix(comparisons: list[Comparison], encoded: EncodedRecords, le
     for j, comparison in enumerate(comparisons):
         level = comparison.compute(encoded, left, right)
         codes = encoded[comparison.column].codes
+        # (A population with no value in the column has nothing to void: every level is NULL.)
         if comparison.column in SHARED_VALUE_COLUMNS:
             shared = shared_values(encoded, comparison.column, shared_value_limit)
-            level[(level == 0) & shared[np.maximum(codes[left], 0)]] = NULL
+            if len(shared):
+                level[(level == 0) & shared[np.maximum(codes[left], 0)]] = NULL
         elif comparison.column == "identifier":
             placeholder = encoded["identifier"].counts > IDENTIFIER_RECORD_LIMIT
-            level[(level == 0) & placeholder[np.maximum(codes[left], 0)]] = NULL
+            if len(placeholder):
+                level[(level == 0) & placeholder[np.maximum(codes[left], 0)]] = NULL
         gamma[:, j] = level
     names = [c.name for c in comparisons]
     if "first_name" in names and "last_name" in names:

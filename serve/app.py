@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from identigraph.serve.audit import ApiAudit
 from identigraph.serve.keys import ApiKey, KeyRing
@@ -58,6 +58,39 @@ class Similar(BaseModel):
     customer_id: str
     k: int
     neighbours: list[Neighbour]
+
+
+class MatchRequest(BaseModel):
+    """One record: ``source``, optionally ``record_id``, and its values named by semantic type
+    (``first_name``, ``last_name``, ``date_of_birth``, ``email``, ``phone``, ``street_address``,
+    ``city``, ``postcode`` ...: the types of linkage.toml)."""
+
+    model_config = ConfigDict(extra="allow")
+    source: str = Field(pattern=ID_PATTERN)
+    record_id: str | None = Field(default=None, pattern=ID_PATTERN)
+
+
+class PairEvidenceOut(BaseModel):
+    source: str
+    record_id: str
+    match_weight: float
+    match_probability: float
+    field_weights: dict[str, float]
+
+
+class CandidateOut(BaseModel):
+    customer_id: str
+    match_probability: float
+    match_weight: float
+    best_record: PairEvidenceOut
+    records_compared: int
+
+
+class MatchResponse(BaseModel):
+    would_join: str | None
+    match_threshold: float
+    records_compared: int
+    candidates: list[CandidateOut]
 
 
 class Erased(BaseModel):
@@ -115,7 +148,8 @@ def create_app(state: ServedState, keys: KeyRing, audit: ApiAudit, max_body_byte
 
     @app.get("/readyz")
     def readyz() -> dict[str, Any]:
-        return {"ready": True, "customers": state.customers, "risk": state.risk is not None,
+        return {"ready": True, "customers": state.customers, "matching": state.matcher is not None,
+                "risk": state.risk is not None,
                 "embeddings": state.unit_vectors is not None, "loaded_in_seconds": state.seconds}
 
     def risk_of(customer_id: str) -> Risk | None:
@@ -154,6 +188,41 @@ def create_app(state: ServedState, keys: KeyRing, audit: ApiAudit, max_body_byte
                                      "`identigraph embed TABLES`")
         return Similar(customer_id=customer_id, k=k,
                        neighbours=[Neighbour(customer_id=c, similarity=s) for c, s in found])
+
+    @app.post("/v1/match", response_model=MatchResponse)
+    def match(request: MatchRequest, key: Annotated[ApiKey, Depends(requires("read"))],
+              limit: Annotated[int, Query(ge=1, le=100)] = 10) -> MatchResponse:
+        """The customers the record would match, best first, with each one's best pair:
+        probability, weight and the per-field weights; ``would_join`` is the customer it
+        joins (at or above the match threshold), null for a new customer."""
+        from identigraph.resolution.matching import MatchInputError
+
+        if state.matcher is None:
+            raise HTTPException(503, "matching is not loaded: the served folder lacks records.parquet or model.json")
+        fields: dict[str, str] = {}
+        for name, value in (request.model_extra or {}).items():
+            if value is not None and not isinstance(value, (str, int, float)):
+                raise HTTPException(422, [{"loc": ["body", name], "msg": "a field's value is text",
+                                           "type": "string_type"}])
+            if value is not None and len(str(value)) > 500:
+                raise HTTPException(422, [{"loc": ["body", name], "msg": "at most 500 characters",
+                                           "type": "string_too_long"}])
+            if name not in state.matcher.types:
+                raise HTTPException(422, [{"loc": ["body", name], "type": "unknown_field",
+                                           "msg": f"not a semantic type; use {', '.join(sorted(state.matcher.types))}"}])
+            if value is not None:
+                fields[name] = str(value)
+        try:
+            result = state.matcher.match(request.source, fields, request.record_id)
+        except MatchInputError as error:
+            raise HTTPException(422, [{"loc": ["body"], "msg": str(error), "type": "value_error"}]) from error
+        return MatchResponse(
+            would_join=result.would_join, match_threshold=result.match_threshold,
+            records_compared=result.records_compared,
+            candidates=[CandidateOut(customer_id=c.customer_id, match_probability=c.match_probability,
+                                     match_weight=c.match_weight, records_compared=c.records_compared,
+                                     best_record=PairEvidenceOut(**vars(c.best_record)))
+                        for c in result.candidates[:limit]])
 
     def erase(customer_id: str | None, record: str | None) -> Erased:
         from identigraph.graph.erasure import erase_from_graph_tables

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from identigraph.resolution.erasure import Erasure, clear_golden_attributes
+from identigraph.resolution.matching import MatchInputError, RecordMatcher
 
 RISK_COLUMNS = ("risk_score", "risk_rank", "risk_band", "score_kind", "reason_codes", "risk_reasons")
 
@@ -54,6 +55,7 @@ class ServedState:
     embedding_ids: np.ndarray | None = None   # customer ids, in the rows of ``unit_vectors``
     unit_vectors: np.ndarray | None = None    # float32, each row of length 1 (cosine = dot product)
     embedding_row: dict[str, int] = field(default_factory=dict)
+    matcher: RecordMatcher | None = None      # POST /v1/match: None where the run cannot be matched to
     seconds: float = 0.0
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -75,6 +77,11 @@ class ServedState:
         records_of = {str(ids[s]): list(zip(sources[s:e].tolist(), record_ids[s:e].tolist()))
                       for s, e in zip(starts.tolist(), ends.tolist())}
         state = cls(resolved_dir, Path(tables_dir) if tables_dir else None, golden, golden_row, records_of)
+        if (resolved_dir / "records.parquet").exists() and (resolved_dir / "model.json").exists():
+            try:
+                state.matcher = RecordMatcher.load(resolved_dir)
+            except MatchInputError:  # a pseudonymized run: served, but nothing to match against
+                state.matcher = None
         if state.tables_dir is not None:
             state._load_tables(state.tables_dir)
         state.seconds = round(time.perf_counter() - started, 2)
@@ -144,3 +151,5 @@ class ServedState:
         with self.lock:
             clear_golden_attributes(self.golden, "entity_id", erasure.customer_id, set(erasure.record_keys),
                                     erasure.scope)
+            if self.matcher is not None:
+                self.matcher.forget(erasure.record_keys)

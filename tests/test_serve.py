@@ -186,33 +186,6 @@ def test_every_call_is_audited_with_who_what_and_outcome_and_no_pii(served):
     assert str(golden["last_name"]).lower() not in text and str(golden["email"]).lower() not in text
 
 
-def test_erasing_a_record_needs_write_and_a_customer_admin(served):
-    client, keys, resolved, tables, _ = served
-    customer, records = _a_customer_with_records(resolved, 2)
-    source, record_id = records.iloc[0]["source"], str(records.iloc[0]["record_id"])
-    assert client.call("DELETE", f"/v1/records/{source}/{record_id}", key=keys["read"])[0] == 403
-    status, body = client.call("DELETE", f"/v1/records/{source}/{record_id}", key=keys["write"])
-    assert status == 200 and body["customer_id"] == customer and body["records_erased"] == 1
-    forgotten = (resolved / "forgotten.jsonl").read_text()
-    assert f"{source}:{record_id}" in forgotten
-    assert client.call("DELETE", f"/v1/customers/{customer}", key=keys["write"])[0] == 403
-    status, body = client.call("DELETE", f"/v1/customers/{customer}", key=keys["admin"])
-    assert status == 200 and body["records_erased"] == len(records)
-    status, shown = client.call("GET", f"/v1/customers/{customer}", key=keys["read"])
-    assert status == 200 and shown["golden"]["last_name"] is None and shown["golden"]["email"] is None
-    on_disk = pd.read_parquet(resolved / "golden.parquet").set_index("entity_id").loc[customer]
-    assert on_disk["last_name"] is None
-
-
-def test_sigterm_stops_the_server_cleanly(served):
-    client, keys, resolved, tables, process = served
-    process.send_signal(signal.SIGTERM)
-    # uvicorn finishes the requests in flight, then ends by the signal it was sent (-15), as
-    # a process manager expects.
-    assert process.wait(timeout=60) in (0, -signal.SIGTERM)
-    assert "Traceback" not in (process.stdout.read() if process.stdout else "")
-
-
 def test_keys_are_stored_hashed_with_their_scopes(tmp_path):
     path = tmp_path / "keys.json"
     token = add_key(path, "app", ["read", "write"])
@@ -224,3 +197,88 @@ def test_keys_are_stored_hashed_with_their_scopes(tmp_path):
         add_key(path, "other", ["everything"])
     with pytest.raises(ValueError, match="already has a key named"):
         add_key(path, "app", ["read"])
+
+
+def test_a_record_matched_over_http_joins_the_customer_the_batch_run_gave_it(served, small_dataset):
+    """Leave one out: each record, sent as its source's row with its own id left out of the
+    candidates, joins the batch run's customer when that customer has other records, and
+    no one when the batch left it alone."""
+    from identigraph.resolution.config import load_config
+
+    client, keys, resolved, tables, _ = served
+    config = load_config(small_dataset / "linkage.toml")
+    entities = pd.read_parquet(resolved / "entities.parquet")
+    entities["key"] = entities["source"] + ":" + entities["record_id"].astype(str)
+    entity_of = dict(zip(entities["key"], entities["entity_id"]))
+    size_of = entities.groupby("entity_id").size()
+    checked = 0
+    for source, filename, reader in (("crm", "crm.csv", pd.read_csv), ("store_loyalty", "store_loyalty.csv", pd.read_csv)):
+        source_config = config.for_source(source)
+        rows = reader(small_dataset / filename, dtype=str).head(30)
+        for row in rows.to_dict("records"):
+            record_id = row[source_config.id_column]
+            body = {"source": source, "record_id": record_id}
+            body |= {kind: row[column] for column, kind in source_config.fields.items()
+                     if kind != "ignore" and isinstance(row[column], str)}
+            status, answer = client.call("POST", "/v1/match", key=keys["read"], body=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+            assert status == 200, answer
+            own = entity_of.get(f"{source}:{record_id}")
+            if own is None:  # quarantined in the batch run
+                continue
+            assert answer["would_join"] == (own if size_of[own] > 1 else None), (body, answer)
+            if answer["candidates"]:
+                best = answer["candidates"][0]
+                assert set(best["best_record"]["field_weights"]) <= {"first_name", "last_name", "dob", "email",
+                                                                     "phone", "address", "gender", "identifier"}
+            checked += 1
+    assert checked >= 50
+
+
+def test_match_refuses_unknown_fields_and_keys_without_read(served):
+    client, keys, resolved, tables, _ = served
+    body = json.dumps({"source": "crm", "first_name": "Ann", "favourite_colour": "blue"}).encode()
+    status, answer = client.call("POST", "/v1/match", key=keys["read"], body=body,
+                                 headers={"Content-Type": "application/json"})
+    assert status == 422 and answer["detail"][0]["loc"] == ["body", "favourite_colour"]
+    status, answer = client.call("POST", "/v1/match", key=keys["read"], body=b'{"first_name": "Ann"}',
+                                 headers={"Content-Type": "application/json"})
+    assert status == 422 and answer["detail"][0]["loc"] == ["body", "source"]
+    assert client.call("POST", "/v1/match", key=keys["risk"], body=body,
+                       headers={"Content-Type": "application/json"})[0] == 403
+    assert client.call("POST", "/v1/match", body=body, headers={"Content-Type": "application/json"})[0] == 401
+
+
+def test_erasing_a_record_needs_write_and_a_customer_admin(served):
+    client, keys, resolved, tables, _ = served
+    customer, records = _a_customer_with_records(resolved, 2)
+    source, record_id = records.iloc[0]["source"], str(records.iloc[0]["record_id"])
+    assert client.call("DELETE", f"/v1/records/{source}/{record_id}", key=keys["read"])[0] == 403
+    status, body = client.call("DELETE", f"/v1/records/{source}/{record_id}", key=keys["write"])
+    assert status == 200 and body["customer_id"] == customer and body["records_erased"] == 1
+    forgotten = (resolved / "forgotten.jsonl").read_text()
+    assert f"{source}:{record_id}" in forgotten
+    assert client.call("DELETE", f"/v1/customers/{customer}", key=keys["write"])[0] == 403
+    before = client.call("GET", f"/v1/customers/{customer}", key=keys["read"])[1]["golden"]
+    status, body = client.call("DELETE", f"/v1/customers/{customer}", key=keys["admin"])
+    assert status == 200 and body["records_erased"] == len(records)
+    status, shown = client.call("GET", f"/v1/customers/{customer}", key=keys["read"])
+    assert status == 200 and shown["golden"]["last_name"] is None and shown["golden"]["email"] is None
+    on_disk = pd.read_parquet(resolved / "golden.parquet").set_index("entity_id").loc[customer]
+    assert on_disk["last_name"] is None
+    # Matching no longer finds the erased person's records.
+    probe = {"source": "web_accounts", "first_name": before["first_name"], "last_name": before["last_name"],
+             "email": before["email"], "date_of_birth": before["date_of_birth"]}
+    status, found = client.call("POST", "/v1/match", key=keys["read"],
+                                body=json.dumps({k: v for k, v in probe.items() if v}).encode(),
+                                headers={"Content-Type": "application/json"})
+    assert status == 200 and customer not in [c["customer_id"] for c in found["candidates"]]
+
+
+def test_sigterm_stops_the_server_cleanly(served):
+    client, keys, resolved, tables, process = served
+    process.send_signal(signal.SIGTERM)
+    # uvicorn finishes the requests in flight, then ends by the signal it was sent (-15), as
+    # a process manager expects.
+    assert process.wait(timeout=60) in (0, -signal.SIGTERM)
+    assert "Traceback" not in (process.stdout.read() if process.stdout else "")

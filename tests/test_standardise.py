@@ -193,3 +193,13 @@ email_like = st.text(alphabet="ab.+@ -_\t\x1cÉé", max_size=12) | st.builds(
 @given(st.lists(email_like | st.none(), min_size=1, max_size=20))
 def test_vectorised_emails_equal_the_reference_function(addresses):
     assert values(std.emails(addresses)) == [std.canonical_email(a) for a in addresses]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=30) | st.none(), min_size=1, max_size=10))
+def test_clean_text_of_a_few_values_equals_the_arrow_path_of_many(texts):
+    """A record matched on its own is cleaned in Python; a column in Arrow: one result."""
+    few = std.clean_text(pa.array(texts, type=pa.string())).to_pylist()
+    padding = ["x"] * (std.SMALL_ARRAY + 1)  # past the threshold: the RE2 path
+    many = std.clean_text(pa.array(texts + padding, type=pa.string())).to_pylist()[: len(texts)]
+    assert few == many
