@@ -1,0 +1,168 @@
+"""`POST /v1/match` on held-out records (issue 20): the customer the API gives each one beside
+the customer a batch run with the same model gives it, and the latency and throughput.
+
+    python benchmarks/bench_match.py [--records 100000] [--held-out 1000] [--concurrency 4]
+
+Generates the synthetic channel data (seed 9, about 2.4 records per customer), holds out
+``--held-out`` records chosen by a hash of their row (benchmarks/bench_incremental.py's
+split), resolves the rest, and links the held-out ones as a batch against that run with its
+saved model (`resolve --previous`). `identigraph serve` then serves the run without them;
+each held-out record is sent to `POST /v1/match` as its source's row, by semantic type. The
+API agrees with the batch when it names the earlier customer the batch put the record in,
+or no customer where the batch made it a new one. Then the same records are sent again from
+``--concurrency`` threads for latency and throughput. Results: docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_incremental import CHANNELS, split_batch  # noqa: E402
+from bench_serve import _free_port, _memory_mb  # noqa: E402
+
+from identigraph.resolution.config import load_config  # noqa: E402
+from identigraph.resolution.io import read_table  # noqa: E402
+from identigraph.serve.keys import add_key  # noqa: E402
+
+IG = [sys.executable, "-m", "identigraph.cli.app"]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def _timed(*arguments: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([*IG, *arguments], check=True, env=ENV, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def bodies(batch: Path, config_path: Path) -> list[tuple[str, dict]]:
+    """(record key, match body) of every held-out record."""
+    config = load_config(config_path)
+    out = []
+    for name in CHANNELS:
+        source = Path(name).stem
+        fields = {c: kind for c, kind in config.for_source(source).fields.items() if kind != "ignore"}
+        id_column = config.for_source(source).id_column
+        for row in read_table(batch / name).astype(object).where(lambda f: f.notna(), None).to_dict("records"):
+            body = {"source": source, "record_id": str(row[id_column])}
+            body |= {kind: str(row[c]) for c, kind in fields.items() if row.get(c) not in (None, "")}
+            out.append((f"{source}:{row[id_column]}", body))
+    return out
+
+
+def post_all(port: int, key: str, items: list[dict], concurrency: int) -> tuple[list[dict], list[float], float]:
+    answers: list[dict] = [{} for _ in items]
+    latencies = [0.0] * len(items)
+    next_item = iter(range(len(items)))
+    taking = threading.Lock()
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while True:
+            with taking:
+                i = next(next_item, None)
+            if i is None:
+                break
+            started = time.perf_counter()
+            connection.request("POST", "/v1/match", body=json.dumps(items[i]),
+                               headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+            response = connection.getresponse()
+            answers[i] = json.loads(response.read())
+            latencies[i] = (time.perf_counter() - started) * 1000
+        connection.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers, latencies, time.perf_counter() - started
+
+
+def main() -> None:
+    from identigraph.synthetic import GeneratorConfig, generate_dataset
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--held-out", type=int, default=1_000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        generate_dataset(GeneratorConfig(customers=int(args.records / 2.4), seed=9), work / "data")
+        held = split_batch(work / "data", work / "existing", work / "batch", work / "all", args.held_out)
+        config = work / "data" / "linkage.toml"
+        _timed("resolve", str(work / "existing"), "--config", str(config), "--out", str(work / "base"))
+        _timed("resolve", str(work / "batch"), "--previous", str(work / "base"), "--out", str(work / "batch_run"))
+        base = pd.read_parquet(work / "base" / "entities.parquet")
+        earlier = set(base["entity_id"])
+        base_entity = dict(zip(base["source"] + ":" + base["record_id"].astype(str), base["entity_id"]))
+        linked = pd.read_parquet(work / "batch_run" / "entities.parquet")
+        linked["key"] = linked["source"] + ":" + linked["record_id"].astype(str)
+        # The earlier customers the batch put each record with (ids may have changed in a merge).
+        joined_with = {entity: {base_entity[k] for k in keys if k in base_entity}
+                       for entity, keys in linked.groupby("entity_id")["key"]}
+        batch_entity = dict(zip(linked["key"], linked["entity_id"]))
+        keys_file = work / "keys.json"
+        key = add_key(keys_file, "bench", ["read"])
+        port = _free_port()
+        started = time.perf_counter()
+        server = subprocess.Popen([*IG, "serve", str(work / "base"), "--port", str(port), "--keys", str(keys_file)],
+                                  env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            while True:
+                try:
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    connection.request("GET", "/readyz")
+                    if connection.getresponse().status == 200:
+                        break
+                except OSError:
+                    time.sleep(0.2)
+            startup = time.perf_counter() - started
+            memory = _memory_mb(server.pid)
+            items = bodies(work / "batch", config)
+            answers, sequential, _ = post_all(port, key, [body for _, body in items], 1)
+            agree, compared, disagreements = 0, 0, []
+            for (record, _), answer in zip(items, answers):
+                if record not in batch_entity:  # quarantined by the batch run
+                    continue
+                expected = joined_with[batch_entity[record]]  # empty: the batch made it a new customer
+                compared += 1
+                if (answer.get("would_join") in expected) if expected else answer.get("would_join") is None:
+                    agree += 1
+                elif len(disagreements) < 5:
+                    disagreements.append({"record": record, "api": answer.get("would_join"),
+                                          "batch": sorted(expected) or None})
+            _, loaded, seconds = post_all(port, key, [body for _, body in items], args.concurrency)
+            peak = _memory_mb(server.pid)[1]
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    print(json.dumps({
+        "customers_served": len(earlier), "held_out": held, "compared": compared,
+        "agree": agree, "agreement": round(agree / max(compared, 1), 4), "disagreements": disagreements,
+        "startup_s": round(startup, 2), "rss_mb_after_start": round(memory[0]), "rss_mb_peak": round(peak),
+        "sequential": {"p50_ms": round(float(np.percentile(sequential, 50)), 2),
+                       "p99_ms": round(float(np.percentile(sequential, 99)), 2)},
+        f"concurrency_{args.concurrency}": {"p50_ms": round(float(np.percentile(loaded, 50)), 2),
+                                            "p99_ms": round(float(np.percentile(loaded, 99)), 2),
+                                            "per_second": round(len(loaded) / seconds, 1)}}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
