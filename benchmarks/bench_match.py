@@ -33,11 +33,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_incremental import CHANNELS, split_batch  # noqa: E402
-from bench_serve import _free_port, _memory_mb  # noqa: E402
+from bench_serve import _memory_mb, start_server  # noqa: E402
 
 from identigraph.resolution.config import load_config  # noqa: E402
 from identigraph.resolution.io import read_table  # noqa: E402
-from identigraph.serve.keys import add_key  # noqa: E402
 
 IG = [sys.executable, "-m", "identigraph.cli.app"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -118,22 +117,8 @@ def main() -> None:
         joined_with = {entity: {base_entity[k] for k in keys if k in base_entity}
                        for entity, keys in linked.groupby("entity_id")["key"]}
         batch_entity = dict(zip(linked["key"], linked["entity_id"]))
-        keys_file = work / "keys.json"
-        key = add_key(keys_file, "bench", ["read"])
-        port = _free_port()
-        started = time.perf_counter()
-        server = subprocess.Popen([*IG, "serve", str(work / "base"), "--port", str(port), "--keys", str(keys_file)],
-                                  env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server, port, key, startup = start_server(work / "base", None, work)
         try:
-            while True:
-                try:
-                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                    connection.request("GET", "/readyz")
-                    if connection.getresponse().status == 200:
-                        break
-                except OSError:
-                    time.sleep(0.2)
-            startup = time.perf_counter() - started
             memory = _memory_mb(server.pid)
             items = bodies(work / "batch", config)
             answers, sequential, _ = post_all(port, key, [body for _, body in items], 1)

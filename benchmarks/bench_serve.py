@@ -68,6 +68,31 @@ def _memory_mb(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
+def start_server(resolved: Path, tables: Path | None, work: Path) -> tuple[subprocess.Popen, int, str, float]:
+    """`identigraph serve` in its own process with a fresh read key: (process, port, key,
+    seconds until /readyz answered)."""
+    keys_file = work / "keys.json"
+    keys_file.unlink(missing_ok=True)
+    key = add_key(keys_file, "bench", ["read"])
+    port = _free_port()
+    started = time.perf_counter()
+    server = subprocess.Popen([*IG, "serve", str(resolved), *(["--tables", str(tables)] if tables else []),
+                               "--port", str(port), "--keys", str(keys_file)],
+                              env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:
+        if server.poll() is not None:
+            raise SystemExit(f"identigraph serve {resolved} exited with status {server.returncode}")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/readyz")
+            if connection.getresponse().status == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
+    return server, port, key, time.perf_counter() - started
+
+
 def load(port: int, key: str, paths: list[str], concurrency: int) -> dict:
     """Every path once, from ``concurrency`` threads; latencies in ms and requests per second."""
     latencies: list[float] = []
@@ -119,24 +144,8 @@ def main() -> None:
     resolved, tables = prepare(args.customers, work, args.embed)
     records = len(pd.read_parquet(resolved / "entities.parquet", columns=["entity_id"]))
     ids = pd.read_parquet(resolved / "golden.parquet", columns=["entity_id"])["entity_id"].tolist()
-    keys_file = work / "keys.json"
-    keys_file.unlink(missing_ok=True)
-    key = add_key(keys_file, "bench", ["read"])
-    port = _free_port()
-    started = time.perf_counter()
-    server = subprocess.Popen([*IG, "serve", str(resolved), "--tables", str(tables), "--port", str(port), "--keys",
-                               str(keys_file)], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, port, key, startup = start_server(resolved, tables, work)
     try:
-        while True:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                connection.request("GET", "/readyz")
-                if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        startup = time.perf_counter() - started
         memory = _memory_mb(server.pid)
         rng = random.Random(1)
         report = {"records": records, "customers": len(ids), "startup_s": round(startup, 2),
