@@ -206,8 +206,8 @@ class RecordMatcher:
                 break
         if not found:
             return np.empty(0, dtype=np.int64)
-        rows = np.unique(np.concatenate(found))
-        rows = rows[~self.erased[rows]][:MAX_CANDIDATES]
+        rows = pd.unique(np.concatenate(found))  # the rules' order kept: a cut drops the last rules' records
+        rows = np.sort(rows[~self.erased[rows]][:MAX_CANDIDATES])
         if self.settings.link_type == "link_only":
             rows = rows[self.sources[rows] != source]
         return rows
@@ -243,6 +243,8 @@ class RecordMatcher:
             whole_codes = [self._code(column, v) for v in population[column].values.tolist()]
             population.cache[("shared", column, self.model.shared_value_limit)] = np.array(
                 [code >= 0 and bool(codes_shared[code]) for code in whole_codes], dtype=bool)
+        # Term frequencies are counts over n: the whole population's. The small population is
+        # only compared and scored (nothing sized by n is built from it).
         population.n = self.encoded.n
         return population
 
