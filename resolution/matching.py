@@ -101,6 +101,7 @@ class RecordMatcher:
         self._shared = {column: shared_values(encoded, column, model.shared_value_limit)
                         for column in ("email", "phone") if column in encoded}
         self.types = {t.name for t in semantic_types.TYPES}
+        std.clean_text(pa.array(["warm"]))  # builds its per-character table now, not in the first request
         self.erased = np.zeros(encoded.n, dtype=bool)  # records erased since start-up: never candidates
         self.sources = encoded.records["source"].to_numpy(object)
         self.record_ids = encoded.records["record_id"].astype(str).to_numpy(object)

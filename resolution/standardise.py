@@ -11,7 +11,6 @@ from __future__ import annotations
 import gettext
 import os
 import re
-import unicodedata
 from collections.abc import Callable
 from datetime import date
 from functools import lru_cache
@@ -72,12 +71,28 @@ def map_distinct(array: pa.Array, function: Callable[[str], str | None]) -> pa.A
 # Below this many values, clean_text works per character in Python: RE2 compiles the Unicode
 # classes afresh on every call (about 1.5 ms), which is most of matching one record.
 SMALL_ARRAY = 64
+LETTERS_NUMBERS_SPACES = r"[^\p{L}\p{N}\s]"
+RE2_SPACES = re.compile(r"[\t\n\f\r ]+")  # RE2's \s: ASCII whitespace only
+
+
+@lru_cache(maxsize=1)
+def _kept_by_re2() -> bytearray:
+    """Per code point, 1 where ``LETTERS_NUMBERS_SPACES`` leaves it: RE2 itself classifies
+    every character once (Python's own Unicode tables are older than RE2's)."""
+    points = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
+    text = "".join(map(chr, points))
+    kept_text = pc.replace_substring_regex(pa.array([text]), pattern=LETTERS_NUMBERS_SPACES, replacement=" ")[0].as_py()
+    table = bytearray(0x110000)
+    for cp, before, after in zip(points, text, kept_text):
+        table[cp] = before == after
+    return table
 
 
 def _letters_and_numbers_spaced(text: str) -> str:
-    """Every run of characters that are neither letters nor numbers as one space, trimmed:
-    what the two regular expressions of ``clean_text`` do."""
-    return " ".join("".join(ch if unicodedata.category(ch)[0] in "LN" else " " for ch in text).split())
+    """What the two regular expressions of ``clean_text`` and its trim do, per character."""
+    kept = _kept_by_re2()
+    spaced = "".join(ch if kept[ord(ch)] else " " for ch in text)
+    return RE2_SPACES.sub(" ", spaced).strip(" ")
 
 
 def clean_text(array: pa.Array) -> pa.Array:
@@ -88,7 +103,7 @@ def clean_text(array: pa.Array) -> pa.Array:
         array = pa.array(spaced, type=pa.string())
     else:
         # RE2's \w is ASCII-only: Unicode classes keep accented and CJK letters.
-        array = pc.replace_substring_regex(array, pattern=r"[^\p{L}\p{N}\s]", replacement=" ")
+        array = pc.replace_substring_regex(array, pattern=LETTERS_NUMBERS_SPACES, replacement=" ")
         array = pc.utf8_trim_whitespace(pc.replace_substring_regex(array, pattern=r"\s+", replacement=" "))
     return pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array)
 

@@ -195,7 +195,7 @@ def test_vectorised_emails_equal_the_reference_function(addresses):
     assert values(std.emails(addresses)) == [std.canonical_email(a) for a in addresses]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.lists(st.text(max_size=30) | st.none(), min_size=1, max_size=10))
 def test_clean_text_of_a_few_values_equals_the_arrow_path_of_many(texts):
     """A record matched on its own is cleaned in Python; a column in Arrow: one result."""
@@ -203,3 +203,11 @@ def test_clean_text_of_a_few_values_equals_the_arrow_path_of_many(texts):
     padding = ["x"] * (std.SMALL_ARRAY + 1)  # past the threshold: the RE2 path
     many = std.clean_text(pa.array(texts + padding, type=pa.string())).to_pylist()[: len(texts)]
     assert few == many
+
+
+def test_clean_text_classifies_characters_newer_than_pythons_unicode_tables_as_re2_does():
+    # U+31350 is a CJK ideograph of Unicode 15; Python 3.11's tables (Unicode 14) do not know it.
+    texts = ["\U00031350", "a\u00a0b", "x\x0by", "\u2003lead", "tab\tand\nnewline"]
+    few = std.clean_text(pa.array(texts, type=pa.string())).to_pylist()
+    many = std.clean_text(pa.array(texts + ["x"] * (std.SMALL_ARRAY + 1), type=pa.string())).to_pylist()
+    assert few == many[: len(texts)] and few[0] == "\U00031350"
