@@ -15,13 +15,11 @@ or no customer where the batch made it a new one. Then the same records are sent
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -33,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_incremental import CHANNELS, split_batch  # noqa: E402
-from bench_serve import _memory_mb, start_server  # noqa: E402
+from bench_serve import _memory_mb, latency_report, send_all, start_server  # noqa: E402
 
 from identigraph.resolution.config import load_config  # noqa: E402
 from identigraph.resolution.io import read_table  # noqa: E402
@@ -61,36 +59,6 @@ def bodies(batch: Path, config_path: Path) -> list[tuple[str, dict]]:
             body |= {kind: str(row[c]) for c, kind in fields.items() if row.get(c) not in (None, "")}
             out.append((f"{source}:{row[id_column]}", body))
     return out
-
-
-def post_all(port: int, key: str, items: list[dict], concurrency: int) -> tuple[list[dict], list[float], float]:
-    answers: list[dict] = [{} for _ in items]
-    latencies = [0.0] * len(items)
-    next_item = iter(range(len(items)))
-    taking = threading.Lock()
-
-    def worker() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        while True:
-            with taking:
-                i = next(next_item, None)
-            if i is None:
-                break
-            started = time.perf_counter()
-            connection.request("POST", "/v1/match", body=json.dumps(items[i]),
-                               headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-            response = connection.getresponse()
-            answers[i] = json.loads(response.read())
-            latencies[i] = (time.perf_counter() - started) * 1000
-        connection.close()
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return answers, latencies, time.perf_counter() - started
 
 
 def main() -> None:
@@ -121,7 +89,9 @@ def main() -> None:
         try:
             memory = _memory_mb(server.pid)
             items = bodies(work / "batch", config)
-            answers, sequential, _ = post_all(port, key, [body for _, body in items], 1)
+            requests = [("POST", "/v1/match", body) for _, body in items]
+            replies, sequential, _ = send_all(port, key, requests, 1)
+            answers = [json.loads(reply) for _, reply in replies]
             agree, compared, disagreements = 0, 0, []
             for (record, _), answer in zip(items, answers):
                 if record not in batch_entity:  # quarantined by the batch run
@@ -133,7 +103,7 @@ def main() -> None:
                 elif len(disagreements) < 5:
                     disagreements.append({"record": record, "api": answer.get("would_join"),
                                           "batch": sorted(expected) or None})
-            _, loaded, seconds = post_all(port, key, [body for _, body in items], args.concurrency)
+            loaded = latency_report(*send_all(port, key, requests, args.concurrency))
             peak = _memory_mb(server.pid)[1]
         finally:
             server.terminate()
@@ -144,9 +114,7 @@ def main() -> None:
         "startup_s": round(startup, 2), "rss_mb_after_start": round(memory[0]), "rss_mb_peak": round(peak),
         "sequential": {"p50_ms": round(float(np.percentile(sequential, 50)), 2),
                        "p99_ms": round(float(np.percentile(sequential, 99)), 2)},
-        f"concurrency_{args.concurrency}": {"p50_ms": round(float(np.percentile(loaded, 50)), 2),
-                                            "p99_ms": round(float(np.percentile(loaded, 99)), 2),
-                                            "per_second": round(len(loaded) / seconds, 1)}}, indent=2))
+        f"concurrency_{args.concurrency}": loaded}, indent=2))
 
 
 if __name__ == "__main__":

@@ -93,33 +93,30 @@ def start_server(resolved: Path, tables: Path | None, work: Path) -> tuple[subpr
     return server, port, key, time.perf_counter() - started
 
 
-def load(port: int, key: str, paths: list[str], concurrency: int) -> dict:
-    """Every path once, from ``concurrency`` threads; latencies in ms and requests per second."""
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    lock = threading.Lock()
-    queue = iter(paths)
+def send_all(port: int, key: str, requests: list[tuple[str, str, dict | None]],
+             concurrency: int) -> tuple[list[tuple[int, bytes]], list[float], float]:
+    """Every (method, path, JSON body or None) once, from ``concurrency`` threads with keep-alive
+    connections: each one's (status, body) and milliseconds, in order, and the seconds in all."""
+    answers: list[tuple[int, bytes]] = [(0, b"")] * len(requests)
+    latencies = [0.0] * len(requests)
+    next_request = iter(range(len(requests)))
     taking = threading.Lock()
 
     def worker() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine, codes = [], {}
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         while True:
             with taking:
-                path = next(queue, None)
-            if path is None:
+                i = next(next_request, None)
+            if i is None:
                 break
+            method, path, body = requests[i]
             started = time.perf_counter()
-            connection.request("GET", path, headers={"Authorization": f"Bearer {key}"})
+            connection.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
             response = connection.getresponse()
-            response.read()
-            mine.append((time.perf_counter() - started) * 1000)
-            codes[response.status] = codes.get(response.status, 0) + 1
+            answers[i] = (response.status, response.read())
+            latencies[i] = (time.perf_counter() - started) * 1000
         connection.close()
-        with lock:
-            latencies.extend(mine)
-            for code, count in codes.items():
-                statuses[code] = statuses.get(code, 0) + count
 
     started = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
@@ -127,10 +124,17 @@ def load(port: int, key: str, paths: list[str], concurrency: int) -> dict:
         thread.start()
     for thread in threads:
         thread.join()
-    seconds = time.perf_counter() - started
-    values = np.array(latencies)
-    return {"requests": len(values), "statuses": statuses, "p50_ms": round(float(np.percentile(values, 50)), 2),
-            "p99_ms": round(float(np.percentile(values, 99)), 2), "per_second": round(len(values) / seconds, 1)}
+    return answers, latencies, time.perf_counter() - started
+
+
+def latency_report(answers: list[tuple[int, bytes]], latencies: list[float], seconds: float) -> dict:
+    statuses: dict[int, int] = {}
+    for status, _ in answers:
+        statuses[status] = statuses.get(status, 0) + 1
+    return {"requests": len(latencies), "statuses": statuses,
+            "p50_ms": round(float(np.percentile(latencies, 50)), 2),
+            "p99_ms": round(float(np.percentile(latencies, 99)), 2),
+            "per_second": round(len(latencies) / seconds, 1)}
 
 
 def main() -> None:
@@ -154,10 +158,10 @@ def main() -> None:
         if args.embed:
             endpoints["GET /v1/customers/{id}/similar?k=10"] = "/v1/customers/{}/similar?k=10"
         for name, template in endpoints.items():
-            warm = [template.format(rng.choice(ids)) for _ in range(200)]
-            load(port, key, warm, args.concurrency)
-            paths = [template.format(rng.choice(ids)) for _ in range(args.requests)]
-            report["endpoints"][name] = load(port, key, paths, args.concurrency)
+            warm = [("GET", template.format(rng.choice(ids)), None) for _ in range(200)]
+            send_all(port, key, warm, args.concurrency)
+            requests = [("GET", template.format(rng.choice(ids)), None) for _ in range(args.requests)]
+            report["endpoints"][name] = latency_report(*send_all(port, key, requests, args.concurrency))
         report["rss_mb_peak"] = round(_memory_mb(server.pid)[1])
     finally:
         server.terminate()
