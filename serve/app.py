@@ -130,6 +130,9 @@ def create_app(state: ServedState, keys: KeyRing, audit: ApiAudit, max_body_byte
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
             response: Response = JSONResponse({"detail": f"the body is over {max_body_bytes} bytes"}, status_code=413)
+        elif length is None and request.headers.get("transfer-encoding"):
+            # A chunked body has no length to check before it is read: its sender must say it.
+            response = JSONResponse({"detail": "send the body with a Content-Length"}, status_code=411)
         else:
             response = await call_next(request)
         if request.url.path not in ("/healthz", "/readyz"):

@@ -170,6 +170,15 @@ def test_bad_requests_are_refused_with_the_field_named(served):
     status, body = client.call("POST", "/v1/customers", key=keys["read"], body=b"x" * 70_000,
                                headers={"Content-Type": "application/json"})
     assert status == 413
+    # A chunked body, whose size is not known before it is read, is refused too.
+    import http.client
+
+    connection = http.client.HTTPConnection(client.base.removeprefix("http://"), timeout=30)
+    connection.request("POST", "/v1/match", body=iter([b'{"source": "crm", ', b'"first_name": "Ann"}']),
+                       headers={"Authorization": f"Bearer {keys['read']}", "Content-Type": "application/json"},
+                       encode_chunked=True)
+    assert connection.getresponse().status == 411
+    connection.close()
 
 
 def test_every_call_is_audited_with_who_what_and_outcome_and_no_pii(served):
