@@ -303,6 +303,7 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
                      "new_records_joining_earlier_customers": joined,
                      "new_customers": int(len(set(ids[new]) - old_ids_left)),
                      "merges": sum(e["event"] == "merge" for e in events),
-                     "splits": sum(e["event"] == "split" for e in events)})
+                     "splits": sum(e["event"] == "split" for e in events)},
+        phone_region=ingested.phone_region)
     (out_dir / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
     return result

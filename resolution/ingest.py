@@ -46,6 +46,7 @@ class IngestResult:
     stats: dict[str, SourceStats]
     profile: dict
     encoded: dict[str, EncodedColumn] = field(default_factory=dict)  # the records' columns as codes
+    phone_region: str | None = None  # the region national phone numbers were read in
 
 
 def record_keys(source: pd.Series, record_id: pd.Series) -> pd.Series:
@@ -236,7 +237,7 @@ def ingest(files: list[Path], config: LinkageConfig, forgotten: dict[str, str] |
     records, encoded = records_from_arrow(combined)
     quarantine = (pd.concat(quarantined, ignore_index=True) if quarantined
                   else pd.DataFrame({c: pd.Series(dtype="object") for c in QUARANTINE_COLUMNS}))
-    return IngestResult(records, combined, quarantine, stats, profile, encoded)
+    return IngestResult(records, combined, quarantine, stats, profile, encoded, region)
 
 
 def _profile_source(table: pa.Table, source: SourceConfig, columns: dict[str, pa.Array], stat: SourceStats) -> dict:

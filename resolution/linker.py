@@ -76,6 +76,9 @@ class ResolutionResult:
     # Likely matches (at or above the match threshold) among the candidates and, estimated,
     # among the pairs no rule produced (resolution.blocking.probe_pairs); the share blocking reached.
     blocking_recall: dict = field(default_factory=dict)
+    # The region national phone numbers were read in (the config's, or inferred from the
+    # inputs): matching one record later reads its numbers the same way.
+    phone_region: str | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -362,7 +365,8 @@ class Linker:
             candidate_pairs=len(left), reduction_ratio=blocked.reduction_ratio, stats=ingested.stats,
             blocking=[asdict(r) for r in blocked.reports], clustering=cluster_report,
             em={"iterations": model.iterations, "converged": model.converged, "lambda": model.lambda_},
-            seconds=dict(self.seconds), pseudonymized=pseudonym_key is not None, blocking_recall=blocking_recall)
+            seconds=dict(self.seconds), pseudonymized=pseudonym_key is not None, blocking_recall=blocking_recall,
+            phone_region=ingested.phone_region)
         return result
 
     def _is_a_link_between_sources(self, one_to_one: dict, model_given: bool) -> bool:

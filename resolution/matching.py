@@ -121,8 +121,8 @@ class RecordMatcher:
         key = entities["source"].astype(str) + ":" + entities["record_id"].astype(str)
         row_key = records["source"].astype(str) + ":" + records["record_id"].astype(str)
         entity_of_row = pd.Series(entities["entity_id"].to_numpy(object), index=key).reindex(row_key).to_numpy(object)
-        phones = records["phone"].dropna().astype(str).head(400).tolist() if "phone" in records else []
-        region = config.model.default_phone_region or (std.infer_phone_region([phones]) if phones else None)
+        # The run's own reading of national numbers (run.json of runs before it was recorded: the config's).
+        region = config.model.default_phone_region or run.get("phone_region")
         return cls(config, model, encoded, entity_of_row, region)
 
     # Start-up --------------------------------------------------------------------------

@@ -228,3 +228,26 @@ def test_cli_explain_and_evaluate(small_dataset, resolved):
     assert evaluation.exit_code == 0, evaluation.output
     metrics = json.loads(evaluation.output)
     assert metrics["pairwise_f1"] >= 0.99 and 0 < metrics["bcubed_f1"] <= 1
+
+
+def test_the_phone_region_a_run_read_numbers_in_is_the_one_matching_reads_them_in(tmp_path):
+    from identigraph.resolution.matching import RecordMatcher
+
+    people = tmp_path / "people.csv"
+    rows = ["id,first_name,last_name,phone"] + [
+        f"{i},Ann{i},Smith{i % 7},07700 900{i:03d}" for i in range(60)]
+    people.write_text("\n".join(rows) + "\n")
+    result = runner.invoke(app, ["resolve", str(people), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["phone_region"]  # no config: inferred from the numbers
+    matcher = RecordMatcher.load(tmp_path / "out")
+    assert matcher.region == run["phone_region"]
+    records = pd.read_parquet(tmp_path / "out" / "records.parquet").set_index("record_id")
+    standardised = matcher.standardise("people", {"first_name": "Ann5", "phone": "07700 900005"})
+    assert standardised["phone_e164"] == records.loc["5", "phone_e164"] is not None
+    fields = {"first_name": "Ann5", "last_name": "Smith5", "phone": "07700 900005"}
+    entities = pd.read_parquet(tmp_path / "out" / "entities.parquet")
+    own = entities.loc[entities["record_id"].astype(str) == "5", "entity_id"].iloc[0]
+    assert matcher.match("people", fields).candidates[0].customer_id == own  # found by its phone and name
+    assert own not in [c.customer_id for c in matcher.match("people", fields, record_id="5").candidates]
