@@ -35,8 +35,15 @@ from identigraph.resolution import standardise as std
 from identigraph.resolution.blocking import add_blocking_keys, default_rules
 from identigraph.resolution.config import LinkageConfig, SourceConfig, load_config
 from identigraph.resolution.encoding import EncodedColumn, EncodedRecords, records_from_arrow
-from identigraph.resolution.ingest import standardise_source
-from identigraph.resolution.model import FellegiSunterModel, check_model_fits, comparison_matrix, score, shared_values
+from identigraph.resolution.ingest import record_keys, standardise_source
+from identigraph.resolution.model import (
+    SHARED_VALUE_COLUMNS,
+    FellegiSunterModel,
+    check_model_fits,
+    comparison_matrix,
+    score,
+    shared_values,
+)
 from identigraph.resolution.semantic_types import BlockingRule, default_comparisons
 
 MAX_CANDIDATES = 2_000  # the most records one request compares (the strongest rules' first)
@@ -99,7 +106,7 @@ class RecordMatcher:
         self._code_of: dict[str, dict[object, int]] = {}
         # The whole population's verdicts on values, read by comparison_matrix.
         self._shared = {column: shared_values(encoded, column, model.shared_value_limit)
-                        for column in ("email", "phone") if column in encoded}
+                        for column in SHARED_VALUE_COLUMNS if column in encoded}
         self.types = {t.name for t in semantic_types.TYPES}
         std.clean_text(pa.array(["warm"]))  # builds its per-character table now, not in the first request
         self.erased = np.zeros(encoded.n, dtype=bool)  # records erased since start-up: never candidates
@@ -118,8 +125,8 @@ class RecordMatcher:
         records, encodings = records_from_arrow(table)
         encoded = EncodedRecords(records, table, encodings)
         entities = pd.read_parquet(resolved_dir / "entities.parquet", columns=["source", "record_id", "entity_id"])
-        key = entities["source"].astype(str) + ":" + entities["record_id"].astype(str)
-        row_key = records["source"].astype(str) + ":" + records["record_id"].astype(str)
+        key = record_keys(entities["source"], entities["record_id"])
+        row_key = record_keys(records["source"], records["record_id"])
         entity_of_row = pd.Series(entities["entity_id"].to_numpy(object), index=key).reindex(row_key).to_numpy(object)
         # The run's own reading of national numbers (run.json of runs before it was recorded: the config's).
         region = config.model.default_phone_region or run.get("phone_region")
@@ -176,14 +183,14 @@ class RecordMatcher:
             out[column] = None if array is None else array.cast(pa.string())[0].as_py()
         return out
 
-    def _derived(self, standardised: dict[str, str | None]) -> dict[str, object]:
+    def _derived(self, standardised: dict[str, str | None], source: str) -> dict[str, object]:
         """The record's values of the derived columns blocking and comparisons read."""
+        one = EncodedRecords(pd.DataFrame({"source": [source], **{c: [v] for c, v in standardised.items()}}))
+        add_blocking_keys(one)  # the run's own derivation, on a population of one
         values: dict[str, object] = dict(standardised)
-        for key in semantic_types.blocking_keys():
-            base = standardised.get(key.column)
-            values[key.name] = None if base is None else key.function(base)
-        first, last = standardised.get("first_name"), standardised.get("last_name")
-        values["name_pair"] = None if first is None or last is None else "|".join(sorted((first, last)))
+        for column in one.codes_so_far():
+            encoding = one[column]
+            values[column] = encoding.values[encoding.codes[0]] if encoding.codes[0] >= 0 else None
         return values
 
     def candidates(self, values: dict[str, object], source: str) -> np.ndarray:
@@ -249,16 +256,16 @@ class RecordMatcher:
         population.n = self.encoded.n
         return population
 
-    def forget(self, record_keys: list[str]) -> None:
+    def forget(self, erased: list[str]) -> None:
         """Erased records (``source:record_id``) are no longer candidates."""
-        keys = pd.Series(self.sources.astype(str)) + ":" + pd.Series(self.record_ids)
-        self.erased |= keys.isin(set(record_keys)).to_numpy()
+        keys = record_keys(pd.Series(self.sources), pd.Series(self.record_ids))
+        self.erased |= keys.isin(set(erased)).to_numpy()
 
     def match(self, source: str, fields: dict[str, str], record_id: str | None = None) -> MatchResult:
         if not source:
             raise MatchInputError("source is required: the system the record comes from")
         standardised = self.standardise(source, fields)
-        values = self._derived(standardised)
+        values = self._derived(standardised, source)
         rows = self.candidates(values, source)
         if record_id is not None:  # the record itself, when it is already resolved, is not its own match
             same = (self.sources[rows] == source) & (self.record_ids[rows] == str(record_id))
