@@ -114,7 +114,8 @@ class RecordMatcher:
         self.record_ids = encoded.records["record_id"].astype(str).to_numpy(object)
 
     @classmethod
-    def load(cls, resolved_dir: Path) -> RecordMatcher:
+    def load(cls, resolved_dir: Path, entities: pd.DataFrame | None = None) -> RecordMatcher:
+        """``entities``: the run's entities.parquet where the caller has read it already."""
         resolved_dir = Path(resolved_dir)
         config = load_config(resolved_dir / "linkage.toml")
         model = FellegiSunterModel.from_json(json.loads((resolved_dir / "model.json").read_text()))
@@ -124,7 +125,8 @@ class RecordMatcher:
         table = pq.read_table(resolved_dir / "records.parquet")
         records, encodings = records_from_arrow(table)
         encoded = EncodedRecords(records, table, encodings)
-        entities = pd.read_parquet(resolved_dir / "entities.parquet", columns=["source", "record_id", "entity_id"])
+        if entities is None:
+            entities = pd.read_parquet(resolved_dir / "entities.parquet", columns=["source", "record_id", "entity_id"])
         key = record_keys(entities["source"], entities["record_id"])
         row_key = record_keys(records["source"], records["record_id"])
         entity_of_row = pd.Series(entities["entity_id"].to_numpy(object), index=key).reindex(row_key).to_numpy(object)

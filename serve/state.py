@@ -79,7 +79,7 @@ class ServedState:
         state = cls(resolved_dir, Path(tables_dir) if tables_dir else None, golden, golden_row, records_of)
         if (resolved_dir / "records.parquet").exists() and (resolved_dir / "model.json").exists():
             try:
-                state.matcher = RecordMatcher.load(resolved_dir)
+                state.matcher = RecordMatcher.load(resolved_dir, entities)
             except MatchInputError:  # a pseudonymized run: served, but nothing to match against
                 state.matcher = None
         if state.tables_dir is not None:
