@@ -7,10 +7,20 @@ import os
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("cli", "graph", "resolution", "embeddings", "scoring", "synthetic", "serve")
+
+
+def package_folders(root: Path = ROOT) -> dict[str, str]:
+    """``identigraph.<sub>`` -> the checkout's folder for it, as pyproject.toml maps them."""
+    with open(root / "pyproject.toml", "rb") as handle:
+        return dict(tomllib.load(handle)["tool"]["setuptools"]["package-dir"])
+
+
+# The stage folders the package is made of (identigraph/ itself aside).
+STAGES = tuple(folder for package, folder in package_folders().items() if package != "identigraph")
 
 
 def package_view(root: Path, into: Path) -> Path:

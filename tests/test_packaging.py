@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from identigraph.resolution import datasets
+from tests.code_checks import package_folders
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", "identigraph", "cli", "graph", "resolution", "embeddings",
-           "scoring", "synthetic", "serve", "cypher")
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", *package_folders().values())
 
 
 def _run(command: list, **kwargs) -> subprocess.CompletedProcess:
@@ -94,3 +94,12 @@ def test_a_gnn_command_without_the_extra_says_how_to_get_it_in_one_line(installe
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and 'pip install "identigraph[gnn]"' in lines[0], done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_every_public_name_of_identigraph_imports_and_is_listed_once():
+    import identigraph
+
+    names = set(identigraph.__all__) - {"__version__"}
+    assert names == set(identigraph._PUBLIC)
+    for name in sorted(names):
+        assert getattr(identigraph, name) is not None, name
