@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from identigraph.cli.embedding_options import default_embeddings
 from identigraph.cli.errors import GNN_INSTALL
 from identigraph.cli.neo4j_options import open_driver
 from identigraph.cli.output import (
@@ -78,7 +79,7 @@ def demo(
     console.print(f"customers joined by shared devices or phones (networkx, no server): {len(groups):,} groups "
                   f"of 3 or more; largest: {sizes}")
     console.rule("5. GNN embeddings (heterogeneous GraphSAGE, link prediction)")
-    embeddings_path: Path | None = tables_dir / "embeddings" / "embeddings.parquet"
+    embeddings_path: Path | None = default_embeddings(tables_dir)
     if importlib.util.find_spec("torch_geometric") is None:
         embeddings_path = None
         console.print(f"skipped: the GNN needs PyTorch and PyTorch Geometric ({GNN_INSTALL}); risk and segments "
