@@ -30,18 +30,24 @@ def serve(
     from identigraph.serve.audit import API_AUDIT_FILE, ApiAudit
     from identigraph.serve.keys import KeyRing
     from identigraph.serve.state import ServedState
+    from identigraph.serve.writes import RecordWriter
 
     ring = KeyRing.load(keys)
     with console.status(f"loading {resolved}" + (f" and {tables}" if tables else "")):
         state = ServedState.load(resolved, tables)
+        # Records written through the API since the run, replayed from their log.
+        writer = RecordWriter(state) if state.matcher is not None else None
     audit = ApiAudit(resolved / API_AUDIT_FILE)
-    console.print(f"{state.customers:,} customers loaded in {state.seconds:.1f}s; {len(ring)} API key(s); "
+    replayed = f"{writer.replayed:,} written record(s) replayed from {writer.log.path}; " if writer else ""
+    console.print(f"{state.customers:,} customers loaded in {state.seconds:.1f}s; {replayed}{len(ring)} API key(s); "
                   f"serving http://{host}:{port} (OpenAPI docs at /docs), audit log {audit.path}")
     try:
-        uvicorn.run(create_app(state, ring, audit), host=host, port=port, log_level="warning",
+        uvicorn.run(create_app(state, ring, audit, writer), host=host, port=port, log_level="warning",
                     timeout_graceful_shutdown=30)
     finally:
         audit.close()
+        if writer is not None:
+            writer.close()
 
 
 def api_key_add(

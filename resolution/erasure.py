@@ -43,6 +43,9 @@ class Erasure:
     scope: str  # "customer" or "record"
     artifacts: list[str] = field(default_factory=list)
     cleared_attributes: list[str] = field(default_factory=list)  # golden attributes removed from the customer
+    # The customers the artifacts give the erased records (the API's merges may have renamed
+    # them since), each "customer" where all its records went, else "record".
+    artifact_customers: dict[str, str] = field(default_factory=dict)
 
 
 def write_parquet_atomically(frame: pd.DataFrame, path: Path) -> None:
@@ -77,10 +80,29 @@ def erase_from_resolution(resolved_dir: Path, customer: str | None = None, recor
     entities_path = resolved_dir / "entities.parquet"
     if not entities_path.exists():
         raise ErasureError(f"{entities_path} is missing; pass the --out folder of `identigraph resolve`")
-    entity_id, keys, scope = find_person(pd.read_parquet(entities_path), customer, record)
+    entities = pd.read_parquet(entities_path)
+    entity_id, keys, scope = find_person(entities, customer, record)
+    return erase_keys(resolved_dir, entity_id, keys, scope, entities)
+
+
+def erase_keys(resolved_dir: Path, entity_id: str, keys: list[str], scope: str,
+               entities: pd.DataFrame | None = None) -> Erasure:
+    """Erases the records ``keys`` of one person (customer ``entity_id`` as the caller knows
+    it; ``scope`` "customer" or "record") from the artifacts, and writes them to
+    forgotten.jsonl. Keys the artifacts do not hold (records written through the API since)
+    are forgotten all the same. The golden records cleared are those of the customers the
+    artifacts give the keys, which the API's merges may have renamed since."""
+    resolved_dir = Path(resolved_dir)
+    if entities is None:
+        entities = pd.read_parquet(resolved_dir / "entities.parquet")
     erasure = Erasure(uuid.uuid4().hex[:12], datetime.now(timezone.utc).isoformat(timespec="seconds"), entity_id,
                       keys, scope)
     erased = set(keys)
+    all_keys = record_keys(entities["source"], entities["record_id"])
+    held = entities["entity_id"][all_keys.isin(erased).to_numpy()]
+    # Each artifact customer of the keys: wholly erased ("customer") or in part ("record").
+    erasure.artifact_customers = artifact_scope = {str(c): "customer" if scope == "customer" and set(all_keys[entities["entity_id"] == c]) <= erased
+                      else "record" for c in held.unique()}
 
     records_path = resolved_dir / "records.parquet"
     records = pd.read_parquet(records_path)
@@ -93,7 +115,10 @@ def erase_from_resolution(resolved_dir: Path, customer: str | None = None, recor
     golden_path = resolved_dir / "golden.parquet"
     if golden_path.exists():
         golden = pd.read_parquet(golden_path)
-        erasure.cleared_attributes = clear_golden_attributes(golden, "entity_id", entity_id, erased, scope)
+        cleared: set[str] = set()
+        for customer_id, its_scope in artifact_scope.items():
+            cleared |= set(clear_golden_attributes(golden, "entity_id", customer_id, erased, its_scope))
+        erasure.cleared_attributes = sorted(cleared)
         write_parquet_atomically(golden, golden_path)
         erasure.artifacts.append(str(golden_path))
 

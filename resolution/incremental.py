@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Container
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,17 +56,19 @@ LINEAGE_COLUMNS = ("event", "old_ids", "new_id", "evidence", "at")
 PREVIOUS_ARTIFACTS = ("model.json", "records.parquet", "entities.parquet", "pairs.parquet", "golden.parquet")
 
 
-def _hashed_id(key: str, taken: set[str]) -> str:
+def fresh_customer_id(key: str, taken: Container[str], also_taken: Container[str] = frozenset()) -> str:
+    """``E`` + a hash of the customer's smallest record key, re-hashed while the id is taken."""
     candidate, salt = "E" + hashlib.blake2b(key.encode(), digest_size=8).hexdigest(), 0
-    while candidate in taken:  # an id once used is never given to another customer
+    while candidate in taken or candidate in also_taken:  # an id once used is never given to another customer
         salt += 1
         candidate = "E" + hashlib.blake2b(f"{key}#{salt}".encode(), digest_size=8).hexdigest()
     return candidate
 
 
 def assign_ids(keys: np.ndarray, labels: np.ndarray, previous_id: np.ndarray, pairs: pd.DataFrame,
-               at: str) -> tuple[np.ndarray, list[dict]]:
+               at: str, also_taken: Container[str] = frozenset()) -> tuple[np.ndarray, list[dict]]:
     """Customer id per record and the lineage events (module docstring: the rules).
+    ``also_taken``: ids used before that these records do not show (the API's, served).
 
     ``previous_id``: the earlier customer of each record, None for new records; ``pairs``:
     new scored pairs (``key_l``, ``key_r``, ``probability``) for the evidence of merges."""
@@ -90,7 +93,7 @@ def assign_ids(keys: np.ndarray, labels: np.ndarray, previous_id: np.ndarray, pa
     taken = set(ever_used)
     fresh = {}
     for label, smallest in unnamed.groupby("label")["key"].min().items():
-        fresh[int(label)] = _hashed_id(smallest, taken)
+        fresh[int(label)] = fresh_customer_id(smallest, taken, also_taken)
         taken.add(fresh[int(label)])
     id_of_label = pd.concat([kept, pd.Series(fresh, dtype=object)]) if fresh else kept
     ids = id_of_label.reindex(labels).to_numpy(object)
@@ -190,7 +193,8 @@ def read_previous(previous_dir: Path, with_pairs: bool = True) -> dict:
                            if (previous_dir / "quarantine.parquet").exists() else None),
             "lineage": (pd.read_parquet(previous_dir / LINEAGE_FILE)
                         if (previous_dir / LINEAGE_FILE).exists() else None),
-            "linked_one_to_one": run.get("clustering", {}).get("one_to_one", {}).get("linked_one_to_one", [])}
+            "linked_one_to_one": run.get("clustering", {}).get("one_to_one", {}).get("linked_one_to_one", []),
+            "date_formats": run.get("date_formats", {}), "phone_region": run.get("phone_region")}
 
 
 def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Path, fast: bool = False):
@@ -304,6 +308,6 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
                      "new_customers": int(len(set(ids[new]) - old_ids_left)),
                      "merges": sum(e["event"] == "merge" for e in events),
                      "splits": sum(e["event"] == "split" for e in events)},
-        phone_region=ingested.phone_region)
+        phone_region=ingested.phone_region, date_formats={**previous["date_formats"], **ingested.date_formats})
     (out_dir / "run.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
     return result

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ class IngestResult:
     profile: dict
     encoded: dict[str, EncodedColumn] = field(default_factory=dict)  # the records' columns as codes
     phone_region: str | None = None  # the region national phone numbers were read in
+    # The order each source's dates of birth were read in (standardise.date_format_order).
+    date_formats: dict[str, list[str]] = field(default_factory=dict)
 
 
 def record_keys(source: pd.Series, record_id: pd.Series) -> pd.Series:
@@ -110,13 +113,27 @@ def _quarantine_rows(source, file: str, lines, ids, reasons, raws) -> pd.DataFra
                          "record_id": pd.array(ids, dtype="string"), "reason": reasons, "raw": raws})
 
 
-def standardise_source(table: pa.Table, source: SourceConfig, default_phone_region: str | None) -> dict[str, pa.Array]:
+def standardise_source(table: pa.Table, source: SourceConfig, default_phone_region: str | None,
+                       date_order: Sequence[str] | None = None, judge_placeholders: bool = True) -> dict[str, pa.Array]:
     """Standardised columns of one source's rows (already free of quarantined rows), by the
-    semantic types of its columns (``resolution.semantic_types``)."""
+    semantic types of its columns (``resolution.semantic_types``). ``date_order``: the
+    order its dates are read in (default: ``source_date_order`` of these rows);
+    ``judge_placeholders`` False for records matched on their own."""
     by_type: dict[str, list[str]] = {}
     for column, kind in source.fields.items():
         by_type.setdefault(kind, []).append(column)
-    return standardise_columns(SourceColumns(table, by_type, default_phone_region))
+    order = tuple(date_order) if date_order is not None else tuple(source_date_order(table, source))
+    return standardise_columns(SourceColumns(table, by_type, default_phone_region, order, judge_placeholders))
+
+
+def source_date_order(table: pa.Table, source: SourceConfig) -> list[str]:
+    """The order one source's dates of birth are read in: ``DATE_FORMATS`` ranked on all its
+    date-of-birth columns together (a system writes its dates one way)."""
+    columns = [std.as_string_array(table[c]) for c, kind in source.fields.items()
+               if kind == "date_of_birth" and c in table.column_names]
+    if not columns:
+        return list(std.DATE_FORMATS)
+    return std.date_format_order(pa.concat_arrays(columns))
 
 
 def phone_region(files: list[Path], config: LinkageConfig) -> str | None:
@@ -140,6 +157,8 @@ class _SourceResult:
     quarantined: list[pd.DataFrame]
     stat: SourceStats
     profile: dict
+    date_order: list[str] = field(default_factory=list)
+    record_sources: list[str] = field(default_factory=list)
 
 
 def _ingest_source(path: Path, config: LinkageConfig, forgotten: dict[str, str], region: str | None) -> _SourceResult:
@@ -199,14 +218,16 @@ def _ingest_source(path: Path, config: LinkageConfig, forgotten: dict[str, str],
         table = table.filter(keep)
         ids = ids.filter(keep)
         sources = sources[~bad]
-    columns = standardise_source(table, source, region)
+    date_order = source_date_order(table, source)
+    columns = standardise_source(table, source, region, date_order)
     names = ["source", "record_id", *STANDARD_COLUMNS, *(c for c in columns if c not in STANDARD_COLUMNS)]
     arrays = [pa.array(sources.to_numpy(object), type=pa.string()), ids,
               *(columns[c].cast(pa.string()) for c in names[2:])]
     part = pa.table(arrays, names=names)
     stat.resolved = part.num_rows
     stat.quarantined = stat.read - stat.resolved
-    return _SourceResult(source_name, part, quarantined, stat, _profile_source(table, source, columns, stat))
+    return _SourceResult(source_name, part, quarantined, stat, _profile_source(table, source, columns, stat),
+                         date_order, sorted(set(sources.tolist())))
 
 
 def _row_sources(table: pa.Table, source_column: str | None, file_source: str) -> pd.Series:
@@ -237,7 +258,8 @@ def ingest(files: list[Path], config: LinkageConfig, forgotten: dict[str, str] |
     records, encoded = records_from_arrow(combined)
     quarantine = (pd.concat(quarantined, ignore_index=True) if quarantined
                   else pd.DataFrame({c: pd.Series(dtype="object") for c in QUARANTINE_COLUMNS}))
-    return IngestResult(records, combined, quarantine, stats, profile, encoded, region)
+    date_formats = {name: r.date_order for r in results for name in r.record_sources}
+    return IngestResult(records, combined, quarantine, stats, profile, encoded, region, date_formats)
 
 
 def _profile_source(table: pa.Table, source: SourceConfig, columns: dict[str, pa.Array], stat: SourceStats) -> dict:

@@ -79,6 +79,9 @@ class ResolutionResult:
     # The region national phone numbers were read in (the config's, or inferred from the
     # inputs): matching one record later reads its numbers the same way.
     phone_region: str | None = None
+    # The order each source's dates of birth were read in (standardise.date_format_order):
+    # a record of that source matched later is read the same way.
+    date_formats: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -366,7 +369,7 @@ class Linker:
             blocking=[asdict(r) for r in blocked.reports], clustering=cluster_report,
             em={"iterations": model.iterations, "converged": model.converged, "lambda": model.lambda_},
             seconds=dict(self.seconds), pseudonymized=pseudonym_key is not None, blocking_recall=blocking_recall,
-            phone_region=ingested.phone_region)
+            phone_region=ingested.phone_region, date_formats=ingested.date_formats)
         return result
 
     def _is_a_link_between_sources(self, one_to_one: dict, model_given: bool) -> bool:

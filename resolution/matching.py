@@ -49,8 +49,21 @@ from identigraph.resolution.semantic_types import BlockingRule, default_comparis
 MAX_CANDIDATES = 2_000  # the most records one request compares (the strongest rules' first)
 
 
+def _plain_value(value: object) -> object:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
 class MatchInputError(ValueError):
     """The record cannot be matched as given; the message names the field."""
+
+
+@dataclass
+class MatchQuery:
+    """One record to match: its source, its values by semantic type, and its id where it
+    has one (a resolved record is not its own match)."""
+    source: str
+    fields: dict[str, str]
+    record_id: str | None = None
 
 
 @dataclass
@@ -78,6 +91,18 @@ class MatchResult:
     match_threshold: float
     records_compared: int
     standardised: dict[str, str | None] = field(default_factory=dict)
+    values: dict[str, object] = field(default_factory=dict)  # standardised and derived: what ``add`` keeps
+
+
+@dataclass
+class AddedRecord:
+    """A record added since start-up: its values as matching reads them and its customer."""
+    source: str
+    record_id: str
+    values: dict[str, object]
+    entity: str
+    live: bool = True  # False once a newer version replaced it
+    erased: bool = False  # erased since (it still belongs to its customer, its values are gone)
 
 
 @dataclass
@@ -90,11 +115,12 @@ class _RuleIndex:
 
 class RecordMatcher:
     def __init__(self, config: LinkageConfig, model: FellegiSunterModel, encoded: EncodedRecords,
-                 entity_of_row: np.ndarray, region: str | None):
+                 entity_of_row: np.ndarray, region: str | None, date_formats: dict[str, list[str]] | None = None):
         self.config, self.model, self.encoded = config, model, encoded
         self.settings = config.model
         self.entity_of_row = entity_of_row
         self.region = region
+        self.date_formats = date_formats or {}  # source -> the order the run read its dates in
         self.comparisons = default_comparisons(encoded)
         check_model_fits(model, self.comparisons, "resolve again with this version of identigraph")
         add_blocking_keys(encoded)
@@ -109,7 +135,13 @@ class RecordMatcher:
                         for column in SHARED_VALUE_COLUMNS if column in encoded}
         self.types = {t.name for t in semantic_types.TYPES}
         std.clean_text(pa.array(["warm"]))  # builds its per-character table now, not in the first request
-        self.erased = np.zeros(encoded.n, dtype=bool)  # records erased since start-up: never candidates
+        # Records erased or replaced by a newer version since start-up: never candidates.
+        self.erased = np.zeros(encoded.n, dtype=bool)
+        # Records added since start-up (POST /v1/records), each rule's key -> their positions.
+        self.added: list[AddedRecord] = []
+        self._added_by_rule: list[dict[tuple, list[int]]] = [{} for _ in self.rules]
+        self._live_added: dict[str, int] = {}  # record key -> position of its live version in ``added``
+        self._row_of_key: dict[str, int] | None = None  # record key -> row, built on first use
         self.sources = encoded.records["source"].to_numpy(object)
         self.record_ids = encoded.records["record_id"].astype(str).to_numpy(object)
 
@@ -132,7 +164,7 @@ class RecordMatcher:
         entity_of_row = pd.Series(entities["entity_id"].to_numpy(object), index=key).reindex(row_key).to_numpy(object)
         # The run's own reading of national numbers (run.json of runs before it was recorded: the config's).
         region = config.model.default_phone_region or run.get("phone_region")
-        return cls(config, model, encoded, entity_of_row, region)
+        return cls(config, model, encoded, entity_of_row, region, run.get("date_formats"))
 
     # Start-up --------------------------------------------------------------------------
     def _index(self, rule: BlockingRule) -> _RuleIndex:
@@ -169,84 +201,117 @@ class RecordMatcher:
             self._code_of[column] = dict(zip(values.tolist(), range(len(values))))
         return self._code_of[column].get(value, -1)
 
-    # A request ----------------------------------------------------------------------------
-    def standardise(self, source: str, fields: dict[str, str]) -> dict[str, str | None]:
-        """The record's standardised columns, as its source's rows would have them."""
-        unknown = sorted(set(fields) - set(self.types))
+    # Requests ---------------------------------------------------------------------------
+    def check(self, query: MatchQuery) -> None:
+        """Raises MatchInputError naming what makes the query unmatchable."""
+        if not query.source:
+            raise MatchInputError("source is required: the system the record comes from")
+        unknown = sorted(set(query.fields) - set(self.types))
         if unknown:
             raise MatchInputError(f"unknown field(s) {unknown}: use the semantic types of linkage.toml "
                                   f"({', '.join(sorted(self.types))})")
-        table = pa.table({name: pa.array([None if v is None else str(v)], type=pa.string())
-                          for name, v in fields.items()})
-        columns = standardise_source(table, SourceConfig(id_column="", fields={n: n for n in fields}), self.region)
-        out: dict[str, str | None] = {}
-        for column in self.columns:
-            array = columns.get(column)
-            out[column] = None if array is None else array.cast(pa.string())[0].as_py()
+
+    def standardise(self, queries: list[MatchQuery]) -> list[dict[str, str | None]]:
+        """Each record's standardised columns, as its source's rows would have them: its
+        dates read in the order the run read that source's, its phone numbers in the run's
+        region. Records of one source are standardised together (the same result as one by
+        one: nothing here is judged on the other records)."""
+        out: list[dict[str, str | None]] = [{} for _ in queries]
+        by_source: dict[str, list[int]] = {}
+        for i, query in enumerate(queries):
+            by_source.setdefault(query.source, []).append(i)
+        for source, members in by_source.items():
+            names = sorted({name for i in members for name in queries[i].fields})
+            table = pa.table({name: pa.array([queries[i].fields.get(name) for i in members], type=pa.string())
+                              for name in names}) if names else pa.table({"_": pa.nulls(len(members), pa.string())})
+            columns = standardise_source(table, SourceConfig(id_column="", fields={n: n for n in names}), self.region,
+                                         self.date_formats.get(source, std.DATE_FORMATS), judge_placeholders=False)
+            arrays = {column: columns[column].cast(pa.string()).to_pylist() for column in self.columns if column in columns}
+            for position, i in enumerate(members):
+                out[i] = {column: arrays[column][position] if column in arrays else None for column in self.columns}
         return out
 
-    def _derived(self, standardised: dict[str, str | None], source: str) -> dict[str, object]:
-        """The record's values of the derived columns blocking and comparisons read."""
-        one = EncodedRecords(pd.DataFrame({"source": [source], **{c: [v] for c, v in standardised.items()}}))
-        add_blocking_keys(one)  # the run's own derivation, on a population of one
-        values: dict[str, object] = dict(standardised)
-        for column in one.codes_so_far():
-            encoding = one[column]
-            values[column] = encoding.values[encoding.codes[0]] if encoding.codes[0] >= 0 else None
+    def _derived(self, standardised: list[dict[str, str | None]], sources: list[str]) -> list[dict[str, object]]:
+        """Each record's values of the derived columns blocking and comparisons read."""
+        some = EncodedRecords(pd.DataFrame({"source": sources,
+                                            **{c: [one[c] for one in standardised] for c in self.columns}}))
+        add_blocking_keys(some)  # the run's own derivation, value by value
+        values: list[dict[str, object]] = [dict(one) for one in standardised]
+        for column in some.codes_so_far():
+            encoding = some[column]
+            for i, code in enumerate(encoding.codes.tolist()):
+                values[i][column] = encoding.values[code] if code >= 0 else None
         return values
 
-    def candidates(self, values: dict[str, object], source: str) -> np.ndarray:
+    def candidates(self, values: dict[str, object], source: str) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of the run's records and the positions of the added records that share a
+        blocking key with ``values``, rule by rule (the strongest rules' first)."""
         found: list[np.ndarray] = []
+        found_added: list[int] = []
         total = 0
-        for index in self.rules:
+        for index, added in zip(self.rules, self._added_by_rule):
             codes = [self._code(c, values.get(c)) for c in index.rule.columns]
-            if min(codes) < 0:
-                continue
-            key = self._key([np.array([c], dtype=np.int64) for c in codes], index.radix)[0]
-            start = int(np.searchsorted(index.sorted_keys, key, side="left"))
-            end = int(np.searchsorted(index.sorted_keys, key, side="right"))
-            if end - start == 0 or end - start > (index.rule.max_block_size or self.settings.max_block_size):
+            key_values = tuple(values.get(c) for c in index.rule.columns)
+            also = ([i for i in added.get(key_values, []) if self.added[i].live and not self.added[i].erased]
+                    if None not in key_values else [])
+            start = end = 0
+            if min(codes) >= 0:
+                key = self._key([np.array([c], dtype=np.int64) for c in codes], index.radix)[0]
+                start = int(np.searchsorted(index.sorted_keys, key, side="left"))
+                end = int(np.searchsorted(index.sorted_keys, key, side="right"))
+            if end - start + len(also) == 0 or \
+                    end - start + len(also) > (index.rule.max_block_size or self.settings.max_block_size):
                 continue
             rows = index.order[start:end]
             for column, code in zip(index.rule.columns, codes):  # a hashed key may collide
                 rows = rows[self.encoded[column].codes[rows] == code]
             found.append(rows)
-            total += len(rows)
+            found_added += also
+            total += len(rows) + len(also)
             if total >= MAX_CANDIDATES:
                 break
+        added_found = np.array(sorted(set(found_added)), dtype=np.int64)
+        if self.settings.link_type == "link_only":
+            added_found = added_found[np.array([self.added[i].source != source for i in added_found.tolist()],
+                                               dtype=bool)]
         if not found:
-            return np.empty(0, dtype=np.int64)
+            return np.empty(0, dtype=np.int64), added_found
         rows = pd.unique(np.concatenate(found))  # the rules' order kept: a cut drops the last rules' records
         rows = np.sort(rows[~self.erased[rows]][:MAX_CANDIDATES])
         if self.settings.link_type == "link_only":
             rows = rows[self.sources[rows] != source]
-        return rows
+        return rows, added_found
 
-    def _population(self, rows: np.ndarray, values: dict[str, object], source: str) -> EncodedRecords:
-        """The candidates and the record (last), encoded with small value tables that keep
-        the whole population's counts; n is the population's."""
+    def _population(self, rows: np.ndarray, values: list[dict[str, object]], sources: list[str]) -> EncodedRecords:
+        """The candidate ``rows`` then the queried records, encoded with small value tables
+        that keep the whole population's counts; n is the population's."""
         encodings: dict[str, EncodedColumn] = {}
         for column in self.encoded.codes_so_far():
             whole = self.encoded[column]
-            own = self._code(column, values.get(column))
+            own = np.array([self._code(column, one.get(column)) for one in values], dtype=np.int64)
             codes = np.append(whole.codes[rows], own).astype(np.int64)
             present = codes >= 0
             used, local = np.unique(codes[present], return_inverse=True)
             local_codes = np.full(len(codes), -1, dtype=np.int32)
             local_codes[present] = local
-            local_values = whole.values[used]
-            local_counts = whole.counts[used]
-            value = values.get(column)
-            if own < 0 and value is not None:  # a value no record holds: one more entry
-                local_codes[-1] = len(local_values)
-                local_values = np.append(local_values, np.array([value], dtype=object))
-                local_counts = np.append(local_counts, 0)
-            encodings[column] = EncodedColumn(local_codes, np.asarray(local_values, dtype=object), local_counts)
-        frame = {"source": np.append(self.sources[rows], source)}
+            local_values, local_counts = list(whole.values[used]), list(whole.counts[used])
+            unseen: dict[object, int] = {}
+            for i, one in enumerate(values):
+                value = one.get(column)
+                if own[i] < 0 and value is not None:  # a value no record holds: an entry of its own, count 0
+                    if value not in unseen:
+                        unseen[value] = len(local_values)
+                        local_values.append(value)
+                        local_counts.append(0)
+                    local_codes[len(rows) + i] = unseen[value]
+            values_array = np.empty(len(local_values), dtype=object)
+            values_array[:] = local_values
+            encodings[column] = EncodedColumn(local_codes, values_array, np.asarray(local_counts, dtype=whole.counts.dtype))
+        frame = {"source": np.append(self.sources[rows], np.array(sources, dtype=object))}
         for column in self.columns:
             if column not in encodings:
                 frame[column] = np.append(self.encoded.records[column].to_numpy(object)[rows],
-                                          np.array([values.get(column)], dtype=object))
+                                          np.array([one.get(column) for one in values], dtype=object))
         population = EncodedRecords(pd.DataFrame(frame).reindex(columns=["source", *self.columns]),
                                     encoded=encodings)
         for column, codes_shared in self._shared.items():
@@ -262,38 +327,139 @@ class RecordMatcher:
         """Erased records (``source:record_id``) are no longer candidates."""
         keys = record_keys(pd.Series(self.sources), pd.Series(self.record_ids))
         self.erased |= keys.isin(set(erased)).to_numpy()
+        for key in erased:
+            if key in self._live_added:
+                self.added[self._live_added[key]].erased = True
+
+    def values_of(self, queries: list[MatchQuery]) -> list[dict[str, object]]:
+        """What ``add`` keeps of each record (standardised and derived), without matching it."""
+        return self._derived(self.standardise(queries), [q.source for q in queries]) if queries else []
+
+    def block_keys(self, values: dict[str, object]) -> set[tuple]:
+        """The blocks a record with ``values`` falls in: (rule, key) pairs; two records are
+        candidates of each other only where these meet."""
+        return {(i, key) for i, index in enumerate(self.rules)
+                if None not in (key := tuple(values.get(c) for c in index.rule.columns))}
+
+    def row_of(self, key: str) -> int | None:
+        """The run's row of a record key (None: not one of the run's records)."""
+        if self._row_of_key is None:
+            keys = record_keys(pd.Series(self.sources), pd.Series(self.record_ids)).to_numpy(object)
+            self._row_of_key = dict(zip(keys.tolist(), range(len(keys))))
+        return self._row_of_key.get(key)
+
+    def live_values(self, key: str) -> dict[str, object] | None:
+        """The record's standardised values now: its added version's, else the run's (None:
+        erased, or no such record)."""
+        if key in self._live_added:
+            added = self.added[self._live_added[key]]
+            return None if added.erased else {column: added.values.get(column) for column in self.columns}
+        row = self.row_of(key)
+        if row is None or self.erased[row]:
+            return None
+        return {column: _plain_value(v) for column, v in self.encoded.records.iloc[row][self.columns].items()}
+
+    def customer_of(self, key: str) -> str | None:
+        """The record's customer now, erased or not: an added version's, else the run's (None:
+        no such record)."""
+        if key in self._live_added:
+            return self.added[self._live_added[key]].entity
+        row = self.row_of(key)
+        return None if row is None else str(self.entity_of_row[row])
+
+    def add(self, source: str, record_id: str, values: dict[str, object], entity: str) -> None:
+        """A record written since start-up (``values``: ``MatchResult.values``) becomes a
+        candidate of the queries after it; a record already held is replaced."""
+        key = f"{source}:{record_id}"
+        row = self.row_of(key)
+        if row is not None:
+            self.erased[row] = True
+        if key in self._live_added:
+            self.added[self._live_added[key]].live = False
+        position = len(self.added)
+        self.added.append(AddedRecord(source, record_id, values, entity))
+        self._live_added[key] = position
+        for index, added in zip(self.rules, self._added_by_rule):
+            key_values = tuple(values.get(c) for c in index.rule.columns)
+            if None not in key_values:
+                added.setdefault(key_values, []).append(position)
+
+    def reassign(self, customers: dict[str, str]) -> None:
+        """Records (key -> customer id) moved by a merge or split."""
+        for key, customer in customers.items():
+            if key in self._live_added:
+                self.added[self._live_added[key]].entity = customer
+            else:
+                row = self.row_of(key)
+                if row is not None:
+                    self.entity_of_row[row] = customer
 
     def match(self, source: str, fields: dict[str, str], record_id: str | None = None) -> MatchResult:
-        if not source:
-            raise MatchInputError("source is required: the system the record comes from")
-        standardised = self.standardise(source, fields)
-        values = self._derived(standardised, source)
-        rows = self.candidates(values, source)
-        if record_id is not None:  # the record itself, when it is already resolved, is not its own match
-            same = (self.sources[rows] == source) & (self.record_ids[rows] == str(record_id))
-            rows = rows[~same]
+        query = MatchQuery(source, fields, record_id)
+        self.check(query)
+        return self.match_many([query])[0]
+
+    def match_many(self, queries: list[MatchQuery]) -> list[MatchResult]:
+        """Each query's result, as ``match`` gives it alone (checked queries: ``check``):
+        standardised, derived, compared and scored together, which costs little more
+        than one, so a server answers a burst of requests at once."""
+        if not queries:
+            return []
+        standardised = self.standardise(queries)
+        values = self._derived(standardised, [q.source for q in queries])
+        found, found_added = [], []
+        for query, one in zip(queries, values):
+            rows, added = self.candidates(one, query.source)
+            if query.record_id is not None:  # the record itself, when it is already resolved, is not its own match
+                rows = rows[~((self.sources[rows] == query.source) & (self.record_ids[rows] == str(query.record_id)))]
+                added = added[np.array([not (self.added[i].source == query.source and
+                                             self.added[i].record_id == str(query.record_id))
+                                        for i in added.tolist()], dtype=bool)]
+            found.append(rows)
+            found_added.append(added)
         threshold = self.settings.match_threshold
-        if len(rows) == 0:
-            return MatchResult([], None, threshold, 0, standardised)
-        population = self._population(rows, values, source)
-        left = np.arange(len(rows), dtype=np.int64)
-        right = np.full(len(rows), len(rows), dtype=np.int64)
+        if not any(len(rows) + len(added) for rows, added in zip(found, found_added)):
+            return [MatchResult([], None, threshold, 0, standard, one)
+                    for standard, one in zip(standardised, values)]
+        union, position = np.unique(np.concatenate(found), return_inverse=True)
+        added_union, added_position = np.unique(np.concatenate(found_added), return_inverse=True)
+        extra = [self.added[i] for i in added_union.tolist()]
+        population = self._population(union, [a.values for a in extra] + values,
+                                      [a.source for a in extra] + [q.source for q in queries])
+        # Each query's pairs: its run rows, then its added records, against the query.
+        per_query = [len(rows) + len(added) for rows, added in zip(found, found_added)]
+        left_parts, start, added_start = [], 0, 0
+        for rows, added in zip(found, found_added):
+            left_parts += [position[start:start + len(rows)],
+                           len(union) + added_position[added_start:added_start + len(added)]]
+            start += len(rows)
+            added_start += len(added)
+        left = np.concatenate(left_parts).astype(np.int64)
+        first_query = len(union) + len(added_union)
+        right = np.repeat(first_query + np.arange(len(queries), dtype=np.int64), per_query)
         gamma = comparison_matrix(self.comparisons, population, left, right, self.model.shared_value_limit)
         scored = score(self.model, gamma, population, self.comparisons, left, right)
         names = [c.name for c in self.comparisons]
-        sources, record_ids = self.sources[rows], self.record_ids[rows]
-        entities = self.entity_of_row[rows]
-        best: dict[str, CandidateCustomer] = {}
-        for i in np.argsort(-scored.match_weight, kind="stable").tolist():
-            entity = str(entities[i])
-            if entity in best:
-                best[entity].records_compared += 1
-                continue
-            evidence = PairEvidence(str(sources[i]), str(record_ids[i]), float(scored.match_weight[i]),
-                                    float(scored.match_probability[i]),
-                                    {n: round(float(w), 3) for n, w, g in zip(names, scored.field_weights[i], gamma[i])
-                                     if g >= 0})
-            best[entity] = CandidateCustomer(entity, evidence.match_probability, evidence.match_weight, evidence, 1)
-        ranked = sorted(best.values(), key=lambda c: (-c.match_weight, c.customer_id))
-        joins = ranked[0].customer_id if ranked and ranked[0].match_probability >= threshold else None
-        return MatchResult(ranked, joins, threshold, len(rows), standardised)
+        results, offset = [], 0
+        for rows, added, standard, one in zip(found, found_added, standardised, values):
+            # Who each pair's candidate is: (source, record id, customer).
+            who = [(str(self.sources[r]), str(self.record_ids[r]), str(self.entity_of_row[r])) for r in rows.tolist()]
+            who += [(self.added[i].source, self.added[i].record_id, self.added[i].entity) for i in added.tolist()]
+            pairs = slice(offset, offset + len(who))
+            offset += len(who)
+            weight, probability = scored.match_weight[pairs], scored.match_probability[pairs]
+            field_weights, levels = scored.field_weights[pairs], gamma[pairs]
+            best: dict[str, CandidateCustomer] = {}
+            for i in np.argsort(-weight, kind="stable").tolist():
+                source, record_id, entity = who[i]
+                if entity in best:
+                    best[entity].records_compared += 1
+                    continue
+                evidence = PairEvidence(source, record_id, float(weight[i]), float(probability[i]),
+                                        {n: round(float(w), 3) for n, w, g in zip(names, field_weights[i], levels[i])
+                                         if g >= 0})
+                best[entity] = CandidateCustomer(entity, evidence.match_probability, evidence.match_weight, evidence, 1)
+            ranked = sorted(best.values(), key=lambda c: (-c.match_weight, c.customer_id))
+            joins = ranked[0].customer_id if ranked and ranked[0].match_probability >= threshold else None
+            results.append(MatchResult(ranked, joins, threshold, len(who), standard, one))
+        return results

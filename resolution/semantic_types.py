@@ -56,6 +56,12 @@ class SourceColumns:
     table: pa.Table
     by_type: dict[str, list[str]]
     phone_region: str | None = None
+    # The order dates are read in (standardise.date_format_order of the source's dates):
+    # None ranks the formats on each column's own dates.
+    date_order: tuple[str, ...] | None = None
+    # False where the rows are a few records matched on their own, not a column whose
+    # most frequent dates can be judged placeholders.
+    judge_placeholders: bool = True
 
     @property
     def rows(self) -> int:
@@ -169,6 +175,11 @@ class SemanticType:
 def _each(kind: str, column: str, function) -> Callable[[SourceColumns], Contributions]:
     """Contributions of ``function`` over each raw column of ``kind`` to ``column``."""
     return lambda source: {column: [function(a) for a in source.arrays(kind)]}
+
+
+def _dates_of_birth(source: SourceColumns) -> Contributions:
+    return {"dob": [std.parse_dates(a, order=source.date_order, placeholders=source.judge_placeholders)
+                    for a in source.arrays("date_of_birth")]}
 
 
 def _name_display(contributions: Contributions, column: str, rows: int) -> pa.Array:
@@ -285,7 +296,7 @@ TYPES: tuple[SemanticType, ...] = (
     SemanticType(
         "date_of_birth", "A date of birth in any common format; any past year, placeholders dropped.",
         name_patterns=((40, r"dob|birth|bday"),),
-        personal_kind="dob", standardise=_each("date_of_birth", "dob", std.parse_dates), owns=("dob",),
+        personal_kind="dob", standardise=_dates_of_birth, owns=("dob",),
         pii=("dob",), comparisons=((DateOfBirth("dob", "dob"), ("dob",)),),
         blocking_keys=(BlockingKey("birth_year", "dob", lambda v: v[:4]),),
         golden=(("date_of_birth", "dob", "dob"),), validity_column="dob"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gettext
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from functools import lru_cache
 
@@ -277,30 +277,9 @@ def _parse_outside_timestamp_range(values: pd.Series, order: list[str]) -> pd.Se
     return values.map(dict(zip(distinct, (parse(v) for v in distinct))))
 
 
-def parse_dates(array, today: date | None = None) -> pa.Array:
-    """ISO ``YYYY-MM-DD`` from many formats. The column's most successful format is tried
-    first, so an all-``DD/MM`` column is not read as ``MM/DD`` where both parse. Any year
-    is a year (a birth in 1630 is a date); future dates and placeholder dates (see
-    ``PLACEHOLDER_RATIO``) become null."""
-    array = pc.utf8_trim_whitespace(as_string_array(array))
-    array = _null_where(array, pc.equal(array, ""))
-    values = array.to_pandas()
-    present = values.dropna()
-    if present.empty:
-        return pa.nulls(len(array), pa.string())
-
-    if present.nunique() == 1:
-        # One text (a record matched on its own): the ranking below would put the formats
-        # that parse it first, in DATE_FORMATS order, so trying that order is the same.
-        order = list(DATE_FORMATS)
-    else:
-        sample = present.sample(min(len(present), 2000), random_state=0)
-        success = {fmt: pd.to_datetime(sample, format=fmt, errors="coerce").notna().mean() for fmt in DATE_FORMATS}
-        order = sorted(DATE_FORMATS, key=lambda fmt: -success[fmt])
-    # Each distinct text is parsed once: a column of a million birth dates holds a few
-    # tens of thousands of dates.
-    codes, distinct = pd.factorize(values)
-    distinct = pd.Series(distinct, dtype=object)
+def _parse_many_dates(distinct: pd.Series, order: list[str]) -> pd.Series:
+    """ISO text of each distinct date text (None where no format reads it), a format at a
+    time over the whole column."""
     parsed = pd.Series(pd.NaT, index=distinct.index, dtype="datetime64[ns]")
     for fmt in order:
         todo = parsed.isna()
@@ -315,11 +294,83 @@ def parse_dates(array, today: date | None = None) -> pa.Array:
     todo = iso.isna()
     if todo.any():
         iso[todo] = _parse_outside_timestamp_range(distinct[todo], [*order, "%Y-%m-%d"]).to_numpy()
+    return iso
+
+
+# Up to this many distinct texts (a few records matched on their own) are parsed one by
+# one: each pandas call costs a fraction of a millisecond however few values it is given.
+FEW_DATES = 64
+# The dates pandas' nanosecond timestamps hold, which ``_parse_many_dates`` reads first.
+TIMESTAMP_DATES = (date(1677, 9, 22), date(2262, 4, 11))
+
+
+def _parse_one_date(text: str, order: list[str]) -> str | None:
+    """``_parse_many_dates`` for one text, in the same steps: each format within the
+    timestamp range, the first ten characters as ISO, then each format for any year."""
+    from datetime import datetime
+
+    def read(candidate: str, fmt: str, any_year: bool) -> str | None:
+        try:
+            parsed = datetime.strptime(candidate, fmt).date()
+        except ValueError:
+            return None
+        if not any_year and not TIMESTAMP_DATES[0] <= parsed <= TIMESTAMP_DATES[1]:
+            return None
+        return _iso(parsed.year, parsed.month, parsed.day)
+
+    for candidate, formats, any_year in ((text, order, False), (text[:10], ["%Y-%m-%d"], False),
+                                         (text, [*order, "%Y-%m-%d"], True)):
+        for fmt in formats:
+            found = read(candidate, fmt, any_year)
+            if found is not None:
+                return found
+    return None
+
+
+def date_format_order(array) -> list[str]:
+    """``DATE_FORMATS`` ranked by how many of the column's dates each reads (on a sample of
+    2,000), so an all-``DD/MM`` column is not read as ``MM/DD`` where both parse. One
+    distinct text keeps ``DATE_FORMATS``' own order."""
+    values = pc.utf8_trim_whitespace(as_string_array(array)).to_pandas()
+    present = values[values.notna() & (values != "")]
+    if present.nunique() <= 1:
+        return list(DATE_FORMATS)
+    sample = present.sample(min(len(present), 2000), random_state=0)
+    success = {fmt: pd.to_datetime(sample, format=fmt, errors="coerce").notna().mean() for fmt in DATE_FORMATS}
+    return sorted(DATE_FORMATS, key=lambda fmt: -success[fmt])
+
+
+def parse_dates(array, today: date | None = None, order: Sequence[str] | None = None,
+                placeholders: bool = True) -> pa.Array:
+    """ISO ``YYYY-MM-DD`` from many formats, tried in ``order`` (default: the column's own
+    ``date_format_order``). Any year is a year (a birth in 1630 is a date); future dates
+    become null, and so do placeholder dates (see ``PLACEHOLDER_RATIO``) unless
+    ``placeholders`` is False: a few records matched on their own are no column to judge
+    placeholders by."""
+    array = pc.utf8_trim_whitespace(as_string_array(array))
+    array = _null_where(array, pc.equal(array, ""))
+    if len(array) <= FEW_DATES and (not placeholders or len(array) <= PLACEHOLDER_MIN_RECORDS):
+        # No date of so few can be a placeholder: each text parsed alone, no pandas.
+        texts = array.to_pylist()
+        order = list(order) if order is not None else date_format_order(array)
+        day = today or date.today()
+        today_iso = _iso(day.year, day.month, day.day)
+        parsed_of = {t: _parse_one_date(t, order) for t in set(texts) if t is not None}
+        return pa.array([None if t is None or (parsed_of[t] or "") > today_iso else parsed_of[t] for t in texts],
+                        type=pa.string())
+    values = array.to_pandas()
+    if values.dropna().empty:
+        return pa.nulls(len(array), pa.string())
+    order = list(order) if order is not None else date_format_order(array)
+    # Each distinct text is parsed once: a column of a million birth dates holds a few
+    # tens of thousands of dates.
+    codes, distinct = pd.factorize(values)
+    iso = _parse_many_dates(pd.Series(distinct, dtype=object), order)
     today = today or date.today()
     iso[iso.fillna("") > _iso(today.year, today.month, today.day)] = None
     # Records per date (several texts can spell one date).
     counts = pd.Series(np.bincount(codes[codes >= 0], minlength=len(distinct))).groupby(iso.to_numpy()).sum()
-    if len(counts):
+    if placeholders and len(counts):
         limit = max(PLACEHOLDER_MIN_RECORDS, PLACEHOLDER_RATIO * float(counts.median()))
         iso[iso.isin(counts.index[counts > limit])] = None
     by_record = np.append(iso.to_numpy(object), [None])[codes]  # code -1 (no text) takes the None

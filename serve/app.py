@@ -1,22 +1,27 @@
-"""The FastAPI application: ``create_app(state, keys, audit)``. Every call but the health
+"""The FastAPI application: ``create_app(state, keys, audit, writer)``. Every call but the health
 checks needs an API key (``Authorization: Bearer <key>`` or ``X-API-Key``) with the scope
 its route names; every call, refused ones too, is a line of the audit log.
 
 No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations, and
 the scope checks they name are local to ``create_app``."""
 
+import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from identigraph.resolution.matching import MatchInputError, MatchQuery
 from identigraph.serve.audit import ApiAudit
+from identigraph.serve.batching import Batcher
 from identigraph.serve.keys import ApiKey, KeyRing
 from identigraph.serve.state import ServedState
+from identigraph.serve.writes import RecordWriter, WriteRefused
 
 MAX_BODY_BYTES = 64 * 1024
 # Ids as the artifacts write them: customer ids E + hex, sources and record ids of the inputs.
@@ -93,6 +98,22 @@ class MatchResponse(BaseModel):
     candidates: list[CandidateOut]
 
 
+class LineageEvent(BaseModel):
+    event: str  # "merge" or "split"
+    old_ids: list[str]
+    new_id: str
+    evidence: str
+
+
+class RecordWritten(BaseModel):
+    customer_id: str
+    created: bool  # a new record (else it replaced the one with its source and id)
+    new_customer: bool
+    match_probability: float | None  # the best match it joined, null for a new customer
+    events: list[LineageEvent]
+    seq: int  # its place in the record log
+
+
 class Erased(BaseModel):
     request_id: str
     customer_id: str
@@ -107,9 +128,23 @@ def _token(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
-def create_app(state: ServedState, keys: KeyRing, audit: ApiAudit, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+def create_app(state: ServedState, keys: KeyRing, audit: ApiAudit, writer: RecordWriter | None = None,
+               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    # Requests waiting together are matched in one call (serve.batching): same answers, a
+    # fraction of the cost each under load.
+    matching = Batcher(state.matcher.match_many, name="match") if state.matcher is not None else None
+    # Writes likewise, and on their own thread: linked in arrival order, fsynced per burst.
+    writing = Batcher(writer.write_many, name="write") if writer is not None else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        for batcher in (matching, writing):
+            if batcher is not None:
+                batcher.stop()
+
     app = FastAPI(title="identigraph", version="1", summary="Customers, risk and similar customers of a "
-                  "resolved identity graph.", docs_url="/docs", openapi_url="/openapi.json")
+                  "resolved identity graph.", docs_url="/docs", openapi_url="/openapi.json", lifespan=lifespan)
     erasing = threading.Lock()  # one erasure at a time: each rewrites the artifacts
 
     def requires(*scopes: str) -> Callable[[Request], ApiKey]:
@@ -142,6 +177,8 @@ def create_app(state: ServedState, keys: KeyRing, audit: ApiAudit, max_body_byte
 
     def known(customer_id: str) -> str:
         if not state.has(customer_id):
+            if customer_id in state.merged_into:
+                raise HTTPException(404, f"customer {customer_id!r} was merged into {state.merged_into[customer_id]!r}")
             raise HTTPException(404, f"no customer {customer_id!r}")
         return customer_id
 
@@ -151,7 +188,10 @@ def create_app(state: ServedState, keys: KeyRing, audit: ApiAudit, max_body_byte
 
     @app.get("/readyz")
     def readyz() -> dict[str, Any]:
-        return {"ready": True, "customers": state.customers, "matching": state.matcher is not None,
+        return {"ready": writer is None or writer.failed is None, "customers": state.customers,
+                "matching": state.matcher is not None, "writing": writer is not None,
+                "records_written": writer.seq if writer is not None else 0,
+                "writes_stopped": writer.failed if writer is not None else None,
                 "risk": state.risk is not None,
                 "embeddings": state.unit_vectors is not None, "loaded_in_seconds": state.seconds}
 
@@ -192,14 +232,8 @@ def create_app(state: ServedState, keys: KeyRing, audit: ApiAudit, max_body_byte
         return Similar(customer_id=customer_id, k=k,
                        neighbours=[Neighbour(customer_id=c, similarity=s) for c, s in found])
 
-    @app.post("/v1/match", response_model=MatchResponse)
-    def match(request: MatchRequest, key: Annotated[ApiKey, Depends(requires("read"))],
-              limit: Annotated[int, Query(ge=1, le=100)] = 10) -> MatchResponse:
-        """The customers the record would match, best first, with each one's best pair:
-        probability, weight and the per-field weights; ``would_join`` is the customer it
-        joins (at or above the match threshold), null for a new customer."""
-        from identigraph.resolution.matching import MatchInputError
-
+    def query_of(request: MatchRequest, record_id: str | None) -> MatchQuery:
+        """The request as a match query, its fields checked (422 naming the field)."""
         if state.matcher is None:
             raise HTTPException(503, "matching is not loaded: the served folder lacks records.parquet or model.json")
         fields: dict[str, str] = {}
@@ -215,10 +249,22 @@ def create_app(state: ServedState, keys: KeyRing, audit: ApiAudit, max_body_byte
                                            "msg": f"not a semantic type; use {', '.join(sorted(state.matcher.types))}"}])
             if value is not None:
                 fields[name] = str(value)
+        query = MatchQuery(request.source, fields, record_id)
         try:
-            result = state.matcher.match(request.source, fields, request.record_id)
+            state.matcher.check(query)
         except MatchInputError as error:
             raise HTTPException(422, [{"loc": ["body"], "msg": str(error), "type": "value_error"}]) from error
+        return query
+
+    @app.post("/v1/match", response_model=MatchResponse)
+    async def match(request: MatchRequest, key: Annotated[ApiKey, Depends(requires("read"))],
+                    limit: Annotated[int, Query(ge=1, le=100)] = 10) -> MatchResponse:
+        """The customers the record would match, best first, with each one's best pair:
+        probability, weight and the per-field weights; ``would_join`` is the customer it
+        joins (at or above the match threshold), null for a new customer."""
+        query = query_of(request, request.record_id)
+        assert matching is not None  # query_of answered 503 without a matcher
+        result = await asyncio.wrap_future(matching.submit(query))
         return MatchResponse(
             would_join=result.would_join, match_threshold=result.match_threshold,
             records_compared=result.records_compared,
@@ -227,21 +273,69 @@ def create_app(state: ServedState, keys: KeyRing, audit: ApiAudit, max_body_byte
                                      best_record=PairEvidenceOut(**vars(c.best_record)))
                         for c in result.candidates[:limit]])
 
+    @app.post("/v1/records", response_model=RecordWritten)
+    async def write_record(request: MatchRequest, key: Annotated[ApiKey, Depends(requires("write"))]) -> RecordWritten:
+        """Adds a record, or updates the one with its ``source`` and ``record_id``: linked with
+        the run's model, its customer chosen by the incremental id rules (merges and splits
+        are returned as lineage events), and on disk before this answers."""
+        if request.record_id is None:
+            raise HTTPException(422, [{"loc": ["body", "record_id"], "msg": "a written record needs its id "
+                                       "in its source", "type": "missing"}])
+        if ":" in request.source:
+            raise HTTPException(422, [{"loc": ["body", "source"], "msg": "a source name has no ':' (record keys "
+                                       "are source:record_id)", "type": "value_error"}])
+        query = query_of(request, request.record_id)
+        if writing is None:
+            raise HTTPException(503, "writing is not loaded: the served folder lacks records.parquet or model.json")
+        try:
+            outcome = await asyncio.wrap_future(writing.submit(query))
+        except OSError as error:
+            raise HTTPException(503, str(error)) from error
+        if isinstance(outcome, WriteRefused):
+            raise HTTPException(409, str(outcome))
+        return RecordWritten(customer_id=outcome.customer_id, created=outcome.created,
+                             new_customer=outcome.new_customer, match_probability=outcome.match_probability,
+                             events=[LineageEvent(**{k: e[k] for k in ("event", "old_ids", "new_id", "evidence")})
+                                     for e in outcome.events], seq=outcome.seq)
+
     def erase(customer_id: str | None, record: str | None) -> Erased:
+        """Erases from the artifacts, the graph tables, the record log and what is served;
+        the person as the server knows them now (records written and merged since the run
+        included)."""
+        from dataclasses import replace
+
         from identigraph.graph.erasure import erase_from_graph_tables
-        from identigraph.resolution.erasure import ErasureError, erase_from_resolution
+        from identigraph.resolution.erasure import ErasureError, erase_from_resolution, erase_keys
 
         with erasing:
             try:
-                erasure = erase_from_resolution(state.resolved_dir, customer_id, record)
+                if state.matcher is None:  # nothing written since the run: its artifacts name everyone
+                    erasure = erase_from_resolution(state.resolved_dir, customer_id, record)
+                else:
+                    owner: str | None
+                    with state.lock:
+                        if customer_id is not None:
+                            keys = sorted(f"{s}:{r}" for s, r in state.records_of.get(customer_id, []))
+                            owner, scope = customer_id, "customer"
+                        else:
+                            assert record is not None
+                            keys, owner, scope = [record], state.matcher.customer_of(record), "record"
+                    if owner is None or not keys:
+                        raise ErasureError(f"no record {record!r}: write it as /v1/records/SOURCE/RECORD_ID")
+                    erasure = erase_keys(state.resolved_dir, owner, keys, scope)
             except ErasureError as error:
                 raise HTTPException(404, str(error)) from error
             written = list(erasure.artifacts)
             if state.tables_dir is not None:
-                written += erase_from_graph_tables(state.tables_dir, state.resolved_dir, erasure)
+                for artifact_customer, its_scope in erasure.artifact_customers.items():
+                    written += erase_from_graph_tables(state.tables_dir, state.resolved_dir,
+                                                       replace(erasure, customer_id=artifact_customer,
+                                                               scope=its_scope))
+            if writer is not None and writer.forget(erasure.record_keys, erasure.request_id):
+                written.append(str(writer.log.path))
             state.forget(erasure)
         return Erased(request_id=erasure.request_id, customer_id=erasure.customer_id,
-                      records_erased=len(erasure.record_keys), artifacts=written)
+                      records_erased=len(erasure.record_keys), artifacts=sorted(set(written)))
 
     @app.delete("/v1/customers/{customer_id}", response_model=Erased)
     def delete_customer(customer_id: CustomerId, key: Annotated[ApiKey, Depends(requires("admin"))]) -> Erased:

@@ -58,6 +58,11 @@ class ServedState:
     matcher: RecordMatcher | None = None      # POST /v1/match: None where the run cannot be matched to
     seconds: float = 0.0
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # Written through the API since the run (serve.writes): customers whose golden record is
+    # recomputed from their records when next read, those recomputed, and merged-away ids.
+    stale_golden: set[str] = field(default_factory=set)
+    golden_since: dict[str, dict[str, Any]] = field(default_factory=dict)
+    merged_into: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, resolved_dir: Path, tables_dir: Path | None = None) -> ServedState:
@@ -115,11 +120,56 @@ class ServedState:
         return len(self.golden_row)
 
     def has(self, customer_id: str) -> bool:
-        return customer_id in self.golden_row
+        return customer_id in self.records_of
 
     def golden_record(self, customer_id: str) -> dict[str, Any]:
+        if customer_id in self.stale_golden or (customer_id not in self.golden_row and
+                                                customer_id not in self.golden_since):
+            self.golden_since[customer_id] = self._golden_from_records(customer_id)
+            self.stale_golden.discard(customer_id)
+        if customer_id in self.golden_since:
+            return self.golden_since[customer_id]
         row = self.golden.iloc[self.golden_row[customer_id]]
         return {column: _plain(value) for column, value in row.items()}
+
+    def _golden_from_records(self, customer_id: str) -> dict[str, Any]:
+        """The golden record of a customer writes changed, from its records' values now (an
+        erased record's values left out; it still counts in record_count)."""
+        from identigraph.resolution.golden import golden_records
+
+        matcher = self.matcher
+        assert matcher is not None  # only writes, which need the matcher, change customers
+        rows: list[dict[str, Any]] = []
+        for source, record_id in self.records_of[customer_id]:
+            values = matcher.live_values(f"{source}:{record_id}")
+            if values is not None:
+                rows.append({"source": source, "record_id": record_id, **values})
+        if not rows:  # every record erased
+            return {**{column: None for column in self.golden.columns}, "entity_id": customer_id,
+                    "record_count": len(self.records_of[customer_id])}
+        frame = pd.DataFrame(rows).reindex(columns=["source", "record_id", *matcher.columns])
+        priority = list(matcher.config.sources) or sorted(frame["source"].unique())
+        golden = golden_records(frame, np.full(len(frame), customer_id, dtype=object), priority)
+        record = {column: _plain(value) for column, value in golden.iloc[0].items()}
+        record["record_count"] = len(self.records_of[customer_id])
+        return record
+
+    def move_record(self, source: str, record_id: str, old: str | None, new: str) -> None:
+        """The record now belongs to ``new`` (``old``: its customer before, None for a new
+        record); a customer left without records was merged into ``new``."""
+        if old == new:
+            return
+        if old is not None and old in self.records_of:
+            remaining = [r for r in self.records_of[old] if r != (source, record_id)]
+            if remaining:
+                self.records_of[old] = remaining
+                self.stale_golden.add(old)
+            else:
+                del self.records_of[old]
+                self.merged_into[old] = new
+        self.records_of.setdefault(new, []).append((source, record_id))
+        self.merged_into.pop(new, None)
+        self.stale_golden.add(new)
 
     def risk_of(self, customer_id: str) -> dict[str, Any] | None:
         if self.risk is None or customer_id not in self.risk.index:
@@ -153,3 +203,6 @@ class ServedState:
                                     erasure.scope)
             if self.matcher is not None:
                 self.matcher.forget(erasure.record_keys)
+                customers = {self.matcher.customer_of(key) for key in erasure.record_keys}
+                # Golden records shown from here on are recomputed without the erased values.
+                self.stale_golden |= {c for c in customers if c is not None and c in self.records_of}

@@ -231,7 +231,7 @@ def test_cli_explain_and_evaluate(small_dataset, resolved):
 
 
 def test_the_phone_region_a_run_read_numbers_in_is_the_one_matching_reads_them_in(tmp_path):
-    from identigraph.resolution.matching import RecordMatcher
+    from identigraph.resolution.matching import MatchQuery, RecordMatcher
 
     people = tmp_path / "people.csv"
     rows = ["id,first_name,last_name,phone"] + [
@@ -244,10 +244,42 @@ def test_the_phone_region_a_run_read_numbers_in_is_the_one_matching_reads_them_i
     matcher = RecordMatcher.load(tmp_path / "out")
     assert matcher.region == run["phone_region"]
     records = pd.read_parquet(tmp_path / "out" / "records.parquet").set_index("record_id")
-    standardised = matcher.standardise("people", {"first_name": "Ann5", "phone": "07700 900005"})
+    standardised = matcher.standardise([MatchQuery("people", {"first_name": "Ann5", "phone": "07700 900005"})])[0]
     assert standardised["phone_e164"] == records.loc["5", "phone_e164"] is not None
     fields = {"first_name": "Ann5", "last_name": "Smith5", "phone": "07700 900005"}
     entities = pd.read_parquet(tmp_path / "out" / "entities.parquet")
     own = entities.loc[entities["record_id"].astype(str) == "5", "entity_id"].iloc[0]
     assert matcher.match("people", fields).candidates[0].customer_id == own  # found by its phone and name
     assert own not in [c.customer_id for c in matcher.match("people", fields, record_id="5").candidates]
+
+
+def test_a_record_matched_later_reads_its_dates_as_the_run_read_its_source(tmp_path):
+    """A source written month first: the run reads 03/04/1980 as 4 March, and so does
+    matching one record of that source on its own (with no other dates to judge by);
+    records matched together get the answers each gets alone."""
+    from identigraph.resolution.matching import MatchQuery, RecordMatcher
+
+    people = tmp_path / "us_store.csv"
+    rows = ["id,first_name,last_name,dob"] + [
+        f"{i},Ann{i},Smith{i % 7},{1 + i % 12:02d}/{13 + i % 15:02d}/19{50 + i % 40}" for i in range(80)]
+    people.write_text("\n".join(rows + ["80,Bea,Jones,03/04/1980"]) + "\n")
+    result = runner.invoke(app, ["resolve", str(people), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["date_formats"]["us_store"][0] == "%m/%d/%Y"
+    records = pd.read_parquet(tmp_path / "out" / "records.parquet").set_index("record_id")
+    assert records.loc["80", "dob"] == "1980-03-04"
+    matcher = RecordMatcher.load(tmp_path / "out")
+    bea = MatchQuery("us_store", {"first_name": "Bea", "last_name": "Jones", "date_of_birth": "03/04/1980"})
+    assert matcher.standardise([bea])[0]["dob"] == "1980-03-04"
+    # Another source's dates are read in the default order, day first.
+    assert matcher.standardise([MatchQuery("web", {"date_of_birth": "03/04/1980"})])[0]["dob"] == "1980-04-03"
+    queries = [bea] + [MatchQuery("us_store", {"first_name": f"Ann{i}", "last_name": f"Smith{i % 7}",
+                                                "date_of_birth": f"{1 + i % 12:02d}/{13 + i % 15:02d}/19{50 + i % 40}"},
+                                  str(i)) for i in range(0, 80, 7)]
+    together = matcher.match_many(queries)
+    alone = [matcher.match_many([q])[0] for q in queries]
+    assert [(r.would_join, [(c.customer_id, c.match_weight) for c in r.candidates], r.standardised)
+            for r in together] == [(r.would_join, [(c.customer_id, c.match_weight) for c in r.candidates],
+                                    r.standardised) for r in alone]
+    assert any(r.candidates for r in together)

