@@ -11,7 +11,6 @@ from identigraph.cli.output import console, print_resolution
 
 
 def resolve(
-    inputs: Annotated[list[Path], typer.Argument(help="CSV, JSONL or Parquet files, or folders of them.")],
     out: Annotated[Path, typer.Option(help="Folder for entities, pairs, golden records, model, profile.")],
     config: Annotated[Path | None, typer.Option(help="linkage.toml; inferred from the inputs when left out.")] = None,
     model: Annotated[Path | None, typer.Option(help="model.json of an earlier run: score with it, no training.")] = None,
@@ -20,8 +19,9 @@ def resolve(
                                "e-mails, phones, dates of birth, addresses and national ids; linkage runs on the "
                                "clear values in memory.")] = False,
     previous: Annotated[Path | None, typer.Option(help="The --out folder of an earlier run: link INPUTS (a new "
-                                                       "batch) against its customers with its model, keeping their "
-                                                       "ids; merges and splits go to lineage.parquet. The "
+                                                       "batch) and the records written to it through the API against "
+                                                       "its customers with its model, keeping their ids (and the ids "
+                                                       "the API gave); merges and splits go to lineage.parquet. The "
                                                        "customers are those a full rerun with that model gives.")] = None,
     fast: Annotated[bool, typer.Option("--fast", help="With --previous: keep the earlier pairs and customers as "
                                                       "they were and score only the new records' pairs (quicker; "
@@ -29,11 +29,19 @@ def resolve(
     forgotten: Annotated[Path | None, typer.Option(help="forgotten.jsonl written by `identigraph forget`: those "
                                                         "records are quarantined, not linked (default: "
                                                         "OUT/forgotten.jsonl when there is one).")] = None,
+    inputs: Annotated[list[Path] | None, typer.Argument(
+        help="CSV, JSONL or Parquet files, or folders of them. With --previous, may be left out: the records "
+             "written to the earlier run through the API (api_records.jsonl) are the batch.",
+        show_default=False)] = None,
 ) -> None:
     """Link records across channels into customers (docs/cli.md)."""
     from identigraph.resolution.jobs import resolve_files
     from identigraph.resolution.privacy import pseudonym_key_from_env
 
+    inputs = inputs or []
+    if not inputs and previous is None:
+        raise typer.BadParameter("name the files to resolve (or, with --previous DIR, none: the records written "
+                                 "to DIR through the API are the batch)", param_hint="INPUTS")
     key = pseudonym_key_from_env() if pseudonymize else None
     with console.status("resolving") as status:
         result = resolve_files(inputs, out, config, model, key, previous, fast, forgotten,

@@ -47,9 +47,18 @@ from identigraph.resolution.clustering import cluster, match_edges_of_run
 from identigraph.resolution.encoding import EncodedRecords, records_from_arrow
 from identigraph.resolution.erasure import FORGOTTEN_FILE, read_forgotten
 from identigraph.resolution.golden import golden_records
-from identigraph.resolution.ingest import customer_of_record, ingest, input_files, key_rank, record_keys, write_profile
+from identigraph.resolution.ingest import (
+    WrittenRecords,
+    customer_of_record,
+    ingest,
+    input_files,
+    key_rank,
+    record_keys,
+    write_profile,
+)
 from identigraph.resolution.linker import ResolutionResult, entities_frame
 from identigraph.resolution.model import FellegiSunterModel, check_model_fits, comparison_matrix, pair_scorer, score
+from identigraph.resolution.record_log import RECORD_LOG_FILE, read_record_log
 
 LINEAGE_FILE = "lineage.parquet"
 LINEAGE_COLUMNS = ("event", "old_ids", "new_id", "evidence", "at")
@@ -211,7 +220,13 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
     forgotten = read_forgotten(previous_dir / FORGOTTEN_FILE) if (previous_dir / FORGOTTEN_FILE).exists() else None
 
     linker._step("reading and standardising the new batch")
-    ingested = ingest(input_files(inputs, linker.config), linker.config, forgotten)
+    logged = read_record_log(previous_dir / RECORD_LOG_FILE)
+    written = (WrittenRecords(RECORD_LOG_FILE, logged.entries, previous["phone_region"], previous["date_formats"])
+               if logged.entries else None)
+    if not inputs and written is None:
+        raise FileNotFoundError(f"nothing to link: give the new batch's files, or serve {previous_dir} and write "
+                                f"records to it (they are read from its {RECORD_LOG_FILE})")
+    ingested = ingest(input_files(inputs, linker.config) if inputs else [], linker.config, forgotten, written)
     new_table = ingested.records_table
     new_keys = record_keys(pd.Series(new_table["source"].to_numpy(zero_copy_only=False)),
                            pd.Series(new_table["record_id"].to_numpy(zero_copy_only=False))).to_numpy(object)
@@ -223,6 +238,11 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
     old_table, old_keys = old_table.filter(pa.array(~updated)), old_keys[~updated]
     entities = previous["entities"]
     entity_of = customer_of_record(entities)
+    # The customers the API gave records since (written ones, and earlier ones its merges
+    # moved) are their earlier customers: ids it acknowledged are kept as the run's are.
+    api_customer_of = pd.Series(logged.customer_of(), dtype=object)
+    if len(api_customer_of):
+        entity_of = pd.concat([entity_of[~entity_of.index.isin(api_customer_of.index)], api_customer_of])
     combined = pa.concat_tables([old_table, new_table], promote_options="default")
     records, encoded_columns = records_from_arrow(combined)
     keys = np.concatenate([old_keys, new_keys])
@@ -242,7 +262,10 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
     scores = score(model, gamma, encoded, comparisons, left, right)
 
     linker._step("clustering")
-    previous_id = np.concatenate([entity_of.reindex(old_keys).to_numpy(object), np.full(n - n_old, None, dtype=object)])
+    previous_id = np.concatenate([entity_of.reindex(old_keys).to_numpy(object),
+                                  api_customer_of.reindex(new_keys).to_numpy(object) if len(api_customer_of)
+                                  else np.full(n - n_old, None, dtype=object)])
+    previous_id[pd.isna(previous_id)] = None  # reindex fills NaN where a key has no earlier customer
     scorer = pair_scorer(model, comparisons, encoded, settings.shared_value_limit)
     rank = key_rank(keys)
     # The fast mode scores the new records' pairs alone, too few to judge the sources on: it
@@ -280,13 +303,16 @@ def link_incremental(linker, inputs: list[Path], previous_dir: Path, out_dir: Pa
     new_pairs.to_parquet(out_dir / "pairs.parquet", index=False)
 
     source_priority = list(linker.config.sources) or sorted(records["source"].unique())
-    updated_golden(previous["golden"], records, ids, set(ids[new]) | touched_by(events),
+    api_events = logged.events()
+    updated_golden(previous["golden"], records, ids, set(ids[new]) | touched_by(events) | touched_by(api_events)
+                   | set(api_customer_of.to_numpy(object).tolist()),
                    source_priority).to_parquet(out_dir / "golden.parquet", index=False)
     pq.write_table(combined, out_dir / "records.parquet")
     quarantine = pd.concat([q for q in (previous["quarantine"], ingested.quarantine) if q is not None and len(q)]
                            or [ingested.quarantine], ignore_index=True)
     quarantine.to_parquet(out_dir / "quarantine.parquet", index=False)
-    with_lineage(previous["lineage"], events).to_parquet(out_dir / LINEAGE_FILE, index=False)
+    api_lineage = [{k: e[k] for k in LINEAGE_COLUMNS} for e in api_events]
+    with_lineage(previous["lineage"], api_lineage + events).to_parquet(out_dir / LINEAGE_FILE, index=False)
     model.save(out_dir / "model.json")
     write_profile(ingested.profile, out_dir / "profile.json")
     linker.write_config(out_dir)

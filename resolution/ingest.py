@@ -240,15 +240,73 @@ def _row_sources(table: pa.Table, source_column: str | None, file_source: str) -
     return named.where(named.notna() & (named != ""), file_source).astype(object)
 
 
-def ingest(files: list[Path], config: LinkageConfig, forgotten: dict[str, str] | None = None) -> IngestResult:
+@dataclass
+class WrittenRecords:
+    """Records written through the API since a run (``resolution.record_log``): the latest
+    version of each, read as the API read them (the run's phone region and date orders)."""
+    file: str
+    entries: list[dict]
+    phone_region: str | None
+    date_formats: dict[str, list[str]]
+
+
+def _ingest_written(written: WrittenRecords, forgotten: dict[str, str]) -> _SourceResult:
+    """The written records as one more source part: fields named by semantic type, each
+    source's rows standardised as ``RecordMatcher.standardise`` standardises them."""
+    latest = {f"{e['source']}:{e['record_id']}": e for e in written.entries}
+    stat = SourceStats(file=written.file, read=len(latest))
+    erased = [key for key in latest if key in forgotten or latest[key].get("erased")]
+    quarantined = []
+    if erased:
+        quarantined.append(_quarantine_rows(
+            [latest[k]["source"] for k in erased], written.file, [latest[k]["seq"] for k in erased],
+            [str(latest[k]["record_id"]) for k in erased],
+            [f"erased by forget request {forgotten.get(k) or latest[k].get('erased')}: not linked again"
+             for k in erased], [WITHHELD_ERASED] * len(erased)))
+    by_source: dict[str, list[dict]] = {}
+    for key, entry in latest.items():
+        if key not in erased:
+            by_source.setdefault(entry["source"], []).append(entry)
+    parts = []
+    for source_name, entries in sorted(by_source.items()):
+        names = sorted({name for e in entries for name in e["fields"]})
+        table = pa.table({name: pa.array([e["fields"].get(name) for e in entries], type=pa.string())
+                          for name in names}) if names else pa.table({"_": pa.nulls(len(entries), pa.string())})
+        columns = standardise_source(table, SourceConfig(id_column="", fields={n: n for n in names}),
+                                     written.phone_region,
+                                     written.date_formats.get(source_name, std.DATE_FORMATS), judge_placeholders=False)
+        names_out = ["source", "record_id", *STANDARD_COLUMNS, *(c for c in columns if c not in STANDARD_COLUMNS)]
+        arrays = [pa.array([source_name] * len(entries), type=pa.string()),
+                  pa.array([str(e["record_id"]) for e in entries], type=pa.string()),
+                  *(columns[c].cast(pa.string()) for c in names_out[2:])]
+        parts.append(pa.table(arrays, names=names_out))
+    part = (pa.concat_tables(parts, promote_options="default") if parts
+            else pa.table({"source": pa.array([], pa.string()), "record_id": pa.array([], pa.string())}))
+    stat.resolved = part.num_rows
+    stat.quarantined = stat.read - stat.resolved
+    return _SourceResult(written.file, part, quarantined, stat, {"file": written.file, "read": stat.read,
+                                                                 "resolved": stat.resolved,
+                                                                 "quarantined": stat.quarantined},
+                         [], [])
+
+
+def ingest(files: list[Path], config: LinkageConfig, forgotten: dict[str, str] | None = None,
+           written: WrittenRecords | None = None) -> IngestResult:
     """``forgotten``: ``source:record_id`` -> forget request id; those records are quarantined
-    (raw row withheld), never linked again."""
+    (raw row withheld), never linked again. ``written``: records written through the API,
+    one more source (a record in ``files`` too is taken from ``files``)."""
     forgotten = forgotten or {}
-    region = phone_region(files, config)
+    region = phone_region(files, config) if files else (written.phone_region if written else None)
     # Sources are independent: two at a time, one per core (Arrow's kernels and rapidfuzz
     # release the GIL, so the threads overlap for most of the work).
     with ThreadPoolExecutor(max_workers=INGEST_THREADS) as pool:
         results = list(pool.map(lambda path: _ingest_source(path, config, forgotten, region), files))
+    if written is not None and written.entries:
+        in_files = {f"{s}:{i}" for r in results
+                    for s, i in zip(r.part["source"].to_pylist(), r.part["record_id"].to_pylist())}
+        results.append(_ingest_written(
+            WrittenRecords(written.file, [e for e in written.entries if f"{e['source']}:{e['record_id']}" not in in_files],
+                           written.phone_region, written.date_formats), forgotten))
     parts = [r.part for r in results]
     quarantined = [frame for r in results for frame in r.quarantined]
     stats = {r.source: r.stat for r in results}

@@ -43,6 +43,28 @@ class Client:
             return error.code, json.loads(error.read() or b"null")
 
 
+def start_serve(resolved: Path, tables: Path | None, keys_file: Path) -> tuple[subprocess.Popen, Client]:
+    """`identigraph serve` in its own process, answering /healthz."""
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "identigraph.cli.app", "serve", str(resolved),
+                                *(["--tables", str(tables)] if tables else []), "--port", str(port),
+                                "--keys", str(keys_file)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client = Client(f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if client.call("GET", "/healthz")[0] == 200:
+                return process, client
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the server did not start: {process.stdout.read() if process.stdout else ''}")
+        time.sleep(0.3)
+
+
 @pytest.fixture(scope="module")
 def served(graph_tables, embedded, tmp_path_factory):
     """A copy of the small resolved state and its tables (risk, segments, embeddings), served
@@ -60,23 +82,7 @@ def served(graph_tables, embedded, tmp_path_factory):
     segment_customers(tables, tables, embeddings, risk_path=tables / "risk.parquet")
     keys_file = work / "keys.json"
     keys = {scope: add_key(keys_file, f"{scope}-holder", [scope]) for scope in ("read", "write", "risk", "admin")}
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "identigraph.cli.app", "serve", str(resolved), "--tables",
-                                str(tables), "--port", str(port), "--keys", str(keys_file)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    client = Client(f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if client.call("GET", "/healthz")[0] == 200:
-                break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the server did not start: {process.stdout.read() if process.stdout else ''}")
-        time.sleep(0.3)
+    process, client = start_serve(resolved, tables, keys_file)
     yield client, keys, resolved, tables, process
     if process.poll() is None:
         process.kill()
