@@ -1,7 +1,8 @@
-"""`POST /v1/match` on held-out records (issue 20): the customer the API gives each one beside
-the customer a batch run with the same model gives it, and the latency and throughput.
+"""`POST /v1/match` and `POST /v1/records` on held-out records (issue 20): the customer the
+API gives each one beside the customer a batch run with the same model gives it, and the
+latency and throughput.
 
-    python benchmarks/bench_match.py [--records 100000] [--held-out 1000] [--concurrency 4]
+    python benchmarks/bench_match.py [--records 100000] [--held-out 1000] [--concurrency 4,16,32]
 
 Generates the synthetic channel data (seed 9, about 2.4 records per customer), holds out
 ``--held-out`` records chosen by a hash of their row (benchmarks/bench_incremental.py's
@@ -10,7 +11,12 @@ saved model (`resolve --previous`). `identigraph serve` then serves the run with
 each held-out record is sent to `POST /v1/match` as its source's row, by semantic type. The
 API agrees with the batch when it names the earlier customer the batch put the record in,
 or no customer where the batch made it a new one. Then the same records are sent again from
-``--concurrency`` threads for latency and throughput. Results: docs/benchmarks.md.
+each ``--concurrency`` (threads with keep-alive connections) for latency and throughput.
+
+Then the held-out records are written (`POST /v1/records`, 16 writers): acknowledged writes
+per second; the server is restarted (start-up with the log replayed), and
+`resolve --previous` reads the log as a batch: how many written records keep the customer
+id the API gave them. Results: docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -67,7 +73,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--held-out", type=int, default=1_000)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", default="4,16,32", help="comma-separated client threads")
+    parser.add_argument("--writers", type=int, default=16)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -85,7 +92,8 @@ def main() -> None:
         joined_with = {entity: {base_entity[k] for k in keys if k in base_entity}
                        for entity, keys in linked.groupby("entity_id")["key"]}
         batch_entity = dict(zip(linked["key"], linked["entity_id"]))
-        server, port, key, startup = start_server(work / "base", None, work)
+        server, port, key, startup = start_server(work / "base", None, work, ("read", "write"))
+        loaded = {}
         try:
             memory = _memory_mb(server.pid)
             items = bodies(work / "batch", config)
@@ -103,18 +111,35 @@ def main() -> None:
                 elif len(disagreements) < 5:
                     disagreements.append({"record": record, "api": answer.get("would_join"),
                                           "batch": sorted(expected) or None})
-            loaded = latency_report(*send_all(port, key, requests, args.concurrency))
+            for concurrency in [int(c) for c in args.concurrency.split(",")]:
+                loaded[f"concurrency_{concurrency}"] = latency_report(*send_all(port, key, requests, concurrency))
+            writes = [("POST", "/v1/records", body) for _, body in items]
+            written_replies, write_latencies, write_seconds = send_all(port, key, writes, args.writers)
+            written = latency_report(written_replies, write_latencies, write_seconds)
             peak = _memory_mb(server.pid)[1]
         finally:
             server.terminate()
             server.wait(timeout=60)
+        given = {record: json.loads(reply)["customer_id"] for (record, _), (status, reply)
+                 in zip(items, written_replies) if status == 200}
+        server, port, key, restart = start_server(work / "base", None, work)
+        server.terminate()
+        server.wait(timeout=60)
+        batch_seconds = _timed("resolve", "--previous", str(work / "base"), "--out", str(work / "after_api"))
+        after = pd.read_parquet(work / "after_api" / "entities.parquet")
+        after_entity = dict(zip(after["source"] + ":" + after["record_id"].astype(str), after["entity_id"]))
+        kept = sum(after_entity.get(record) == customer for record, customer in given.items())
     print(json.dumps({
         "customers_served": len(earlier), "held_out": held, "compared": compared,
         "agree": agree, "agreement": round(agree / max(compared, 1), 4), "disagreements": disagreements,
         "startup_s": round(startup, 2), "rss_mb_after_start": round(memory[0]), "rss_mb_peak": round(peak),
         "sequential": {"p50_ms": round(float(np.percentile(sequential, 50)), 2),
                        "p99_ms": round(float(np.percentile(sequential, 99)), 2)},
-        f"concurrency_{args.concurrency}": loaded}, indent=2))
+        **loaded,
+        f"writes_{args.writers}_writers": written,
+        "restart_with_log_replayed_s": round(restart, 2),
+        "batch_reading_the_log_s": round(batch_seconds, 1),
+        "written_records_keeping_the_api_id_in_the_batch": f"{kept}/{len(given)}"}, indent=2))
 
 
 if __name__ == "__main__":

@@ -68,12 +68,13 @@ def _memory_mb(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-def start_server(resolved: Path, tables: Path | None, work: Path) -> tuple[subprocess.Popen, int, str, float]:
-    """`identigraph serve` in its own process with a fresh read key: (process, port, key,
-    seconds until /readyz answered)."""
+def start_server(resolved: Path, tables: Path | None, work: Path,
+                 scopes: tuple[str, ...] = ("read",)) -> tuple[subprocess.Popen, int, str, float]:
+    """`identigraph serve` in its own process with a fresh key of ``scopes``: (process, port,
+    key, seconds until /readyz answered)."""
     keys_file = work / "keys.json"
     keys_file.unlink(missing_ok=True)
-    key = add_key(keys_file, "bench", ["read"])
+    key = add_key(keys_file, "bench", list(scopes))
     port = _free_port()
     started = time.perf_counter()
     server = subprocess.Popen([*IG, "serve", str(resolved), *(["--tables", str(tables)] if tables else []),

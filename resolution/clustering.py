@@ -139,6 +139,19 @@ def _may_merge(evidence: _Evidence | None, edge_weight: float, cannot_log_odds: 
     return evidence.total >= 0 and _most_pairs_agree(evidence.agreeing, evidence.disagreeing)
 
 
+def clusters_may_merge(pair_probabilities: np.ndarray, edge_weight: float, cannot_link_threshold: float) -> bool:
+    """The guard's verdict (``_may_merge``) on two clusters joined by a match edge of
+    ``edge_weight``, given the probabilities of the pairs between them: what a record
+    written through the API that matches two customers is checked against before they merge."""
+    evidence: _Evidence | None = None
+    for weight in _log_odds(np.asarray(pair_probabilities, dtype=float)).tolist():
+        if evidence is None:
+            evidence = _Evidence.of_pair(weight)
+        else:
+            evidence.add(_Evidence.of_pair(weight))
+    return _may_merge(evidence, edge_weight, float(_log_odds(np.array([cannot_link_threshold]))[0]))
+
+
 def _strongest_first(edges: np.ndarray, strength: np.ndarray, left: np.ndarray, right: np.ndarray,
                      record_rank: np.ndarray | None) -> np.ndarray:
     """``edges`` (pair indices) strongest first; equal strengths in the order of their ends'

@@ -341,6 +341,42 @@ class RecordMatcher:
         return {(i, key) for i, index in enumerate(self.rules)
                 if None not in (key := tuple(values.get(c) for c in index.rule.columns))}
 
+    def probabilities_between(self, left: list[str], right: list[str],
+                              unheld: dict[str, tuple[str, dict[str, object]]] | None = None) -> np.ndarray:
+        """The match probability of every pair of a ``left`` record and a ``right`` record,
+        named by key: the run's records, those added since, and those of ``unheld`` (key ->
+        (source, values)) not held yet. Erased records have no values and no pairs."""
+        unheld = unheld or {}
+        rows: list[int] = []
+        extras: list[tuple[str, dict[str, object]]] = []
+        where: dict[str, tuple[str, int]] = {}
+        for key in dict.fromkeys([*left, *right]):
+            if key in unheld:
+                where[key] = ("extra", len(extras))
+                extras.append(unheld[key])
+            elif key in self._live_added:
+                added = self.added[self._live_added[key]]
+                if not added.erased:
+                    where[key] = ("extra", len(extras))
+                    extras.append((added.source, added.values))
+            elif (row := self.row_of(key)) is not None and not self.erased[row]:
+                where[key] = ("row", len(rows))
+                rows.append(row)
+        pairs = [(where[a], where[b]) for a in left for b in right if a in where and b in where and a != b]
+        if not pairs:
+            return np.empty(0, dtype=float)
+        population = self._population(np.asarray(rows, dtype=np.int64), [values for _, values in extras],
+                                      [source for source, _ in extras])
+
+        def index(place: tuple[str, int]) -> int:  # the population holds the rows, then the extras
+            kind, i = place
+            return i if kind == "row" else len(rows) + i
+
+        pair_left = np.array([index(a) for a, _ in pairs], dtype=np.int64)
+        pair_right = np.array([index(b) for _, b in pairs], dtype=np.int64)
+        gamma = comparison_matrix(self.comparisons, population, pair_left, pair_right, self.model.shared_value_limit)
+        return np.asarray(score(self.model, gamma, population, self.comparisons, pair_left, pair_right).match_probability)
+
     def row_of(self, key: str) -> int | None:
         """The run's row of a record key (None: not one of the run's records)."""
         if self._row_of_key is None:

@@ -7,7 +7,10 @@ that id. Several: they merge, and the id of the one with most records survives (
 event). None: a new customer, ``E`` + a hash of its key, as a batch run names it. An
 update that no longer matches its customer's other records leaves them (a split event);
 they keep the id when they are the larger part. These are ``resolution.incremental``'s rules
-(``assign_ids``), applied to the customers the record touches.
+(``assign_ids``), applied to the customers the record touches. Before customers merge, the
+pairs between their records are scored and the batch's clustering guard may refuse the
+merge (a chain through a shared phone does not join two clearly different people): the
+record then joins the customers the guard allows.
 
 What a batch run would do beyond this: re-cluster with the new record's term frequencies,
 and split an earlier customer whose records the update no longer holds together (here the
@@ -28,9 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from identigraph.resolution.clustering import clusters_may_merge
 from identigraph.resolution.erasure import FORGOTTEN_FILE, read_forgotten
 from identigraph.resolution.incremental import assign_ids, fresh_customer_id
-from identigraph.resolution.matching import MatchQuery, MatchResult, RecordMatcher
+from identigraph.resolution.matching import CandidateCustomer, MatchQuery, MatchResult, RecordMatcher
 from identigraph.resolution.record_log import RECORD_LOG_FILE, RecordLog
 from identigraph.serve.state import ServedState
 
@@ -131,6 +135,8 @@ class RecordWriter:
         key = record_key(source, record_id)
         old = self.matcher.customer_of(key)
         joined = [c for c in result.candidates if c.match_probability >= result.match_threshold]
+        if len(joined) > 1:
+            joined = self._guarded(key, source, result, joined)
         above = [c.customer_id for c in joined]
         reassigned: dict[str, str] = {}
         events: list[dict[str, Any]] = []
@@ -145,6 +151,23 @@ class RecordWriter:
                 "customer_id": customer, "reassigned": reassigned, "events": events,
                 "created": old is None, "new_customer": customer not in self.state.records_of,
                 "match_probability": round(joined[0].match_probability, 6) if joined else None}
+
+    def _guarded(self, key: str, source: str, result: MatchResult,
+                 joined: list[CandidateCustomer]) -> list[CandidateCustomer]:
+        """The customers the record may join, as the batch's clustering guard judges a merge:
+        strongest match first, each next customer joins unless the pairs between it and what
+        has joined so far hold a cannot-link the match does not outweigh
+        (``clustering.clusters_may_merge``)."""
+        threshold = self.matcher.settings.cannot_link_threshold
+        members = [key]
+        allowed: list[CandidateCustomer] = []
+        for candidate in joined:  # best first
+            theirs = [record_key(s, r) for s, r in self.state.records_of.get(candidate.customer_id, [])]
+            between = self.matcher.probabilities_between(members, theirs, {key: (source, result.values)})
+            if clusters_may_merge(between, candidate.match_weight, threshold):
+                allowed.append(candidate)
+                members += theirs
+        return allowed
 
     def _ids_by_batch_rules(self, key: str, old: str | None, above: list[str], joined: list,
                             at: str) -> tuple[str, dict[str, str], list[dict[str, Any]]]:

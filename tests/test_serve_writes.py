@@ -237,7 +237,7 @@ def test_a_later_batch_run_reads_the_written_records_and_keeps_the_ids_the_api_g
     process, client = start()
     people = _people(small_dataset, resolved, 40)
     given = {}
-    for i, (body, customer, _) in enumerate(people):
+    for i, (body, _customer, _) in enumerate(people):
         status, answer = _write(client, keys["write"], {**body, "source": "app_import", "record_id": f"B{i}"})
         assert status == 200
         given[f"app_import:B{i}"] = answer["customer_id"]
@@ -261,3 +261,21 @@ def test_a_later_batch_run_reads_the_written_records_and_keeps_the_ids_the_api_g
     assert run["stats"][RECORD_LOG_FILE]["resolved"] == len(given)
     # The earlier run's own records are all still there: records in = records out.
     assert len(entities) == len(pd.read_parquet(resolved / "entities.parquet")) + len(given)
+
+
+def test_a_record_matching_two_customers_merges_them_only_where_the_batch_guard_would():
+    """The guard a write's merge passes (clustering.clusters_may_merge): no cannot-link
+    between the customers, merge; a pair between them at the distinct-person weight, never;
+    one weak pair that the match outweighs, merge."""
+    import numpy as np
+
+    from identigraph.resolution.clustering import clusters_may_merge
+    from identigraph.resolution.model import DISTINCT_PERSON_WEIGHT
+
+    cannot = 0.05
+    assert clusters_may_merge(np.array([0.9, 0.7, 0.99]), 12.0, cannot)
+    assert clusters_may_merge(np.array([]), 12.0, cannot)
+    distinct = 1 / (1 + 2 ** -DISTINCT_PERSON_WEIGHT)  # the probability at the distinct-person weight
+    assert not clusters_may_merge(np.array([0.99, distinct]), 30.0, cannot)
+    assert clusters_may_merge(np.array([0.99, 0.01]), 12.0, cannot)  # log-odds -6.6, outweighed by 12
+    assert not clusters_may_merge(np.array([0.001, 0.002, 0.001]), 5.0, cannot)  # -10 x 3 against 5
