@@ -24,6 +24,8 @@ def serve(
 ) -> None:
     """Serve customers, risk and similar customers over HTTP (OpenAPI docs at /docs); stops
     cleanly on SIGTERM or Ctrl-C, finishing the requests in flight."""
+    import gc
+
     import uvicorn
 
     from identigraph.serve.app import create_app
@@ -37,6 +39,10 @@ def serve(
         state = ServedState.load(resolved, tables)
         # Records written through the API since the run, replayed from their log.
         writer = RecordWriter(state) if state.matcher is not None else None
+    # The loaded state is millions of long-lived objects: left to the collector, each full
+    # collection walks them all and stalls every request in flight for tens of milliseconds.
+    gc.collect()
+    gc.freeze()
     audit = ApiAudit(resolved / API_AUDIT_FILE)
     replayed = f"{writer.replayed:,} written record(s) replayed from {writer.log.path}; " if writer else ""
     console.print(f"{state.customers:,} customers loaded in {state.seconds:.1f}s; {replayed}{len(ring)} API key(s); "
