@@ -128,16 +128,21 @@ class RecordLog:
             self._handle.flush()
             os.fsync(self._handle.fileno())
 
-    def entries(self) -> list[dict[str, Any]]:
-        """Every entry on disk now."""
+    def erase(self, keys: set[str], request_id: str) -> bool:
+        """The values of the records ``keys`` taken out of the log: it is rewritten beside,
+        fsynced and renamed over itself (the log must not keep what was erased; a crash
+        leaves the old or the new one), each of their lines keeping its place with
+        ``fields`` emptied and ``erased`` naming the request. True where it held any."""
         with self._lock:
-            return read_record_log(self.path).entries
-
-    def rewrite(self, entries: list[dict[str, Any]]) -> None:
-        """The log replaced by ``entries`` (an erasure takes a person's values out of it):
-        written beside, fsynced, then renamed over it, so a crash leaves one or the other."""
-        partial = self.path.with_name(self.path.name + ".partial")
-        with self._lock:
+            entries = read_record_log(self.path).entries
+            hit = False
+            for entry in entries:
+                if f"{entry['source']}:{entry['record_id']}" in keys and not entry.get("erased"):
+                    entry["fields"], entry["erased"] = {}, request_id
+                    hit = True
+            if not hit:
+                return False
+            partial = self.path.with_name(self.path.name + ".partial")
             with open(partial, "wb") as handle:
                 handle.write(b"".join(encode_entry(e) for e in entries))
                 handle.flush()
@@ -146,6 +151,7 @@ class RecordLog:
             partial.replace(self.path)
             self._sync_folder()
             self._handle = open(self.path, "ab")
+            return True
 
     def close(self) -> None:
         with self._lock:

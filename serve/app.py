@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from identigraph.resolution.matching import MatchInputError, MatchQuery
+from identigraph.resolution.matching import MatchInputError, MatchQuery, MatchResult
 from identigraph.serve.audit import ApiAudit
 from identigraph.serve.batching import Batcher
 from identigraph.serve.keys import ApiKey, KeyRing
@@ -171,7 +171,12 @@ def create_app(state: ServedState, keys: KeyRing, audit: ApiAudit, writer: Recor
                max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     # Requests waiting together are matched in one call (serve.batching): same answers, a
     # fraction of the cost each under load.
-    matching = Batcher(state.matcher.match_many, name="match") if state.matcher is not None else None
+    def match_locked(queries: list[MatchQuery]) -> list[MatchResult]:
+        assert state.matcher is not None
+        with state.lock:  # a burst of writes is linked whole before a match sees it
+            return state.matcher.match_many(queries)
+
+    matching = Batcher(match_locked, name="match") if state.matcher is not None else None
     # Writes likewise, and on their own thread: linked in arrival order, fsynced per burst.
     writing = Batcher(writer.write_many, name="write") if writer is not None else None
 

@@ -117,7 +117,7 @@ class ServedState:
 
     @property
     def customers(self) -> int:
-        return len(self.golden_row)
+        return len(self.records_of)
 
     def has(self, customer_id: str) -> bool:
         return customer_id in self.records_of

@@ -213,19 +213,10 @@ class RecordWriter:
 
     # Erasure -------------------------------------------------------------------------------
     def forget(self, keys: list[str], request_id: str) -> bool:
-        """The values of erased records taken out of the log (rewritten, not appended: the
-        log must not keep what was erased); True where it held any."""
-        erased = set(keys)
-        self.forgotten |= erased
-        entries = self.log.entries()
-        hit = False
-        for entry in entries:
-            if record_key(entry["source"], str(entry["record_id"])) in erased and not entry.get("erased"):
-                entry["fields"], entry["erased"] = {}, request_id
-                hit = True
-        if hit:
-            self.log.rewrite(entries)
-        return hit
+        """Erased records are never written again, and their values leave the log; True
+        where it held any."""
+        self.forgotten |= set(keys)
+        return self.log.erase(set(keys), request_id)
 
     def close(self) -> None:
         self.log.close()
