@@ -377,12 +377,16 @@ class RecordMatcher:
         gamma = comparison_matrix(self.comparisons, population, pair_left, pair_right, self.model.shared_value_limit)
         return np.asarray(score(self.model, gamma, population, self.comparisons, pair_left, pair_right).match_probability)
 
-    def row_of(self, key: str) -> int | None:
-        """The run's row of a record key (None: not one of the run's records)."""
+    def index_record_keys(self) -> dict[str, int]:
+        """Record key -> the run's row, built once (a second at 1M records): writes need it."""
         if self._row_of_key is None:
             keys = record_keys(pd.Series(self.sources), pd.Series(self.record_ids)).to_numpy(object)
             self._row_of_key = dict(zip(keys.tolist(), range(len(keys))))
-        return self._row_of_key.get(key)
+        return self._row_of_key
+
+    def row_of(self, key: str) -> int | None:
+        """The run's row of a record key (None: not one of the run's records)."""
+        return self.index_record_keys().get(key)
 
     def live_values(self, key: str) -> dict[str, object] | None:
         """The record's standardised values now: its added version's, else the run's (None:

@@ -67,6 +67,7 @@ class RecordWriter:
         self.forgotten = set(read_forgotten(forgotten_path)) if forgotten_path.exists() else set()
         self.log = RecordLog(state.resolved_dir / RECORD_LOG_FILE)
         self.ever_used: set[str] = set(state.golden_row)  # ids a new customer may never take
+        self.matcher.index_record_keys()  # at start-up, not in the first write
         self.seq = 0
         self.failed: str | None = None  # why the log could not be written: writes stop until a restart
         self.replayed = self._replay(self.log.read.entries)
