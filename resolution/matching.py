@@ -113,6 +113,7 @@ class _RuleIndex:
     sorted_keys: np.ndarray  # int64 key per record, ascending
     order: np.ndarray  # record row of each sorted key
     radix: list[int]  # values per column + 1, for the mixed-radix key
+    hashed: bool  # the key is a hash of the codes (too many combinations for mixed radix)
 
 
 class RecordMatcher:
@@ -178,7 +179,7 @@ class RecordMatcher:
         key = self._key(codes, radix)
         rows = np.flatnonzero(present)
         order = rows[np.argsort(key[rows], kind="stable")]
-        return _RuleIndex(rule, key[order], order, radix)
+        return _RuleIndex(rule, key[order], order, radix, float(np.prod([float(r) for r in radix])) >= 2**62)
 
     @staticmethod
     def _key(codes: list[np.ndarray], radix: list[int]) -> np.ndarray:
@@ -253,28 +254,38 @@ class RecordMatcher:
                 values[i][column] = encoding.values[code] if code >= 0 else None
         return values
 
-    def candidates(self, values: dict[str, object], source: str) -> tuple[np.ndarray, np.ndarray]:
-        """The rows of the run's records and the positions of the added records that share a
-        blocking key with ``values``, rule by rule (the strongest rules' first)."""
+    def candidates(self, values: list[dict[str, object]], sources: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each record, the rows of the run's records and the positions of the added
+        records that share a blocking key with it, rule by rule (the strongest rules' first),
+        each rule's keys looked up for all the records at once."""
+        blocks = []  # per rule: each record's [start, end) in the rule's sorted keys
+        for index in self.rules:
+            codes = np.array([[self._code(c, one.get(c)) for c in index.rule.columns] for one in values],
+                             dtype=np.int64).reshape(len(values), len(index.rule.columns))
+            keys = self._key([codes[:, j] for j in range(codes.shape[1])], index.radix)
+            present = (codes >= 0).all(axis=1)
+            starts = np.where(present, np.searchsorted(index.sorted_keys, keys, side="left"), 0)
+            ends = np.where(present, np.searchsorted(index.sorted_keys, keys, side="right"), 0)
+            blocks.append((codes, starts.tolist(), ends.tolist()))
+        return [self._candidates_of(i, one, source, blocks) for i, (one, source) in enumerate(zip(values, sources))]
+
+    def _candidates_of(self, i: int, values: dict[str, object], source: str,
+                       blocks: list[tuple[np.ndarray, list[int], list[int]]]) -> tuple[np.ndarray, np.ndarray]:
         found: list[np.ndarray] = []
         found_added: list[int] = []
         total = 0
-        for index, added in zip(self.rules, self._added_by_rule):
-            codes = [self._code(c, values.get(c)) for c in index.rule.columns]
+        for index, added, (codes, starts, ends) in zip(self.rules, self._added_by_rule, blocks):
             key_values = tuple(values.get(c) for c in index.rule.columns)
-            also = ([i for i in added.get(key_values, []) if self.added[i].live and not self.added[i].erased]
+            also = ([a for a in added.get(key_values, []) if self.added[a].live and not self.added[a].erased]
                     if None not in key_values else [])
-            start = end = 0
-            if min(codes) >= 0:
-                key = self._key([np.array([c], dtype=np.int64) for c in codes], index.radix)[0]
-                start = int(np.searchsorted(index.sorted_keys, key, side="left"))
-                end = int(np.searchsorted(index.sorted_keys, key, side="right"))
+            start, end = starts[i], ends[i]
             if end - start + len(also) == 0 or \
                     end - start + len(also) > (index.rule.max_block_size or self.settings.max_block_size):
                 continue
             rows = index.order[start:end]
-            for column, code in zip(index.rule.columns, codes):  # a hashed key may collide
-                rows = rows[self.encoded[column].codes[rows] == code]
+            if index.hashed:  # a hashed key may collide: check the columns themselves
+                for column, code in zip(index.rule.columns, codes[i].tolist()):
+                    rows = rows[self.encoded[column].codes[rows] == code]
             found.append(rows)
             found_added += also
             total += len(rows) + len(also)
@@ -282,7 +293,7 @@ class RecordMatcher:
                 break
         added_found = np.array(sorted(set(found_added)), dtype=np.int64)
         if self.settings.link_type == "link_only":
-            added_found = added_found[np.array([self.added[i].source != source for i in added_found.tolist()],
+            added_found = added_found[np.array([self.added[a].source != source for a in added_found.tolist()],
                                                dtype=bool)]
         if not found:
             return np.empty(0, dtype=np.int64), added_found
@@ -458,8 +469,7 @@ class RecordMatcher:
         standardised = self.standardise(queries)
         values = self._derived(standardised, [q.source for q in queries])
         found, found_added = [], []
-        for query, one in zip(queries, values):
-            rows, added = self.candidates(one, query.source)
+        for query, (rows, added) in zip(queries, self.candidates(values, [q.source for q in queries])):
             if query.record_id is not None:  # the record itself, when it is already resolved, is not its own match
                 rows = rows[~((self.sources[rows] == query.source) & (self.record_ids[rows] == str(query.record_id)))]
                 added = added[np.array([not (self.added[i].source == query.source and
