@@ -205,13 +205,24 @@ def _touching_new(left: np.ndarray, right: np.ndarray, new: np.ndarray | None):
     return left[touching], right[touching]
 
 
-def _value_order(encoded: EncodedRecords, column: str) -> np.ndarray:
+def value_ranks(values: np.ndarray) -> np.ndarray:
+    """Each distinct value's rank in string order."""
+    return np.argsort(np.argsort(values.astype(str), kind="stable"), kind="stable")
+
+
+def value_order(encoded: EncodedRecords, column: str) -> np.ndarray:
     """Per record, the rank of its value among the column's values in string order (-1 where
     missing): sorting by it puts alike values side by side ("seoul" beside "seoul")."""
-    values = encoded[column].values
-    rank = np.argsort(np.argsort(values.astype(str), kind="stable"), kind="stable")
+    rank = value_ranks(encoded[column].values)
     codes = encoded[column].codes
     return np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
+
+
+def refiners_of_rule(rule: BlockingRule, refiners: Sequence[str]) -> list[str]:
+    """The refining columns that split a rule's oversized blocks: not its own columns, nor
+    those its columns are derived from."""
+    return [column for column in refiners
+            if column not in rule.columns and not set(key_sources().get(column, (column,))) <= rule_columns(rule)]
 
 
 def _in_oversized_blocks(group: np.ndarray, limit: int) -> np.ndarray:
@@ -245,7 +256,7 @@ def block(encoded: EncodedRecords, rules: list[BlockingRule], link_type: str, ma
     n = encoded.n
     keys, reports = [], []
     refiners = refining_columns(encoded, rules)
-    value_order: dict[str, np.ndarray] = {}  # computed once per column, for every rule that overflows
+    orders: dict[str, np.ndarray] = {}  # computed once per column, for every rule that overflows
     for rule in rules:
         limit = min(max_block_size, rule.max_block_size or max_block_size)
         left, right, skipped, skipped_records, group = _pairs_of_rule(encoded, rule.columns, limit, new)
@@ -255,12 +266,10 @@ def block(encoded: EncodedRecords, rules: list[BlockingRule], link_type: str, ma
         if not skipped:
             continue
         oversized_group = np.where(_in_oversized_blocks(group, limit), group, -1)
-        for column in refiners:
-            if column in rule.columns or set(key_sources().get(column, (column,))) <= rule_columns(rule):
-                continue
-            if column not in value_order:
-                value_order[column] = _value_order(encoded, column)
-            left, right = sorted_neighbour_pairs(oversized_group, value_order[column], REFINING_WINDOW)
+        for column in refiners_of_rule(rule, refiners):
+            if column not in orders:
+                orders[column] = value_order(encoded, column)
+            left, right = sorted_neighbour_pairs(oversized_group, orders[column], REFINING_WINDOW)
             left, right = filter_link_type(encoded, *_touching_new(left, right, new), link_type)  # type: ignore[call-arg]
             keys.append(left * n + right)
             reports.append(RuleReport(f"{rule.name}, oversized blocks sorted by {column}", len(left), 0, 0))

@@ -240,6 +240,56 @@ def _row_sources(table: pa.Table, source_column: str | None, file_source: str) -
     return named.where(named.notna() & (named != ""), file_source).astype(object)
 
 
+# A semantic type given several values (a source with two columns of one type) is at most
+# this many columns.
+MAX_VALUES_PER_TYPE = 9
+# Dates already read as their source's are (ISO text) read again as themselves.
+ISO_DATES = ("%Y-%m-%d",)
+TypedValue = str | list[str | None] | None
+
+
+def standardise_typed(records: list[dict[str, TypedValue]], sources: list[str], region: str | None,
+                      date_formats: dict[str, list[str]]) -> dict[str, pa.Array]:
+    """Standardised columns of records whose values are named by semantic type (a list where
+    a source has several columns of one type, in their order), as their sources' rows are
+    standardised: dates in the order the run read each source's (``date_formats``), phone
+    numbers in ``region``. Nothing else depends on the source or on the other records, so
+    after each source's dates are read (as ISO text) all records are standardised in one
+    pass: the result of one by one, for the price of one call (``POST /v1/match``, and the
+    API's writes in a later batch run)."""
+    columns: list[dict[str, str | None]] = []
+    for record in records:
+        one: dict[str, str | None] = {}
+        for kind, value in record.items():
+            values = value if isinstance(value, list) else [value]
+            for i, item in enumerate(values[:MAX_VALUES_PER_TYPE]):
+                one[kind if i == 0 else f"{kind}#{i + 1}"] = None if item is None else str(item)
+        columns.append(one)
+    dated: dict[tuple[str, str], list[int]] = {}
+    for i, (one, source) in enumerate(zip(columns, sources)):
+        for column in one:
+            if column.split("#")[0] == "date_of_birth":
+                dated.setdefault((source, column), []).append(i)
+    for (source, column), members in dated.items():
+        iso = std.parse_dates([columns[i][column] for i in members], order=date_formats.get(source, std.DATE_FORMATS),
+                              placeholders=False).to_pylist()
+        for i, value in zip(members, iso):
+            columns[i][column] = value
+    names = sorted({name for one in columns for name in one}, key=lambda n: (n.split("#")[0], len(n), n))
+
+    def raw(name: str) -> tuple[str, str]:
+        """(column, type): ``text__notes`` is column notes of type text (the standardiser
+        names its output text__notes again); ``email#2`` the second e-mail column."""
+        kind, _, column = name.partition("__")
+        return (column, kind) if column else (name, name.split("#")[0])
+
+    table = (pa.table({raw(name)[0]: pa.array([one.get(name) for one in columns], type=pa.string())
+                       for name in names})
+             if names else pa.table({"_": pa.nulls(len(records), pa.string())}))
+    typed = SourceConfig(id_column="", fields=dict(raw(name) for name in names))
+    return standardise_source(table, typed, region, ISO_DATES, judge_placeholders=False)
+
+
 @dataclass
 class WrittenRecords:
     """Records written through the API since a run (``resolution.record_log``): the latest
@@ -263,25 +313,13 @@ def _ingest_written(written: WrittenRecords, forgotten: dict[str, str]) -> _Sour
             [str(latest[k]["record_id"]) for k in erased],
             [f"erased by forget request {forgotten.get(k) or latest[k].get('erased')}: not linked again"
              for k in erased], [WITHHELD_ERASED] * len(erased)))
-    by_source: dict[str, list[dict]] = {}
-    for key, entry in latest.items():
-        if key not in erased:
-            by_source.setdefault(entry["source"], []).append(entry)
-    parts = []
-    for source_name, entries in sorted(by_source.items()):
-        names = sorted({name for e in entries for name in e["fields"]})
-        table = pa.table({name: pa.array([e["fields"].get(name) for e in entries], type=pa.string())
-                          for name in names}) if names else pa.table({"_": pa.nulls(len(entries), pa.string())})
-        columns = standardise_source(table, SourceConfig(id_column="", fields={n: n for n in names}),
-                                     written.phone_region,
-                                     written.date_formats.get(source_name, std.DATE_FORMATS), judge_placeholders=False)
-        names_out = ["source", "record_id", *STANDARD_COLUMNS, *(c for c in columns if c not in STANDARD_COLUMNS)]
-        arrays = [pa.array([source_name] * len(entries), type=pa.string()),
-                  pa.array([str(e["record_id"]) for e in entries], type=pa.string()),
-                  *(columns[c].cast(pa.string()) for c in names_out[2:])]
-        parts.append(pa.table(arrays, names=names_out))
-    part = (pa.concat_tables(parts, promote_options="default") if parts
-            else pa.table({"source": pa.array([], pa.string()), "record_id": pa.array([], pa.string())}))
+    entries = [entry for key, entry in latest.items() if key not in erased]
+    columns = standardise_typed([e["fields"] for e in entries], [e["source"] for e in entries],
+                                written.phone_region, written.date_formats)
+    names = ["source", "record_id", *STANDARD_COLUMNS, *(c for c in columns if c not in STANDARD_COLUMNS)]
+    part = pa.table([pa.array([e["source"] for e in entries], type=pa.string()),
+                     pa.array([str(e["record_id"]) for e in entries], type=pa.string()),
+                     *(columns[c].cast(pa.string()) for c in names[2:])], names=names)
     stat.resolved = part.num_rows
     stat.quarantined = stat.read - stat.resolved
     return _SourceResult(written.file, part, quarantined, stat, {"file": written.file, "read": stat.read,

@@ -32,10 +32,17 @@ import pyarrow.parquet as pq
 
 from identigraph.resolution import semantic_types
 from identigraph.resolution import standardise as std
-from identigraph.resolution.blocking import add_blocking_keys, default_rules
-from identigraph.resolution.config import LinkageConfig, SourceConfig, load_config
+from identigraph.resolution.blocking import (
+    REFINING_WINDOW,
+    add_blocking_keys,
+    default_rules,
+    refiners_of_rule,
+    refining_columns,
+    value_ranks,
+)
+from identigraph.resolution.config import LinkageConfig, load_config
 from identigraph.resolution.encoding import EncodedColumn, EncodedRecords, records_from_arrow
-from identigraph.resolution.ingest import record_keys, standardise_source
+from identigraph.resolution.ingest import TypedValue, record_keys, standardise_typed
 from identigraph.resolution.model import (
     SHARED_VALUE_COLUMNS,
     FellegiSunterModel,
@@ -47,8 +54,6 @@ from identigraph.resolution.model import (
 from identigraph.resolution.semantic_types import BlockingRule, default_comparisons
 
 MAX_CANDIDATES = 2_000  # the most records one request compares (the strongest rules' first)
-# Dates already read as their source's are (ISO text) read again as themselves.
-ISO_DATES = ("%Y-%m-%d",)
 
 
 def _plain_value(value: object) -> object:
@@ -64,7 +69,7 @@ class MatchQuery:
     """One record to match: its source, its values by semantic type, and its id where it
     has one (a resolved record is not its own match)."""
     source: str
-    fields: dict[str, str]
+    fields: dict[str, TypedValue]  # a list where the source has several columns of the type
     record_id: str | None = None
 
 
@@ -128,6 +133,13 @@ class RecordMatcher:
         check_model_fits(model, self.comparisons, "resolve again with this version of identigraph")
         add_blocking_keys(encoded)
         self.rules = [self._index(rule) for rule in default_rules(encoded)]
+        # An oversized block is not skipped: as a batch run does, the record is paired with its
+        # REFINING_WINDOW neighbours on each side in the block sorted by each refining column.
+        refiners = refining_columns(encoded, [index.rule for index in self.rules])
+        self._refiners = {index.rule.name: refiners_of_rule(index.rule, refiners) for index in self.rules}
+        used = sorted({column for columns in self._refiners.values() for column in columns})
+        self._rank_of_code = {column: value_ranks(encoded[column].values).astype(np.int64) for column in used}
+        self._sorted_values = {column: np.sort(encoded[column].values.astype(str)) for column in used}
         self.columns = [c for c in encoded.records.columns if c not in ("source", "record_id")]
         for column in self.columns:  # every column encoded over the whole population, counts and all
             encoded[column]
@@ -136,7 +148,10 @@ class RecordMatcher:
         # The whole population's verdicts on values, read by comparison_matrix.
         self._shared = {column: shared_values(encoded, column, model.shared_value_limit)
                         for column in SHARED_VALUE_COLUMNS if column in encoded}
-        self.types = {t.name for t in semantic_types.TYPES}
+        # The fields a record may carry: the semantic types, and the run's own columns of the
+        # per-column types (``text__coinventors``), which are named by their column.
+        self.types = {t.name for t in semantic_types.TYPES if not any(o.endswith("__") for o in t.owns)}
+        self.types |= {c for c in self.columns if c.split("__")[0] in semantic_types.BY_NAME and "__" in c}
         std.clean_text(pa.array(["warm"]))  # builds its per-character table now, not in the first request
         # Records erased or replaced by a newer version since start-up: never candidates.
         self.erased = np.zeros(encoded.n, dtype=bool)
@@ -215,29 +230,13 @@ class RecordMatcher:
                                   f"({', '.join(sorted(self.types))})")
 
     def standardise(self, queries: list[MatchQuery]) -> list[dict[str, str | None]]:
-        """Each record's standardised columns, as its source's rows would have them: its
-        dates read in the order the run read that source's, its phone numbers in the run's
-        region. Nothing else depends on the source or on the other records, so after each
-        source's dates are read (as ISO text) the records are standardised together: the
-        same result as one by one, for the price of one call."""
+        """Each record's standardised columns, as its source's rows would have them
+        (``ingest.standardise_typed``: its dates in the order the run read that source's,
+        its phone numbers in the run's region), all in one pass."""
         if not queries:
             return []
-        fields = [dict(q.fields) for q in queries]
-        by_source: dict[str, list[int]] = {}
-        for i, query in enumerate(queries):
-            if "date_of_birth" in query.fields:
-                by_source.setdefault(query.source, []).append(i)
-        for source, members in by_source.items():
-            dates = std.parse_dates([fields[i]["date_of_birth"] for i in members],
-                                    order=self.date_formats.get(source, std.DATE_FORMATS),
-                                    placeholders=False).to_pylist()
-            for i, iso in zip(members, dates):
-                fields[i]["date_of_birth"] = iso
-        names = sorted({name for one in fields for name in one})
-        table = (pa.table({name: pa.array([one.get(name) for one in fields], type=pa.string()) for name in names})
-                 if names else pa.table({"_": pa.nulls(len(queries), pa.string())}))
-        columns = standardise_source(table, SourceConfig(id_column="", fields={n: n for n in names}), self.region,
-                                     ISO_DATES, judge_placeholders=False)
+        columns = standardise_typed([q.fields for q in queries], [q.source for q in queries], self.region,
+                                    self.date_formats)
         arrays = {column: columns[column].cast(pa.string()).to_pylist() for column in self.columns if column in columns}
         return [{column: arrays[column][i] if column in arrays else None for column in self.columns}
                 for i in range(len(queries))]
@@ -279,13 +278,15 @@ class RecordMatcher:
             also = ([a for a in added.get(key_values, []) if self.added[a].live and not self.added[a].erased]
                     if None not in key_values else [])
             start, end = starts[i], ends[i]
-            if end - start + len(also) == 0 or \
-                    end - start + len(also) > (index.rule.max_block_size or self.settings.max_block_size):
+            if end - start + len(also) == 0:
                 continue
             rows = index.order[start:end]
             if index.hashed:  # a hashed key may collide: check the columns themselves
                 for column, code in zip(index.rule.columns, codes[i].tolist()):
                     rows = rows[self.encoded[column].codes[rows] == code]
+            limit = min(self.settings.max_block_size, index.rule.max_block_size or self.settings.max_block_size)
+            if len(rows) + len(also) + 1 > limit:  # the block the record would make is oversized
+                rows = self._neighbours(rows, values, self._refiners[index.rule.name])
             found.append(rows)
             found_added += also
             total += len(rows) + len(also)
@@ -302,6 +303,31 @@ class RecordMatcher:
         if self.settings.link_type == "link_only":
             rows = rows[self.sources[rows] != source]
         return rows, added_found
+
+    def _neighbours(self, block: np.ndarray, values: dict[str, object], refiners: list[str]) -> np.ndarray:
+        """The records of an oversized block a batch run holding the record would pair it
+        with: for each refining column, its REFINING_WINDOW neighbours on each side with the
+        block sorted by the column's value (a missing value last; ties by record, the new
+        record after the run's, as an incremental run appends it)."""
+        block = np.sort(block)
+        found = []
+        for column in refiners:
+            codes = self.encoded[column].codes[block]
+            rank = np.where(codes >= 0, self._rank_of_code[column][np.maximum(codes, 0)], -1)
+            key = np.where(rank < 0, np.iinfo(np.int64).max, rank)
+            members = block[np.lexsort((block, key))]
+            sorted_key = np.sort(key)
+            value = values.get(column)
+            code = self._code(column, value)
+            if value is None:
+                position = len(members)  # missing sorts last, after the run's missing ones
+            elif code >= 0:  # ties: the run's records first
+                position = int(np.searchsorted(sorted_key, self._rank_of_code[column][code], side="right"))
+            else:  # a value no record holds: after the values below it
+                below = int(np.searchsorted(self._sorted_values[column], str(value), side="left"))
+                position = int(np.searchsorted(sorted_key, below, side="left"))
+            found.append(members[max(0, position - REFINING_WINDOW):position + REFINING_WINDOW])
+        return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
 
     def _population(self, rows: np.ndarray, values: list[dict[str, object]], sources: list[str]) -> EncodedRecords:
         """The candidate ``rows`` then the queried records, encoded with small value tables
@@ -455,7 +481,7 @@ class RecordMatcher:
                 if row is not None:
                     self.entity_of_row[row] = customer
 
-    def match(self, source: str, fields: dict[str, str], record_id: str | None = None) -> MatchResult:
+    def match(self, source: str, fields: dict[str, TypedValue], record_id: str | None = None) -> MatchResult:
         query = MatchQuery(source, fields, record_id)
         self.check(query)
         return self.match_many([query])[0]

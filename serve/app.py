@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from identigraph.resolution.ingest import MAX_VALUES_PER_TYPE, TypedValue
 from identigraph.resolution.matching import MatchInputError, MatchQuery, MatchResult
 from identigraph.serve.audit import ApiAudit
 from identigraph.serve.batching import Batcher
@@ -266,19 +267,22 @@ def create_app(state: ServedState, keys: KeyRing, audit: ApiAudit, writer: Recor
         """The request as a match query, its fields checked (422 naming the field)."""
         if state.matcher is None:
             raise HTTPException(503, "matching is not loaded: the served folder lacks records.parquet or model.json")
-        fields: dict[str, str] = {}
+        fields: dict[str, TypedValue] = {}
         for name, value in (request.model_extra or {}).items():
-            if value is not None and not isinstance(value, (str, int, float)):
-                raise HTTPException(422, [{"loc": ["body", name], "msg": "a field's value is text",
-                                           "type": "string_type"}])
-            if value is not None and len(str(value)) > 500:
+            values = value if isinstance(value, list) else [value]
+            if len(values) > MAX_VALUES_PER_TYPE or any(
+                    v is not None and not isinstance(v, (str, int, float)) for v in values):
+                raise HTTPException(422, [{"loc": ["body", name], "type": "string_type",
+                                           "msg": f"a field's value is text, or a list of at most "
+                                                  f"{MAX_VALUES_PER_TYPE} texts (a source's columns of one type)"}])
+            if any(v is not None and len(str(v)) > 500 for v in values):
                 raise HTTPException(422, [{"loc": ["body", name], "msg": "at most 500 characters",
                                            "type": "string_too_long"}])
             if name not in state.matcher.types:
                 raise HTTPException(422, [{"loc": ["body", name], "type": "unknown_field",
                                            "msg": f"not a semantic type; use {', '.join(sorted(state.matcher.types))}"}])
-            if value is not None:
-                fields[name] = str(value)
+            if any(v is not None for v in values):  # a list keeps its places: the source's columns in order
+                fields[name] = [None if v is None else str(v) for v in values] if isinstance(value, list) else str(value)
         query = MatchQuery(request.source, fields, record_id)
         try:
             state.matcher.check(query)
