@@ -123,12 +123,20 @@ class _RuleIndex:
 
 class RecordMatcher:
     def __init__(self, config: LinkageConfig, model: FellegiSunterModel, encoded: EncodedRecords,
-                 entity_of_row: np.ndarray, region: str | None, date_formats: dict[str, list[str]] | None = None):
+                 entity_of_row: np.ndarray, region: str | None, date_formats: dict[str, list[str]] | None = None,
+                 one_to_one_sources: list[str] | None = None):
         self.config, self.model, self.encoded = config, model, encoded
         self.settings = config.model
         self.entity_of_row = entity_of_row
         self.region = region
         self.date_formats = date_formats or {}  # source -> the order the run read its dates in
+        # The sources the run linked one-to-one, and per customer its records of each.
+        self._once = set(one_to_one_sources or [])
+        self._once_count: dict[str, dict[str, int]] = {}
+        sources = encoded.records["source"].to_numpy(object)
+        for row in np.flatnonzero(np.isin(sources, list(self._once))).tolist() if self._once else []:
+            counts = self._once_count.setdefault(str(entity_of_row[row]), {})
+            counts[sources[row]] = counts.get(sources[row], 0) + 1
         self.comparisons = default_comparisons(encoded)
         check_model_fits(model, self.comparisons, "resolve again with this version of identigraph")
         add_blocking_keys(encoded)
@@ -182,7 +190,8 @@ class RecordMatcher:
         entity_of_row = pd.Series(entities["entity_id"].to_numpy(object), index=key).reindex(row_key).to_numpy(object)
         # The run's own reading of national numbers (run.json of runs before it was recorded: the config's).
         region = config.model.default_phone_region or run.get("phone_region")
-        return cls(config, model, encoded, entity_of_row, region, run.get("date_formats"))
+        once = run.get("clustering", {}).get("one_to_one", {}).get("linked_one_to_one", [])
+        return cls(config, model, encoded, entity_of_row, region, run.get("date_formats"), once)
 
     # Start-up --------------------------------------------------------------------------
     def _index(self, rule: BlockingRule) -> _RuleIndex:
@@ -458,6 +467,7 @@ class RecordMatcher:
         """A record written since start-up (``values``: ``MatchResult.values``) becomes a
         candidate of the queries after it; a record already held is replaced."""
         key = f"{source}:{record_id}"
+        self._count_once(key, -1)  # the version it replaces, if any
         row = self.row_of(key)
         if row is not None:
             self.erased[row] = True
@@ -466,6 +476,7 @@ class RecordMatcher:
         position = len(self.added)
         self.added.append(AddedRecord(source, record_id, values, entity))
         self._live_added[key] = position
+        self._count_once(key, +1)
         for index, added in zip(self.rules, self._added_by_rule):
             key_values = tuple(values.get(c) for c in index.rule.columns)
             if None not in key_values:
@@ -474,12 +485,25 @@ class RecordMatcher:
     def reassign(self, customers: dict[str, str]) -> None:
         """Records (key -> customer id) moved by a merge or split."""
         for key, customer in customers.items():
+            self._count_once(key, -1)
             if key in self._live_added:
                 self.added[self._live_added[key]].entity = customer
             else:
                 row = self.row_of(key)
                 if row is not None:
                     self.entity_of_row[row] = customer
+            self._count_once(key, +1)
+
+    def _count_once(self, key: str, change: int) -> None:
+        """Keeps the count of each customer's records of one-to-one sources as a record
+        (``key``, under its customer now) comes or goes."""
+        source = key.split(":", 1)[0]
+        if source not in self._once:
+            return
+        entity = self.customer_of(key)
+        if entity is not None:
+            counts = self._once_count.setdefault(entity, {})
+            counts[source] = counts.get(source, 0) + change
 
     def match(self, source: str, fields: dict[str, TypedValue], record_id: str | None = None) -> MatchResult:
         query = MatchQuery(source, fields, record_id)
@@ -527,7 +551,7 @@ class RecordMatcher:
         scored = score(self.model, gamma, population, self.comparisons, left, right)
         names = [c.name for c in self.comparisons]
         results, offset = [], 0
-        for rows, added, standard, one in zip(found, found_added, standardised, values):
+        for query, rows, added, standard, one in zip(queries, found, found_added, standardised, values):
             # Who each pair's candidate is: (source, record id, customer).
             who = [(str(self.sources[r]), str(self.record_ids[r]), str(self.entity_of_row[r])) for r in rows.tolist()]
             who += [(self.added[i].source, self.added[i].record_id, self.added[i].entity) for i in added.tolist()]
@@ -546,6 +570,39 @@ class RecordMatcher:
                                          if g >= 0})
                 best[entity] = CandidateCustomer(entity, evidence.match_probability, evidence.match_weight, evidence, 1)
             ranked = sorted(best.values(), key=lambda c: (-c.match_weight, c.customer_id))
-            joins = ranked[0].customer_id if ranked and ranked[0].match_probability >= threshold else None
+            joins = self._joins(query, who, weight, probability)
             results.append(MatchResult(ranked, joins, threshold, len(who), standard, one))
         return results
+
+    def _joins(self, query: MatchQuery, who: list[tuple[str, str, str]], weight: np.ndarray,
+               probability: np.ndarray) -> str | None:
+        """The customer the record joins: the strongest of its match edges, as the run's
+        ``clustering.match_edges`` draws them. A pair at or above the match threshold is one,
+        except between two sources the run linked one-to-one: two records of one such source
+        never match, and from each other such source the record takes one partner, its best
+        at ``one_to_one_threshold`` or above, unless the partner's customer holds a record of
+        the record's source already; a partner below the match threshold only where no pair
+        between the record and that customer is below even odds."""
+        threshold = self.settings.match_threshold
+        one_to_one = query.source in self._once
+        edges: list[tuple[float, str]] = []
+        partner: dict[str, int] = {}  # once source -> its best pair
+        lowest: dict[str, float] = {}  # customer -> the lowest probability of its pairs with the record
+        for i, (source, _, entity) in enumerate(who):
+            lowest[entity] = min(lowest.get(entity, 1.0), float(probability[i]))
+            if one_to_one and source in self._once:
+                if source != query.source and probability[i] >= self.settings.one_to_one_threshold and (
+                        source not in partner or weight[i] > weight[partner[source]]):
+                    partner[source] = i
+            elif probability[i] >= threshold:
+                edges.append((float(weight[i]), entity))
+        own = f"{query.source}:{query.record_id}" if query.record_id is not None else None
+        for i in partner.values():
+            entity = who[i][2]
+            held = self._once_count.get(entity, {}).get(query.source, 0)
+            if own is not None and self.customer_of(own) == entity:
+                held -= 1  # the record itself, already resolved, holds no place
+            if held > 0 or (probability[i] < threshold and lowest[entity] < 0.5):
+                continue
+            edges.append((float(weight[i]), entity))
+        return min(edges, key=lambda edge: (-edge[0], edge[1]))[1] if edges else None  # ties: the id sorting first

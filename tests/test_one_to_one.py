@@ -148,3 +148,41 @@ def test_one_file_gathering_two_guides_is_linked_as_the_two_files_are(tmp_path):
     truth.loc[(truth["source"] == "fodors") & (truth["record_id"] == str(one["id"].iloc[0])), "source"] = "listings"
     f1 = evaluate_entities(entities, truth, "record_id", "entity", "source").pairwise_f1
     assert f1 >= 0.98
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "fodors_zagat").is_dir(), reason="needs ../shared/data/fodors_zagat")
+def test_a_record_matched_alone_links_one_to_one_as_the_batch_did(tmp_path):
+    """The two guides link one-to-one, some partners below the match threshold. Each
+    restaurant matched on its own (leave one out, as `POST /v1/match` does) joins the
+    customer the batch gave it: its best partner in the other guide, unless that partner
+    holds a record of its guide already; matching by the threshold alone misses some."""
+    from identigraph.resolution import datasets
+    from identigraph.resolution.config import load_config
+    from identigraph.resolution.matching import MatchQuery, RecordMatcher
+
+    data = datasets.fodors_zagat(SHARED_DATA, tmp_path / "data")
+    Linker(load_config(data.config)).run(data.files, tmp_path / "out")
+    entities = pd.read_parquet(tmp_path / "out" / "entities.parquet")
+    size_of = entities.groupby("entity_id").size()
+    entity_of = dict(zip(entities["source"] + ":" + entities["record_id"].astype(str), entities["entity_id"]))
+    config = load_config(data.config)
+    queries, expected = [], []
+    for path in data.files:
+        types = config.for_source(path.stem)
+        for row in pd.read_csv(path, dtype=str, keep_default_na=False).to_dict("records"):
+            record_id = row[types.id_column]
+            fields = {(f"{kind}__{c}" if kind in ("text", "category") else kind): row[c]
+                      for c, kind in types.fields.items() if kind != "ignore" and row[c].strip()}
+            queries.append(MatchQuery(path.stem, fields, record_id))
+            own = entity_of[f"{path.stem}:{record_id}"]
+            expected.append(own if size_of[own] > 1 else None)
+    matcher = RecordMatcher.load(tmp_path / "out")
+
+    def agreement() -> float:
+        answers = [r.would_join for i in range(0, len(queries), 64) for r in matcher.match_many(queries[i:i + 64])]
+        return sum(a == e for a, e in zip(answers, expected)) / len(expected)
+
+    assert sum(e is not None for e in expected) >= 200
+    assert agreement() >= 0.998
+    matcher._once = set()  # the threshold alone
+    assert agreement() < 0.995
