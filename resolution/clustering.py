@@ -334,14 +334,10 @@ def match_edges_of_run(settings, encoded, left: np.ndarray, right: np.ndarray, p
                    "linked_one_to_one": [str(name) for name, one in zip(names, once.tolist()) if one]}
 
 
-# Components of up to this many records have every pair scored before the guard judges them.
-COMPLETE_UP_TO = 30
-
-
 def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, probability: np.ndarray,
             match_threshold: float, cannot_link_threshold: float,
             score_pairs: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-            complete_up_to: int = COMPLETE_UP_TO, focus: np.ndarray | None = None,
+            complete_up_to: int = 30, focus: np.ndarray | None = None,
             record_rank: np.ndarray | None = None, match: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Cluster label per record and a report of what the guard did.
 

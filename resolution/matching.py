@@ -40,7 +40,6 @@ from identigraph.resolution.blocking import (
     refining_columns,
     value_ranks,
 )
-from identigraph.resolution.clustering import COMPLETE_UP_TO, clusters_may_merge
 from identigraph.resolution.config import LinkageConfig, load_config
 from identigraph.resolution.encoding import EncodedColumn, EncodedRecords, records_from_arrow
 from identigraph.resolution.ingest import TypedValue, record_keys, standardise_typed
@@ -55,7 +54,6 @@ from identigraph.resolution.model import (
 from identigraph.resolution.semantic_types import BlockingRule, default_comparisons
 
 MAX_CANDIDATES = 2_000  # the most records one request compares (the strongest rules' first)
-UNHELD = "\x00record"  # the key of a queried record in ``probabilities_between`` (no real key has it)
 
 
 def _plain_value(value: object) -> object:
@@ -134,7 +132,6 @@ class RecordMatcher:
         self.date_formats = date_formats or {}  # source -> the order the run read its dates in
         # The sources the run linked one-to-one, and per customer its records of each.
         self._once = set(one_to_one_sources or [])
-        self._size: dict[str, int] = pd.Series(entity_of_row).value_counts().to_dict()  # customer -> records
         self._once_count: dict[str, dict[str, int]] = {}
         sources = encoded.records["source"].to_numpy(object)
         for row in np.flatnonzero(np.isin(sources, list(self._once))).tolist() if self._once else []:
@@ -470,7 +467,7 @@ class RecordMatcher:
         """A record written since start-up (``values``: ``MatchResult.values``) becomes a
         candidate of the queries after it; a record already held is replaced."""
         key = f"{source}:{record_id}"
-        self._count(key, -1)  # the version it replaces, if any
+        self._count_once(key, -1)  # the version it replaces, if any
         row = self.row_of(key)
         if row is not None:
             self.erased[row] = True
@@ -479,7 +476,7 @@ class RecordMatcher:
         position = len(self.added)
         self.added.append(AddedRecord(source, record_id, values, entity))
         self._live_added[key] = position
-        self._count(key, +1)
+        self._count_once(key, +1)
         for index, added in zip(self.rules, self._added_by_rule):
             key_values = tuple(values.get(c) for c in index.rule.columns)
             if None not in key_values:
@@ -488,24 +485,23 @@ class RecordMatcher:
     def reassign(self, customers: dict[str, str]) -> None:
         """Records (key -> customer id) moved by a merge or split."""
         for key, customer in customers.items():
-            self._count(key, -1)
+            self._count_once(key, -1)
             if key in self._live_added:
                 self.added[self._live_added[key]].entity = customer
             else:
                 row = self.row_of(key)
                 if row is not None:
                     self.entity_of_row[row] = customer
-            self._count(key, +1)
+            self._count_once(key, +1)
 
-    def _count(self, key: str, change: int) -> None:
-        """Keeps each customer's number of records, and of records of one-to-one sources, as
-        a record (``key``, under its customer now) comes or goes."""
-        entity = self.customer_of(key)
-        if entity is None:
-            return
-        self._size[entity] = self._size.get(entity, 0) + change
+    def _count_once(self, key: str, change: int) -> None:
+        """Keeps the count of each customer's records of one-to-one sources as a record
+        (``key``, under its customer now) comes or goes."""
         source = key.split(":", 1)[0]
-        if source in self._once:
+        if source not in self._once:
+            return
+        entity = self.customer_of(key)
+        if entity is not None:
             counts = self._once_count.setdefault(entity, {})
             counts[source] = counts.get(source, 0) + change
 
@@ -574,12 +570,12 @@ class RecordMatcher:
                                          if g >= 0})
                 best[entity] = CandidateCustomer(entity, evidence.match_probability, evidence.match_weight, evidence, 1)
             ranked = sorted(best.values(), key=lambda c: (-c.match_weight, c.customer_id))
-            joins = self._joins(query, one, who, weight, probability)
+            joins = self._joins(query, who, weight, probability)
             results.append(MatchResult(ranked, joins, threshold, len(who), standard, one))
         return results
 
-    def _joins(self, query: MatchQuery, values: dict[str, object], who: list[tuple[str, str, str]],
-               weight: np.ndarray, probability: np.ndarray) -> str | None:
+    def _joins(self, query: MatchQuery, who: list[tuple[str, str, str]], weight: np.ndarray,
+               probability: np.ndarray) -> str | None:
         """The customer the record joins: the strongest of its match edges, as the run's
         ``clustering.match_edges`` draws them. A pair at or above the match threshold is one,
         except between two sources the run linked one-to-one: two records of one such source
@@ -609,36 +605,4 @@ class RecordMatcher:
             if held > 0 or (probability[i] < threshold and lowest[entity] < 0.5):
                 continue
             edges.append((float(weight[i]), entity))
-        # Strongest first (ties: the id sorting first); the first the clustering guard lets it join.
-        compared: dict[str, list[float]] = {}
-        for (_, _, entity), p in zip(who, probability.tolist()):
-            compared.setdefault(entity, []).append(p)
-        for edge_weight, entity in sorted(edges, key=lambda edge: (-edge[0], edge[1])):
-            if self._guard_allows(query, values, entity, compared[entity], edge_weight):
-                return entity
-        return None
-
-    def _guard_allows(self, query: MatchQuery, values: dict[str, object], entity: str, compared: list[float],
-                      edge_weight: float) -> bool:
-        """The batch's clustering guard on the record joining ``entity``
-        (``clustering.clusters_may_merge``), where the customer and the record make a
-        component the batch completes (up to ``COMPLETE_UP_TO`` records): over the record's
-        pairs with each of its records, those compared and the others scored now. A larger
-        customer is judged by the batch edge by edge, its records' own pairs outweighing
-        the record's few (the record against all of it at once refused 5 in 1,000 of
-        PatentsView's inventors that the batch joins): the match edge stands."""
-        own = f"{query.source}:{query.record_id}" if query.record_id is not None else None
-        holds_own = own is not None and self.customer_of(own) == entity
-        others = self._size.get(entity, 0) - holds_own
-        if others + 1 > COMPLETE_UP_TO:
-            return True
-        probabilities = list(compared)
-        if len(compared) < others:
-            rows = np.flatnonzero(self.entity_of_row == entity)
-            members = [f"{s}:{r}" for s, r in zip(self.sources[rows].tolist(), self.record_ids[rows].tolist())]
-            members += [f"{a.source}:{a.record_id}" for a in self.added if a.live and a.entity == entity]
-            members = [m for m in members if m != own]
-            probabilities = self.probabilities_between(
-                [UNHELD], members, {UNHELD: (query.source, values)}).tolist()
-        return clusters_may_merge(np.asarray(probabilities, dtype=float), edge_weight,
-                                  self.settings.cannot_link_threshold)
+        return min(edges, key=lambda edge: (-edge[0], edge[1]))[1] if edges else None  # ties: the id sorting first
