@@ -135,7 +135,12 @@ class RecordWriter:
         source, record_id = query.source, str(query.record_id)
         key = record_key(source, record_id)
         old = self.matcher.customer_of(key)
-        joined = [c for c in result.candidates if c.match_probability >= result.match_threshold]
+        # The customer /v1/match says it joins (match edges, one-to-one links, the guard),
+        # then any other it matches at the threshold: those merge, as far as the guard allows.
+        joined = [] if result.would_join is None else (
+            [c for c in result.candidates if c.customer_id == result.would_join]
+            + [c for c in result.candidates
+               if c.match_probability >= result.match_threshold and c.customer_id != result.would_join])
         if len(joined) > 1:
             joined = self._guarded(key, source, result, joined)
         above = [c.customer_id for c in joined]
@@ -155,14 +160,15 @@ class RecordWriter:
 
     def _guarded(self, key: str, source: str, result: MatchResult,
                  joined: list[CandidateCustomer]) -> list[CandidateCustomer]:
-        """The customers the record may join, as the batch's clustering guard judges a merge:
-        strongest match first, each next customer joins unless the pairs between it and what
-        has joined so far hold a cannot-link the match does not outweigh
-        (``clustering.clusters_may_merge``)."""
+        """The customers the record may join: the one matching chose (guarded there), then
+        each other, strongest first, unless the pairs between it and what has joined so far
+        hold a cannot-link the match does not outweigh (``clustering.clusters_may_merge``,
+        the batch's guard on a merge)."""
         threshold = self.matcher.settings.cannot_link_threshold
-        members = [key]
-        allowed: list[CandidateCustomer] = []
-        for candidate in joined:  # best first
+        first, rest = joined[0], joined[1:]
+        members = [key, *(record_key(s, r) for s, r in self.state.records_of.get(first.customer_id, []))]
+        allowed = [first]
+        for candidate in rest:
             theirs = [record_key(s, r) for s, r in self.state.records_of.get(candidate.customer_id, [])]
             between = self.matcher.probabilities_between(members, theirs, {key: (source, result.values)})
             if clusters_may_merge(between, candidate.match_weight, threshold):
