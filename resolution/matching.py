@@ -381,9 +381,10 @@ class RecordMatcher:
 
     def forget(self, erased: list[str]) -> None:
         """Erased records (``source:record_id``) are no longer candidates."""
-        keys = record_keys(pd.Series(self.sources), pd.Series(self.record_ids))
-        self.erased |= keys.isin(set(erased)).to_numpy()
         for key in erased:
+            row = self.row_of(key)
+            if row is not None:
+                self.erased[row] = True
             if key in self._live_added:
                 self.added[self._live_added[key]].erased = True
 

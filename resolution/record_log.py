@@ -47,10 +47,6 @@ class LoggedRecords:
     valid_bytes: int = 0  # the length of the log's whole, checked lines
     torn_bytes: int = 0  # a last line cut short by a crash
 
-    def latest(self) -> dict[str, dict[str, Any]]:
-        """record key -> its last write (an update replaces the record)."""
-        return {f"{e['source']}:{e['record_id']}": e for e in self.entries}
-
     def customer_of(self) -> dict[str, str]:
         """record key -> its customer after every write: the written records' and the
         earlier records a merge or split moved."""

@@ -135,8 +135,9 @@ class RecordWriter:
         source, record_id = query.source, str(query.record_id)
         key = record_key(source, record_id)
         old = self.matcher.customer_of(key)
-        # The customer /v1/match says it joins (match edges, one-to-one links, the guard),
-        # then any other it matches at the threshold: those merge, as far as the guard allows.
+        # The customer /v1/match says it joins (its strongest match edge, one-to-one links
+        # included), then any other it matches at the threshold: those merge, as far as the
+        # clustering guard allows.
         joined = [] if result.would_join is None else (
             [c for c in result.candidates if c.customer_id == result.would_join]
             + [c for c in result.candidates
@@ -160,8 +161,8 @@ class RecordWriter:
 
     def _guarded(self, key: str, source: str, result: MatchResult,
                  joined: list[CandidateCustomer]) -> list[CandidateCustomer]:
-        """The customers the record may join: the one matching chose (guarded there), then
-        each other, strongest first, unless the pairs between it and what has joined so far
+        """The customers the record may join: the one matching chose, then each other,
+        strongest first, unless the pairs between it and what has joined so far
         hold a cannot-link the match does not outweigh (``clustering.clusters_may_merge``,
         the batch's guard on a merge)."""
         threshold = self.matcher.settings.cannot_link_threshold
