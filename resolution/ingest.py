@@ -220,14 +220,18 @@ def _ingest_source(path: Path, config: LinkageConfig, forgotten: dict[str, str],
         sources = sources[~bad]
     date_order = source_date_order(table, source)
     columns = standardise_source(table, source, region, date_order)
-    names = ["source", "record_id", *STANDARD_COLUMNS, *(c for c in columns if c not in STANDARD_COLUMNS)]
-    arrays = [pa.array(sources.to_numpy(object), type=pa.string()), ids,
-              *(columns[c].cast(pa.string()) for c in names[2:])]
-    part = pa.table(arrays, names=names)
+    part = _records_part(pa.array(sources.to_numpy(object), type=pa.string()), ids, columns)
     stat.resolved = part.num_rows
     stat.quarantined = stat.read - stat.resolved
     return _SourceResult(source_name, part, quarantined, stat, _profile_source(table, source, columns, stat),
                          date_order, sorted(set(sources.tolist())))
+
+
+def _records_part(sources: pa.Array, ids: pa.Array, columns: dict[str, pa.Array]) -> pa.Table:
+    """One source's part of records.parquet: source, record_id, the standard columns, then
+    its own (category__*, text__*), all as text."""
+    names = ["source", "record_id", *STANDARD_COLUMNS, *(c for c in columns if c not in STANDARD_COLUMNS)]
+    return pa.table([sources, ids, *(columns[c].cast(pa.string()) for c in names[2:])], names=names)
 
 
 def _row_sources(table: pa.Table, source_column: str | None, file_source: str) -> pd.Series:
@@ -316,10 +320,8 @@ def _ingest_written(written: WrittenRecords, forgotten: dict[str, str]) -> _Sour
     entries = [entry for key, entry in latest.items() if key not in erased]
     columns = standardise_typed([e["fields"] for e in entries], [e["source"] for e in entries],
                                 written.phone_region, written.date_formats)
-    names = ["source", "record_id", *STANDARD_COLUMNS, *(c for c in columns if c not in STANDARD_COLUMNS)]
-    part = pa.table([pa.array([e["source"] for e in entries], type=pa.string()),
-                     pa.array([str(e["record_id"]) for e in entries], type=pa.string()),
-                     *(columns[c].cast(pa.string()) for c in names[2:])], names=names)
+    part = _records_part(pa.array([e["source"] for e in entries], type=pa.string()),
+                         pa.array([str(e["record_id"]) for e in entries], type=pa.string()), columns)
     stat.resolved = part.num_rows
     stat.quarantined = stat.read - stat.resolved
     return _SourceResult(written.file, part, quarantined, stat, {"file": written.file, "read": stat.read,

@@ -133,10 +133,11 @@ class RecordMatcher:
         # The sources the run linked one-to-one, and per customer its records of each.
         self._once = set(one_to_one_sources or [])
         self._once_count: dict[str, dict[str, int]] = {}
-        sources = encoded.records["source"].to_numpy(object)
-        for row in np.flatnonzero(np.isin(sources, list(self._once))).tolist() if self._once else []:
+        self.sources = encoded.records["source"].to_numpy(object)
+        self.record_ids = encoded.records["record_id"].astype(str).to_numpy(object)
+        for row in np.flatnonzero(np.isin(self.sources, list(self._once))).tolist() if self._once else []:
             counts = self._once_count.setdefault(str(entity_of_row[row]), {})
-            counts[sources[row]] = counts.get(sources[row], 0) + 1
+            counts[self.sources[row]] = counts.get(self.sources[row], 0) + 1
         self.comparisons = default_comparisons(encoded)
         check_model_fits(model, self.comparisons, "resolve again with this version of identigraph")
         add_blocking_keys(encoded)
@@ -168,8 +169,6 @@ class RecordMatcher:
         self._added_by_rule: list[dict[tuple, list[int]]] = [{} for _ in self.rules]
         self._live_added: dict[str, int] = {}  # record key -> position of its live version in ``added``
         self._row_of_key: dict[str, int] | None = None  # record key -> row, built on first use
-        self.sources = encoded.records["source"].to_numpy(object)
-        self.record_ids = encoded.records["record_id"].astype(str).to_numpy(object)
 
     @classmethod
     def load(cls, resolved_dir: Path, entities: pd.DataFrame | None = None) -> RecordMatcher:

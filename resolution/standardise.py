@@ -349,10 +349,10 @@ def parse_dates(array, today: date | None = None, order: Sequence[str] | None = 
     placeholders by."""
     array = pc.utf8_trim_whitespace(as_string_array(array))
     array = _null_where(array, pc.equal(array, ""))
+    order = list(order) if order is not None else date_format_order(array)
     if len(array) <= FEW_DATES and (not placeholders or len(array) <= PLACEHOLDER_MIN_RECORDS):
         # No date of so few can be a placeholder: each text parsed alone, no pandas.
         texts = array.to_pylist()
-        order = list(order) if order is not None else date_format_order(array)
         day = today or date.today()
         today_iso = _iso(day.year, day.month, day.day)
         parsed_of = {t: _parse_one_date(t, order) for t in set(texts) if t is not None}
@@ -361,7 +361,6 @@ def parse_dates(array, today: date | None = None, order: Sequence[str] | None = 
     values = array.to_pandas()
     if values.dropna().empty:
         return pa.nulls(len(array), pa.string())
-    order = list(order) if order is not None else date_format_order(array)
     # Each distinct text is parsed once: a column of a million birth dates holds a few
     # tens of thousands of dates.
     codes, distinct = pd.factorize(values)
