@@ -29,6 +29,10 @@ def resolve(
     forgotten: Annotated[Path | None, typer.Option(help="forgotten.jsonl written by `identigraph forget`: those "
                                                         "records are quarantined, not linked (default: "
                                                         "OUT/forgotten.jsonl when there is one).")] = None,
+    engine: Annotated[str, typer.Option(help="embedded (this process, the default) or spark (pyspark: "
+                                             "pip install \"identigraph[spark]\"; docs/scaling.md).")] = "embedded",
+    spark_master: Annotated[str | None, typer.Option(help="With --engine spark: the master URL (default local[*]; "
+                                                          "spark://host:7077, yarn, k8s://...).")] = None,
     inputs: Annotated[list[Path] | None, typer.Argument(
         help="CSV, JSONL or Parquet files, or folders of them. With --previous, may be left out: the records "
              "written to the earlier run through the API (api_records.jsonl) are the batch.",
@@ -46,8 +50,9 @@ def resolve(
     with console.status("resolving") as status:
         result = resolve_files(inputs, out, config, model, key, previous, fast, forgotten,
                                progress=lambda step: status.update(step),
-                               announce=lambda message: console.print(message, markup=False, highlight=False))
+                               announce=lambda message: console.print(message, markup=False, highlight=False),
+                               engine=engine, spark_master=spark_master)
     print_resolution(result)
     record_run(out, "resolve", {"config": config, "model": model, "pseudonymize": pseudonymize,
-                                "forgotten": forgotten, "previous": previous, "fast": fast},
+                                "forgotten": forgotten, "previous": previous, "fast": fast, "engine": engine},
                [*inputs, *([config] if config else []), *([previous / "model.json"] if previous else [])], [out])

@@ -70,6 +70,9 @@ class EncodedRecords:
         self.records = records
         self._table = table if table is not None and table.num_rows == len(records) else None
         self.n = len(records)
+        # Records of the whole run, which term frequencies are shares of: ``n`` unless these
+        # are some of the run's records (a Spark partition) whose columns carry the run's counts.
+        self.population = self.n
         self._columns: dict[str, EncodedColumn] = dict(encoded or {})
         # Results computed once per run from whole columns (shared-value tests).
         self.cache: dict[tuple, np.ndarray] = {}
@@ -83,6 +86,16 @@ class EncodedRecords:
             else:
                 self._columns[column] = EncodedColumn.of(self.records[column].to_numpy(object))
         return self._columns[column]
+
+    def with_counts(self, column: str, counts_of_records: np.ndarray) -> None:
+        """Replace ``column``'s per-value counts by those of the run these records are part
+        of (a Spark partition): ``counts_of_records`` holds, per record, the run's count of
+        its value (any number where the value is missing)."""
+        encoded = self[column]
+        counts = np.zeros(len(encoded.values), dtype=np.int64)
+        present = encoded.codes >= 0
+        counts[encoded.codes[present]] = np.asarray(counts_of_records)[present]
+        self._columns[column] = EncodedColumn(encoded.codes, encoded.values, counts)
 
     def derived_per_value(self, name: str, column: str, function) -> EncodedColumn:
         """Register ``function(value)`` of ``column`` (None: missing), computed once per

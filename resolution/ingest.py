@@ -114,16 +114,20 @@ def _quarantine_rows(source, file: str, lines, ids, reasons, raws) -> pd.DataFra
 
 
 def standardise_source(table: pa.Table, source: SourceConfig, default_phone_region: str | None,
-                       date_order: Sequence[str] | None = None, judge_placeholders: bool = True) -> dict[str, pa.Array]:
+                       date_order: Sequence[str] | None = None, judge_placeholders: bool = True,
+                       placeholder_dates: tuple[frozenset[str], ...] | None = None) -> dict[str, pa.Array]:
     """Standardised columns of one source's rows (already free of quarantined rows), by the
     semantic types of its columns (``resolution.semantic_types``). ``date_order``: the
     order its dates are read in (default: ``source_date_order`` of these rows);
-    ``judge_placeholders`` False for records matched on their own."""
+    ``judge_placeholders`` False for records matched on their own; ``placeholder_dates``:
+    per date-of-birth column, the placeholders judged on the whole column elsewhere (these
+    rows are part of a source)."""
     by_type: dict[str, list[str]] = {}
     for column, kind in source.fields.items():
         by_type.setdefault(kind, []).append(column)
     order = tuple(date_order) if date_order is not None else tuple(source_date_order(table, source))
-    return standardise_columns(SourceColumns(table, by_type, default_phone_region, order, judge_placeholders))
+    return standardise_columns(SourceColumns(table, by_type, default_phone_region, order, judge_placeholders,
+                                             placeholder_dates))
 
 
 def source_date_order(table: pa.Table, source: SourceConfig) -> list[str]:

@@ -53,7 +53,7 @@ from identigraph.resolution.model import (
 )
 from identigraph.resolution.model import initial_m as _initial_m_shape
 from identigraph.resolution.privacy import PII_RECORD_COLUMNS, WITHHELD_RAW, pseudonymize_frame, pseudonymize_records
-from identigraph.resolution.semantic_types import default_comparisons
+from identigraph.resolution.semantic_types import BlockingRule, default_comparisons
 
 
 @dataclass
@@ -134,6 +134,65 @@ def prior_counting_pairs_outside_candidates(model: FellegiSunterModel, blocking_
     return replace(model, lambda_=min(model.lambda_ / ceiling, 0.5))
 
 
+def session_rules(encoded: EncodedRecords) -> list[tuple[BlockingRule, bool]]:
+    """The m-estimation sessions' rules, each with whether it is a fallback (a session that
+    only learns what no main session could)."""
+    return ([(rule, False) for rule in training_rules(encoded)]
+            + [(rule, True) for rule in fallback_training_rules(encoded)])
+
+
+def train_on_patterns(settings, comparisons: list[Comparison], u_random: list[list[float]],
+                      all_patterns: np.ndarray, pattern_counts: np.ndarray,
+                      rules: list[tuple[BlockingRule, bool]], session_counts: Callable[[BlockingRule], np.ndarray],
+                      possible: int) -> FellegiSunterModel:
+    """m by EM in sessions, one per training blocking rule, each leaving out the comparisons
+    its rule forces to agree (they carry no information there, and left in they make EM's
+    "match" class mean "same name"); lambda by EM over all candidates with m and u fixed.
+
+    Everything comes from counts: ``all_patterns`` (the candidates' distinct comparison
+    patterns, in ``pattern_index`` order), ``pattern_counts`` (candidates per pattern),
+    ``session_counts(rule)`` (per pattern, the candidates whose records share a block of
+    ``rule``) and ``possible`` (record pairs of the link type), so an engine that counts
+    them elsewhere (Spark) trains the same model."""
+    level_counts = [len(c.levels) for c in comparisons]
+    estimates: list[list[np.ndarray]] = [[] for _ in comparisons]
+    iterations, converged = 0, True
+    for rule, fallback in rules:
+        # A fallback session only learns what no main session could.
+        learns = [j for j, e in enumerate(estimates) if not e] if fallback else list(range(len(comparisons)))
+        if not learns:
+            continue
+        counts = session_counts(rule)
+        if counts.sum() < MIN_SESSION_PAIRS:
+            continue
+        present = np.flatnonzero(counts)
+        session = all_patterns[present].copy()
+        forced = [j for j, c in enumerate(comparisons) if set(comparison_columns(c)) & set(rule_columns(rule))]
+        session[:, forced] = -1
+        m_session, _, _, its, ok = train_em(session, level_counts, u_random, settings.em_max_iterations,
+                                            settings.em_tolerance, patterns=(session, counts[present]))
+        iterations = max(iterations, its)
+        converged &= ok
+        for j in learns:
+            if j not in forced:
+                estimates[j].append(np.asarray(m_session[j]))
+    m = [list(map(float, np.mean(e, axis=0))) if e else [float(x) for x in _initial_m_shape(k)]
+         for e, k in zip(estimates, level_counts)]
+    pairs = int(pattern_counts.sum())
+    lambda_candidates = (train_lambda(all_patterns, m, u_random, patterns=(all_patterns, pattern_counts))
+                         if pairs else 0.5)
+    # The matches among the candidates; ``prior_counting_pairs_outside_candidates`` adds
+    # those blocking left out once the pairs are scored.
+    expected_matches = lambda_candidates * pairs
+    lambda_random = float(np.clip(expected_matches / max(possible, 1), 1e-12, 0.5))
+    return FellegiSunterModel(
+        comparisons=[c.name for c in comparisons], levels=[list(c.levels) for c in comparisons], m=m,
+        u=u_random, lambda_=lambda_random, lambda_candidates=lambda_candidates,
+        tf_comparisons=[c.name for c in comparisons if c.tf], pairs_trained=pairs,
+        shared_value_limit=settings.shared_value_limit,
+        iterations=iterations, converged=converged)
+
+
 # Pairs outside the candidates scored per refining column to estimate blocking's recall.
 PROBE_PAIRS_PER_COLUMN = 20_000
 # An EM session with fewer pairs says nothing: m stays at its prior.
@@ -194,57 +253,24 @@ class Linker:
 
     def train(self, encoded: EncodedRecords, comparisons: list[Comparison], gamma: np.ndarray,
               blocked: BlockingResult, u_random: list[list[float]] | None = None) -> FellegiSunterModel:
-        """u from random pairs (``random_pair_u``, unless given); m by EM in sessions, one per
-        training blocking rule, each leaving out the comparisons its rule forces to agree
-        (they carry no information there, and left in they make EM's "match" class mean
-        "same name"); lambda by EM over all candidates with m and u fixed."""
-        level_counts = [len(c.levels) for c in comparisons]
+        """u from random pairs (``random_pair_u``, unless given), then m and lambda from the
+        candidates' comparison patterns (``train_on_patterns``)."""
         if u_random is None:
             u_random = self.random_pair_u(encoded, comparisons)
-        estimates: list[list[np.ndarray]] = [[] for _ in comparisons]
-        iterations, converged = 0, True
         # Each session is a subset of the candidates: its patterns are counted on the
         # candidates' distinct patterns, not found again in millions of rows.
         all_patterns, pattern_of_pair = pattern_index(gamma)
-        rules = [(rule, False) for rule in training_rules(encoded)] + [
-            (rule, True) for rule in fallback_training_rules(encoded)]
-        for rule, fallback in rules:
-            # A fallback session only learns what no main session could.
-            learns = [j for j, e in enumerate(estimates) if not e] if fallback else list(range(len(comparisons)))
-            if not learns:
-                continue
+
+        def session_counts(rule) -> np.ndarray:
             # The candidates this rule would have produced: both records in one of its blocks.
             groups = group_ids(encoded, rule.columns)
             found = (groups[blocked.left] == groups[blocked.right]) & (groups[blocked.left] >= 0)
-            counts = np.bincount(pattern_of_pair[found], minlength=len(all_patterns))
-            if counts.sum() < MIN_SESSION_PAIRS:
-                continue
-            present = np.flatnonzero(counts)
-            session = all_patterns[present].copy()
-            forced = [j for j, c in enumerate(comparisons) if set(comparison_columns(c)) & set(rule_columns(rule))]
-            session[:, forced] = -1
-            m_session, _, _, its, ok = train_em(session, level_counts, u_random, self.settings.em_max_iterations,
-                                                self.settings.em_tolerance, patterns=(session, counts[present]))
-            iterations = max(iterations, its)
-            converged &= ok
-            for j in learns:
-                if j not in forced:
-                    estimates[j].append(np.asarray(m_session[j]))
-        m = [list(map(float, np.mean(e, axis=0))) if e else [float(x) for x in _initial_m_shape(k)]
-             for e, k in zip(estimates, level_counts)]
-        lambda_candidates = train_lambda(gamma, m, u_random, patterns=(
-            all_patterns, np.bincount(pattern_of_pair, minlength=len(all_patterns))))
-        # The matches among the candidates; ``prior_counting_pairs_outside_candidates`` adds
-        # those blocking left out once the pairs are scored.
-        expected_matches = lambda_candidates * len(gamma)
-        lambda_random = float(np.clip(expected_matches / max(possible_pairs(encoded, self.settings.link_type), 1),
-                                      1e-12, 0.5))
-        return FellegiSunterModel(
-            comparisons=[c.name for c in comparisons], levels=[list(c.levels) for c in comparisons], m=m,
-            u=u_random, lambda_=lambda_random, lambda_candidates=lambda_candidates,
-            tf_comparisons=[c.name for c in comparisons if c.tf], pairs_trained=len(gamma),
-            shared_value_limit=self.settings.shared_value_limit,
-            iterations=iterations, converged=converged)
+            return np.bincount(pattern_of_pair[found], minlength=len(all_patterns))
+
+        return train_on_patterns(self.settings, comparisons, u_random, all_patterns,
+                                 np.bincount(pattern_of_pair, minlength=len(all_patterns)),
+                                 session_rules(encoded), session_counts,
+                                 possible_pairs(encoded, self.settings.link_type))
 
     def blocking_recall(self, encoded: EncodedRecords, blocked: BlockingResult, scores, score_pairs) -> dict:
         """How many likely matches (pairs at or above the match threshold) blocking left out,

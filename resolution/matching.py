@@ -339,7 +339,7 @@ class RecordMatcher:
 
     def _population(self, rows: np.ndarray, values: list[dict[str, object]], sources: list[str]) -> EncodedRecords:
         """The candidate ``rows`` then the queried records, encoded with small value tables
-        that keep the whole population's counts; n is the population's."""
+        that keep the whole population's counts and size."""
         encodings: dict[str, EncodedColumn] = {}
         for column in self.encoded.codes_so_far():
             whole = self.encoded[column]
@@ -373,9 +373,8 @@ class RecordMatcher:
             whole_codes = [self._code(column, v) for v in population[column].values.tolist()]
             population.cache[("shared", column, self.model.shared_value_limit)] = np.array(
                 [code >= 0 and bool(codes_shared[code]) for code in whole_codes], dtype=bool)
-        # Term frequencies are counts over n: the whole population's. The small population is
-        # only compared and scored (nothing sized by n is built from it).
-        population.n = self.encoded.n
+        # Term frequencies are shares of the whole population.
+        population.population = self.encoded.population
         return population
 
     def forget(self, erased: list[str]) -> None:

@@ -338,6 +338,36 @@ def pair_field_weights(model: FellegiSunterModel, gamma: np.ndarray, encoded: En
                        comparisons: list[Comparison], left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Each pair's weight per comparison (pairs x comparisons), term frequencies included;
     they do not depend on the prior."""
+    return weights_from_frequencies(model, gamma, comparisons,
+                                    exact_value_frequencies(model.tf_comparisons, gamma, encoded, comparisons,
+                                                            left, right))
+
+
+def exact_value_frequencies(tf_comparisons: list[str], gamma: np.ndarray, encoded: EncodedRecords,
+                            comparisons: list[Comparison], left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Per pair and comparison, the share of records holding the value both records agree
+    on, where the comparison is term-frequency adjusted and the pair agrees exactly; NaN
+    elsewhere. Shares are of ``encoded.population`` (every record of the run, also where
+    ``encoded`` holds only some of them: a Spark partition)."""
+    frequencies = np.full(gamma.shape, np.nan, dtype=np.float64)
+    for j, comparison in enumerate(comparisons):
+        if comparison.name not in tf_comparisons:
+            continue
+        exact = np.flatnonzero(gamma[:, j] == 0)
+        column = encoded[comparison.column]
+        # Both ends: equal values give equal shares, and names agreeing only when swapped
+        # take the commoner of the two, so the weight does not depend on which record is
+        # the left one (the records' order).
+        frequencies[exact, j] = np.maximum(column.frequency(column.codes[left[exact]], encoded.population),
+                                           column.frequency(column.codes[right[exact]], encoded.population))
+    return frequencies
+
+
+def weights_from_frequencies(model: FellegiSunterModel, gamma: np.ndarray, comparisons: list[Comparison],
+                             frequencies: np.ndarray) -> np.ndarray:
+    """Each pair's weight per comparison from its levels and, where the comparison is
+    term-frequency adjusted and agrees exactly, the agreed value's share
+    (``exact_value_frequencies``)."""
     weights = model.weights()
     field_weights = np.zeros(gamma.shape, dtype=np.float32)
     for j, (comparison, w) in enumerate(zip(comparisons, weights)):
@@ -346,12 +376,7 @@ def pair_field_weights(model: FellegiSunterModel, gamma: np.ndarray, encoded: En
         field_weights[present, j] = w[level[present]]
         if comparison.name in model.tf_comparisons:
             exact = np.flatnonzero(level == 0)
-            column = encoded[comparison.column]
-            # Both ends: equal values give equal shares, and names agreeing only when swapped
-            # take the commoner of the two, so the weight does not depend on which record is
-            # the left one (the records' order).
-            tf = np.maximum(column.frequency(column.codes[left[exact]], encoded.n),
-                            column.frequency(column.codes[right[exact]], encoded.n))
+            tf = frequencies[exact, j]
             u_exact = model.u[j][0]
             # Splink-style: replace the average u of "exact" by this value's frequency;
             # never let a rare value add more than 1 bit beyond the average.

@@ -62,6 +62,9 @@ class SourceColumns:
     # False where the rows are a few records matched on their own, not a column whose
     # most frequent dates can be judged placeholders.
     judge_placeholders: bool = True
+    # Placeholder dates judged elsewhere on the whole column (an engine that standardises
+    # a source in parts: Spark), one collection per date-of-birth column: dropped as found.
+    placeholder_dates: tuple[frozenset[str], ...] | None = None
 
     @property
     def rows(self) -> int:
@@ -178,8 +181,17 @@ def _each(kind: str, column: str, function) -> Callable[[SourceColumns], Contrib
 
 
 def _dates_of_birth(source: SourceColumns) -> Contributions:
+    if source.placeholder_dates is not None:
+        return {"dob": [_without(std.parse_dates(a, order=source.date_order, placeholders=False), dropped)
+                        for a, dropped in zip(source.arrays("date_of_birth"), source.placeholder_dates)]}
     return {"dob": [std.parse_dates(a, order=source.date_order, placeholders=source.judge_placeholders)
                     for a in source.arrays("date_of_birth")]}
+
+
+def _without(dates: pa.Array, dropped: frozenset[str]) -> pa.Array:
+    if not dropped:
+        return dates
+    return pc.if_else(pc.is_in(dates, pa.array(sorted(dropped), type=pa.string())), pa.scalar(None, pa.string()), dates)
 
 
 def _name_display(contributions: Contributions, column: str, rows: int) -> pa.Array:

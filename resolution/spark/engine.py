@@ -1,0 +1,755 @@
+"""``SparkLinker``: ``Linker.run`` on Spark DataFrames, step for step.
+
+reading and standardising (per source, ``partitions.standardise_rows``) -> the records'
+order, derived keys and the run's value counts -> blocking (joins per rule; oversized
+blocks by sorted neighbourhood in windows, linear in the block) -> comparing
+(``partitions.compare_pairs``) -> training on the driver from pattern counts
+(``linker.train_on_patterns``) -> scoring (``partitions.score_compared``) -> blocking
+recall and the prior -> one-to-one sources -> connected components (label propagation)
+-> each component clustered (``partitions.cluster_component``) -> golden records ->
+artifacts (``spark.artifacts``).
+
+Record order is the embedded engine's (files in order, rows in file order), so random
+pairs for u, probe samples and ties fall on the same records in both engines.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from identigraph.resolution import standardise as std
+from identigraph.resolution.blocking import (
+    MAX_PROBE_BLOCK,
+    REFINING_WINDOW,
+    RuleReport,
+    default_rules,
+    refiners_of_rule,
+    refining_columns,
+)
+from identigraph.resolution.clustering import sources_holding_entities_once
+from identigraph.resolution.config import ROW_NUMBER, LinkageConfig
+from identigraph.resolution.golden import golden_records
+from identigraph.resolution.ingest import QUARANTINE_COLUMNS, SourceStats, _profile_source, input_files, phone_region
+from identigraph.resolution.linker import (
+    PROBE_PAIRS_PER_COLUMN,
+    ResolutionResult,
+    prior_counting_pairs_outside_candidates,
+    session_rules,
+    train_on_patterns,
+)
+from identigraph.resolution.model import (
+    HOLDER_NAME_COLUMNS,
+    IDENTIFIER_RECORD_LIMIT,  # noqa: F401  (the placeholder rule reads the counts carried in)
+    SHARED_VALUE_COLUMNS,
+    FellegiSunterModel,
+    check_model_fits,
+    estimate_u,
+    pattern_index,
+)
+from identigraph.resolution.semantic_types import default_comparisons
+from identigraph.resolution.spark import artifacts
+from identigraph.resolution.spark.components import connected_components
+from identigraph.resolution.spark.partitions import (
+    CLUSTER_REPORT,
+    COUNT_PREFIX,
+    LEFT,
+    RIGHT,
+    SHARED_PREFIX,
+    cluster_component,
+    compare_pairs,
+    derived_key_names,
+    score_compared,
+    standardise_rows,
+    with_derived_keys,
+)
+
+# Rows of a source the profile measures its fields on (read, resolved and quarantined are
+# counted on all rows).
+PROFILE_SAMPLE_ROWS = 100_000
+KEY_SEPARATOR = "\x1f"
+
+
+class ColumnProfile:
+    """What the embedded engine asks of ``EncodedRecords`` to choose rules and comparisons
+    (``has``, ``in``, the number of distinct values, the record columns), answered from
+    counts over every record."""
+
+    def __init__(self, record_columns: list[str], present: dict[str, int], distinct: dict[str, int], n: int):
+        self.records = pd.DataFrame(columns=record_columns)
+        self._present, self._distinct, self.n = present, distinct, n
+
+    def has(self, column: str, min_share: float = 0.0) -> bool:
+        return column in self._present and self.n > 0 and self._present[column] / self.n > min_share
+
+    def __contains__(self, column: str) -> bool:
+        return column in self._present
+
+    def __getitem__(self, column: str):
+        return SimpleNamespace(values=range(self._distinct.get(column, 0)))
+
+
+@dataclass
+class SparkRecords:
+    """The run's records on Spark and what the driver knows of them."""
+    frame: object  # DataFrame: _idx, source, record_id, record columns, derived keys, _count__*, _shared__*
+    record_columns: list[str]  # source, record_id, standard and per-source columns, as records.parquet has them
+    n: int
+    sources: list[str]  # in order of first record, as pd.factorize numbers them
+    profile: ColumnProfile
+
+
+class SparkLinker:
+    def __init__(self, config: LinkageConfig, spark, progress: Callable[[str], None] | None = None):
+        self.config = self.configured = config
+        self.settings = config.model
+        self.spark = spark
+        self.progress = progress or (lambda message: None)
+        self.seconds: dict[str, float] = {}
+        self._current, self._started = "", 0.0
+
+    def _step(self, name: str) -> None:
+        now = time.perf_counter()
+        if self._started and self._current:
+            self.seconds[self._current] = round(now - self._started, 3)
+        self._current, self._started = name, now
+        if name:
+            self.progress(name)
+
+    # The whole run -----------------------------------------------------------------
+    def run(self, inputs: list[str | Path], out_dir: str | Path, model: FellegiSunterModel | None = None,
+            forgotten: dict[str, str] | None = None) -> ResolutionResult:
+        self.config, self.settings = self.configured, self.configured.model
+        self._step("reading and standardising")
+        files = resolve_inputs(inputs, self.config)
+        ingested = self.ingest(files, forgotten or {})
+        records = self.prepare(ingested["records"])
+        result = self._link(records, ingested, out_dir, model)
+        artifacts.write_text(out_dir, "run.json", json.dumps(result.to_json(), indent=2, default=str))
+        return result
+
+    def _link(self, records: SparkRecords, ingested: dict, out_dir, model: FellegiSunterModel | None
+              ) -> ResolutionResult:
+        settings = self.settings
+        model_given = model is not None
+        comparisons = default_comparisons(records.profile)
+        sessions = session_rules(records.profile)
+        self._step("blocking")
+        pairs, reports = self.block(records)
+        pairs = pairs.localCheckpoint()
+        candidate_pairs = pairs.count()
+        self._step("comparing")
+        compared = self.compare(records, pairs, comparisons, sessions).localCheckpoint()
+        self._step("training (u by sampling, m by EM)")
+        if model is None:
+            model = self.train(records, compared, comparisons, sessions)
+        else:
+            check_model_fits(model, comparisons, "retrain without --model")
+        self._step("scoring")
+        scored = self.score(compared, model, comparisons).localCheckpoint()
+        blocking_recall = self.blocking_recall(records, pairs, scored, model, comparisons)
+        if not model_given:
+            model = prior_counting_pairs_outside_candidates(model, blocking_recall)
+            scored.unpersist()
+            scored = self.score(compared, model, comparisons).localCheckpoint()
+        self._step("clustering")
+        once, one_to_one = self.one_to_one(records, scored)
+        if (settings.one_to_one == "auto" and settings.link_type == "link_and_dedupe" and not model_given
+                and len(one_to_one["sources"]) >= 2
+                and len(one_to_one["linked_one_to_one"]) == len(one_to_one["sources"])):
+            # Every source holds each entity once: linked as link_only from blocking on, as
+            # the embedded engine does (``Linker._is_a_link_between_sources``).
+            self.settings = replace(settings, link_type="link_only", one_to_one=True)
+            self.config = replace(self.config, model=self.settings)
+            self.progress("every source lists each entity once: linking the sources one-to-one")
+            for frame in (pairs, compared, scored):
+                frame.unpersist()
+            self._step("")
+            judging = sum(self.seconds.pop(step, 0.0) for step in list(self.seconds)
+                          if step != "reading and standardising")
+            result = self._link(records, ingested, out_dir, None)
+            result.clustering["one_to_one"]["judged_from"] = one_to_one
+            result.seconds["judging the sources (linked and deduped first)"] = round(judging, 3)
+            return result
+        clusters, cluster_report = self.cluster(records, scored, model, comparisons, once)
+        cluster_report["one_to_one"] = one_to_one
+        self._step("golden records and artifacts")
+        entities = self.entities(records, clusters).localCheckpoint()
+        artifacts.write_parquet(records.frame.orderBy("_idx").select(*records.record_columns), out_dir,
+                                "records.parquet")
+        artifacts.write_parquet(entities.orderBy("_idx").drop("_idx"), out_dir, "entities.parquet")
+        artifacts.write_parquet(self.pairs_out(records, scored, comparisons), out_dir, "pairs.parquet")
+        artifacts.write_parquet(self.golden(records, entities), out_dir, "golden.parquet")
+        artifacts.write_parquet(ingested["quarantine"], out_dir, "quarantine.parquet")
+        artifacts.write_text(out_dir, "model.json", json.dumps(model.to_json(), indent=2))
+        artifacts.write_text(out_dir, "profile.json", json.dumps(ingested["profile"], indent=2, ensure_ascii=False))
+        self.write_config(out_dir)
+        entity_count = entities.select("entity_id").distinct().count()
+        self._step("")
+        return ResolutionResult(
+            out_dir=Path(str(out_dir)), records=records.n, entities=entity_count,
+            quarantined=sum(s.quarantined for s in ingested["stats"].values()),
+            read=sum(s.read for s in ingested["stats"].values()), candidate_pairs=candidate_pairs,
+            reduction_ratio=1.0 - candidate_pairs / max(self.possible_pairs(records), 1),
+            stats=ingested["stats"], blocking=[asdict(r) for r in reports], clustering=cluster_report,
+            em={"iterations": model.iterations, "converged": model.converged, "lambda": model.lambda_},
+            seconds=dict(self.seconds), blocking_recall=blocking_recall,
+            phone_region=ingested["region"], date_formats=ingested["date_formats"])
+
+    def write_config(self, out_dir) -> None:
+        from identigraph.resolution.config import config_to_toml
+
+        artifacts.write_text(out_dir, "linkage.toml",
+                             config_to_toml(self.config, header="The config this run used (identigraph resolve "
+                                                                "--engine spark)."))
+
+    # Reading and standardising -----------------------------------------------------
+    def ingest(self, files: list[str], forgotten: dict[str, str]) -> dict:
+        """Every source read, checked and standardised: the records (``_file``, ``_row``:
+        their order), the quarantine with reasons, counts, profile and date orders."""
+        from pyspark.sql import functions as F
+
+        local = [Path(f) for f in files if "://" not in f]
+        region = phone_region(local, self.config) if local and len(local) == len(files) else \
+            self.config.model.default_phone_region
+        parts, quarantined, stats, profiles, date_formats = [], [], {}, {}, {}
+        for file_no, path in enumerate(files):
+            source_name = artifacts.stem(path)
+            source = self.config.for_source(source_name)
+            raw = artifacts.read_strings(self.spark, path).persist()
+            raw_columns = [c for c in raw.columns if c not in ("_corrupt", "_row")]
+            missing = [c for c in [source.id_column, source.source_column, *source.fields]
+                       if c and c != ROW_NUMBER and c not in raw_columns]
+            if missing:
+                from identigraph.resolution.config import ConfigError
+
+                raise ConfigError(f"{path}: column(s) {missing} named in the config are not in the file; "
+                                  f"its columns are {raw_columns}")
+            if source.id_column == ROW_NUMBER:
+                frame = artifacts.with_index(raw, ["_row"], "_n").withColumn(
+                    "_record_id", (F.col("_n") + 1).cast("string")).drop("_n")
+            else:
+                frame = raw.withColumn("_record_id", F.trim(F.col(f"`{source.id_column}`")))
+            if source.source_column:
+                named = F.regexp_replace(F.trim(F.col(f"`{source.source_column}`")), ":", "-")
+                frame = frame.withColumn("_source", F.when(named.isNull() | (named == ""), F.lit(source_name))
+                                         .otherwise(named))
+            else:
+                frame = frame.withColumn("_source", F.lit(source_name))
+            frame = frame.withColumn("_key", F.concat_ws(":", "_source", "_record_id"))
+            from pyspark.sql.window import Window
+
+            first = Window.partitionBy("_key").orderBy("_row")
+            erased = list(forgotten)
+            frame = (frame.withColumn("_seen", F.row_number().over(first))
+                     .withColumn("_first_row", F.min("_row").over(Window.partitionBy("_key"))))
+            no_id = F.col("_record_id").isNull() | (F.col("_record_id") == "")
+            is_erased = F.col("_key").isin(erased) if erased else F.lit(False)
+            reason = (F.when(F.col("_corrupt").isNotNull(), F.lit("unparseable row: malformed line"))
+                      .when(no_id, F.lit(f"missing id in column {source.id_column!r}"))
+                      .when(is_erased, F.concat(F.lit("erased by forget request "),
+                                                artifacts.map_column(forgotten, "_key"), F.lit(": not linked again")))
+                      .when(F.col("_seen") > 1, F.concat(F.lit("duplicate id '"), F.col("_record_id"),
+                                                         F.lit("' in "), F.col("_source"))))
+            frame = frame.withColumn("_reason", reason).persist()
+            bad = frame.filter(F.col("_reason").isNotNull())
+            raw_json = F.when(is_erased, F.lit("(erased: see the forget request in the reason)")).otherwise(
+                F.coalesce(F.col("_corrupt"), F.to_json(F.struct(*[F.col(f"`{c}`") for c in raw_columns]))))
+            quarantined.append(bad.select(
+                F.col("_source").alias("source"), F.lit(Path(str(path)).name).alias("file"),
+                F.lit(None).cast("long").alias("line"),
+                F.when(no_id, F.lit(None)).otherwise(F.col("_record_id")).alias("record_id"),
+                F.col("_reason").alias("reason"), raw_json.alias("raw")))
+            good = frame.filter(F.col("_reason").isNull())
+            fields = [c for c in source.fields if c in raw_columns]
+            order, placeholders = self._date_rules(good, source)
+            date_formats.update({name: order for name in
+                                 [r[0] for r in good.select("_source").distinct().collect()]})
+            typed = good.select(*[F.col(f"`{c}`") for c in fields], "_source", "_record_id",
+                                F.lit(file_no).cast("long").alias("_file"), F.col("_row"))
+            sample = typed.limit(20).toPandas()
+            probe = standardise_rows(sample.rename(columns={"_file": "_idx"}).drop(columns=["_row"]),
+                                     source, region, order, placeholders)
+            schema = artifacts.string_schema([c for c in probe.columns if c != "_idx"], longs=["_file", "_row"])
+
+            def standardised(batches, source=source, order=order, placeholders=placeholders):
+                for batch in batches:
+                    rows = batch.drop(columns=["_file", "_row"]).assign(_idx=0)
+                    out = standardise_rows(rows, source, region, order, placeholders).drop(columns=["_idx"])
+                    out["_file"], out["_row"] = batch["_file"].to_numpy(), batch["_row"].to_numpy()
+                    yield out
+
+            part = typed.mapInPandas(standardised, schema)
+            parts.append(part)
+            read = raw.count()
+            resolved = good.count()
+            stat = SourceStats(file=Path(str(path)).name, read=read, resolved=resolved, quarantined=read - resolved,
+                               unmapped_columns=[c for c in raw_columns if c not in source.fields
+                                                 and c not in (source.id_column, source.source_column)])
+            stats[source_name] = stat
+            profiles[source_name] = self._profile(typed, part, source, stat)
+        records = artifacts.union_by_name(parts)
+        record_columns = [c for c in records.columns if c not in ("_file", "_row")]
+        quarantine = artifacts.union_by_name(quarantined).select(*QUARANTINE_COLUMNS)
+        return {"records": records, "record_columns": record_columns, "quarantine": quarantine, "stats": stats,
+                "profile": {"sources": profiles}, "region": region, "date_formats": date_formats}
+
+    def _date_rules(self, good, source) -> tuple[list[str], tuple[frozenset[str], ...]]:
+        """The order a source's dates are read in (``standardise.date_format_order`` over all
+        its date-of-birth columns) and each column's placeholder dates
+        (``standardise.placeholder_dates``), from the counts of its distinct texts."""
+        from pyspark.sql import functions as F
+
+        columns = [c for c, kind in source.fields.items() if kind == "date_of_birth" and c in good.columns]
+        per_column = []
+        for column in columns:
+            text = F.trim(F.col(f"`{column}`"))
+            counted = (good.select(text.alias("t")).filter(F.col("t").isNotNull() & (F.col("t") != ""))
+                       .groupBy("t").count().toPandas())
+            per_column.append(pd.Series(counted["count"].to_numpy(np.int64), index=counted["t"].to_numpy(object)))
+        if not per_column:
+            return list(std.DATE_FORMATS), ()
+        texts = pd.concat(per_column).groupby(level=0).sum()
+        order = std.date_format_order_of_counts(texts)
+        placeholders = []
+        for counts in per_column:
+            iso = pd.Series(std.parse_dates(counts.index.to_numpy(object), order=order, placeholders=False)
+                            .to_pylist(), dtype=object)
+            per_date = pd.Series(counts.to_numpy()).groupby(iso.to_numpy()).sum()
+            placeholders.append(frozenset(std.placeholder_dates(per_date).tolist()))
+        return order, tuple(placeholders)
+
+    def _profile(self, typed, part, source, stat: SourceStats) -> dict:
+        """The source's profile (``ingest._profile_source``), its fields measured on up to
+        ``PROFILE_SAMPLE_ROWS`` rows."""
+        import pyarrow as pa
+
+        from pyspark.sql import functions as F
+
+        raw = typed.orderBy("_row").limit(PROFILE_SAMPLE_ROWS)
+        standard = [c for c in part.columns if c not in ("_row", "_file")]
+        both = raw.join(part.select("_row", *[F.col(f"`{c}`").alias("std__" + c) for c in standard]), "_row")
+        both = both.orderBy("_row").toPandas()
+        fields = [c for c in typed.columns if c not in ("_source", "_record_id", "_file", "_row")]
+        table = pa.table({c: pa.array(both[c].to_numpy(object), type=pa.string(), from_pandas=True) for c in fields})
+        columns = {c: pa.array(both["std__" + c].to_numpy(object), type=pa.string(), from_pandas=True)
+                   for c in standard}
+        profile = _profile_source(table, source, columns, stat)
+        profile["fields_measured_on_rows"] = int(len(both))
+        return profile
+
+    def prepare(self, records) -> SparkRecords:
+        """The records in the embedded engine's order (``_idx``), with the derived blocking
+        keys and the run's statistics each comparison reads (value counts of term-frequency
+        and identifier columns, phone and e-mail values many people share)."""
+        from pyspark.sql import functions as F
+
+        indexed = artifacts.with_index(records, ["_file", "_row"], "_idx").drop("_file", "_row")
+        record_columns = [c for c in indexed.columns if c != "_idx"]
+        schema = artifacts.string_schema([*record_columns, *derived_key_names()], longs=["_idx"])
+        keyed = indexed.mapInPandas(lambda batches: (with_derived_keys(b) for b in batches), schema)
+        keyed = keyed.persist()
+        n = keyed.count()
+        columns = [*record_columns[2:], *derived_key_names()]
+        counts = keyed.agg(*[F.count(F.col(f"`{c}`")).alias(f"p{i}") for i, c in enumerate(columns)],
+                           *[F.countDistinct(F.col(f"`{c}`")).alias(f"d{i}") for i, c in enumerate(columns)]
+                           ).collect()[0]
+        present = {c: int(counts[f"p{i}"]) for i, c in enumerate(columns)}
+        distinct = {c: int(counts[f"d{i}"]) for i, c in enumerate(columns)}
+        profile = ColumnProfile(record_columns, present, distinct, n)
+        first_of_source = keyed.groupBy("source").agg(F.min("_idx").alias("first")).orderBy("first").collect()
+        comparisons = default_comparisons(profile)
+        counted = sorted({c.column for c in comparisons if c.tf} | ({"identifier"} & set(present)))
+        frame = keyed
+        for column in counted:
+            frame = frame.join(keyed.groupBy(column).agg(F.count("*").alias(COUNT_PREFIX + column))
+                               .filter(F.col(column).isNotNull()), column, "left")
+        holder = next((c for c in HOLDER_NAME_COLUMNS if profile.has(c, 0.0)), None)
+        for column in SHARED_VALUE_COLUMNS:
+            if column not in present:
+                continue
+            if holder is None:
+                frame = frame.withColumn(SHARED_PREFIX + column, F.lit(False))
+                continue
+            holders = (keyed.filter(F.col(column).isNotNull() & F.col(holder).isNotNull())
+                       .select(column, holder).distinct().groupBy(column).count()
+                       .select(column, (F.col("count") > self.settings.shared_value_limit).alias(SHARED_PREFIX + column)))
+            frame = frame.join(holders, column, "left")
+        # Checkpoints cut each step's plan from the steps before: otherwise every later query
+        # carries (and plans, and describes) the whole run's lineage.
+        frame = frame.localCheckpoint()
+        keyed.unpersist()
+        return SparkRecords(frame, record_columns, n, [r["source"] for r in first_of_source], profile)
+
+    def possible_pairs(self, records: SparkRecords) -> int:
+        per_source = self._per_source_counts(records)
+        n = records.n
+        within = sum(k * (k - 1) // 2 for k in per_source.values())
+        total = n * (n - 1) // 2
+        return {"link_and_dedupe": total, "link_only": total - within, "dedupe_only": within}[self.settings.link_type]
+
+    def _per_source_counts(self, records: SparkRecords) -> dict[str, int]:
+        if not hasattr(records, "_source_counts"):
+            rows = records.frame.groupBy("source").count().collect()
+            records._source_counts = {r["source"]: int(r["count"]) for r in rows}  # type: ignore[attr-defined]
+        return records._source_counts  # type: ignore[attr-defined]
+
+    # Blocking ---------------------------------------------------------------------------
+    def _link_filter(self, left_source, right_source):
+        from pyspark.sql import functions as F
+
+        link_type = self.settings.link_type
+        if link_type == "link_and_dedupe":
+            return F.lit(True)
+        return left_source != right_source if link_type == "link_only" else left_source == right_source
+
+    def block(self, records: SparkRecords):
+        """Candidate pairs (``l`` < ``r``, record order) of the default rules, and a report
+        per rule, as ``blocking.block`` finds them. A rule's oversized blocks (a shared
+        junk value, a very common name) are paired by sorted neighbourhood in a window:
+        pairs linear in the block, so one huge block neither stalls a task on a quadratic
+        join nor holds its pairs in memory."""
+        from pyspark.sql import functions as F
+        from pyspark.sql.window import Window
+
+        settings = self.settings
+        rules = default_rules(records.profile)
+        refiners = refining_columns(records.profile, rules)
+        base = records.frame
+        parts, reports = [], []
+        for rule in rules:
+            limit = min(settings.max_block_size, rule.max_block_size or settings.max_block_size)
+            present = F.lit(True)
+            for column in rule.columns:
+                present = present & F.col(column).isNotNull()
+            keyed = base.filter(present).select(
+                "_idx", "source", *[c for c in refiners_of_rule(rule, refiners)],
+                F.concat_ws(KEY_SEPARATOR, *[F.col(c) for c in rule.columns]).alias("_key"))
+            sized = keyed.withColumn("_size", F.count("*").over(Window.partitionBy("_key")))
+            small = sized.filter((F.col("_size") >= 2) & (F.col("_size") <= limit)).select("_idx", "source", "_key")
+            a, b = small.alias("a"), small.alias("b")
+            within = (a.join(b, F.col("a._key") == F.col("b._key"))
+                      .filter((F.col("a._idx") < F.col("b._idx"))
+                              & self._link_filter(F.col("a.source"), F.col("b.source")))
+                      .select(F.col("a._idx").alias("l"), F.col("b._idx").alias("r"), F.lit(len(reports)).alias("_rule")))
+            parts.append(within)
+            oversized = sized.filter(F.col("_size") > limit)
+            skipped = oversized.agg(F.countDistinct("_key").alias("blocks"), F.count("*").alias("records")).collect()[0]
+            reports.append(RuleReport(rule.name, 0, int(skipped["blocks"] or 0), int(skipped["records"] or 0)))
+            if not skipped["blocks"]:
+                continue
+            for column in refiners_of_rule(rule, refiners):
+                ordered = Window.partitionBy("_key").orderBy(F.col(column).asc_nulls_last(), F.col("_idx"))
+                neighbours = oversized.select(
+                    "_idx", "source",
+                    F.array(*[F.struct(F.lead("_idx", k).over(ordered).alias("i"),
+                                       F.lead("source", k).over(ordered).alias("s"))
+                              for k in range(1, REFINING_WINDOW + 1)]).alias("_next"))
+                pairs = (neighbours.select("_idx", "source", F.explode("_next").alias("_n"))
+                         .filter(F.col("_n.i").isNotNull() & self._link_filter(F.col("source"), F.col("_n.s")))
+                         .select(F.least("_idx", "_n.i").alias("l"), F.greatest("_idx", "_n.i").alias("r"),
+                                 F.lit(len(reports)).alias("_rule")))
+                parts.append(pairs)
+                reports.append(RuleReport(f"{rule.name}, oversized blocks sorted by {column}", 0, 0, 0))
+        tagged = artifacts.union_by_name(parts)
+        from pyspark import StorageLevel
+
+        tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK)
+        for row in tagged.groupBy("_rule").count().collect():
+            reports[int(row["_rule"])].pairs = int(row["count"])
+        pairs = tagged.select("l", "r").distinct()
+        return pairs, reports
+
+    # Comparing, training, scoring ---------------------------------------------------------
+    def _with_records(self, pairs, records: SparkRecords):
+        """Pairs (``l``, ``r``) with both records' columns (``l__*``, ``r__*``) and statistics."""
+        from pyspark.sql import functions as F
+
+        keep = ["_idx", *records.record_columns,
+                *[c for c in records.frame.columns if c.startswith((COUNT_PREFIX, SHARED_PREFIX))]]
+        left = records.frame.select(*[F.col(f"`{c}`").alias(LEFT + c) for c in keep])
+        right = records.frame.select(*[F.col(f"`{c}`").alias(RIGHT + c) for c in keep])
+        return (pairs.join(left, F.col("l") == F.col(LEFT + "_idx")).join(right, F.col("r") == F.col(RIGHT + "_idx"))
+                .drop("l", "r")), keep
+
+    def compare(self, records: SparkRecords, pairs, comparisons, sessions):
+        from pyspark.sql.types import BooleanType, ByteType, DoubleType, LongType, StructField, StructType
+
+        tf = [c.name for c in comparisons if c.tf]
+        joined, keep = self._with_records(pairs, records)
+        fields = [StructField("l", LongType()), StructField("r", LongType())]
+        for j, comparison in enumerate(comparisons):
+            fields.append(StructField(f"g{j}", ByteType()))
+            if comparison.name in tf:
+                fields.append(StructField(f"f{j}", DoubleType()))
+        fields += [StructField(f"s{k}", BooleanType()) for k in range(len(sessions))]
+        limit, n = self.settings.shared_value_limit, records.n
+        rules = [rule for rule, _ in sessions]
+
+        def compared(batches):
+            for batch in batches:
+                yield compare_pairs(batch, keep, comparisons, tf, rules, limit, n)
+
+        return joined.mapInPandas(compared, StructType(fields))
+
+    def random_pairs(self, records: SparkRecords):
+        """``blocking.random_pairs``: the same uniform draws over the record order, the first
+        ``u_sample_pairs`` that respect the link type."""
+        from pyspark.sql import functions as F
+
+        settings = self.settings
+        count, n = settings.u_sample_pairs, records.n
+        rng = np.random.default_rng(settings.seed)
+        if n < 2:
+            return self.spark.createDataFrame(pd.DataFrame({"l": pd.Series(dtype=np.int64),
+                                                            "r": pd.Series(dtype=np.int64)}))
+        left = rng.integers(0, n, size=int(count * 1.3) + 10)
+        right = rng.integers(0, n, size=len(left))
+        keep = left != right
+        draws = pd.DataFrame({"l": np.minimum(left[keep], right[keep]), "r": np.maximum(left[keep], right[keep])})
+        draws["_seq"] = np.arange(len(draws))
+        sources = records.frame.select("_idx", "source")
+        drawn = (self.spark.createDataFrame(draws)
+                 .join(sources.select(F.col("_idx").alias("l"), F.col("source").alias("_sl")), "l")
+                 .join(sources.select(F.col("_idx").alias("r"), F.col("source").alias("_sr")), "r")
+                 .filter(self._link_filter(F.col("_sl"), F.col("_sr"))))
+        first = drawn.orderBy("_seq").limit(count)
+        return first.select("l", "r")
+
+    def train(self, records: SparkRecords, compared, comparisons, sessions) -> FellegiSunterModel:
+        from pyspark.sql import functions as F
+
+        level_columns = [f"g{j}" for j in range(len(comparisons))]
+        random_compared = self.compare(records, self.random_pairs(records), comparisons, [])
+        gamma_random = random_compared.select(*level_columns).toPandas().to_numpy(np.int8).reshape(-1, len(comparisons))
+        u_random = estimate_u(gamma_random, [len(c.levels) for c in comparisons])
+        session_columns = [f"s{k}" for k in range(len(sessions))]
+        counted = compared.groupBy(*level_columns, *session_columns).agg(F.count("*").alias("_pairs")).toPandas()
+        gamma = counted[level_columns].to_numpy(np.int8).reshape(-1, len(comparisons))
+        all_patterns, inverse = pattern_index(gamma)
+        pairs = counted["_pairs"].to_numpy(np.int64)
+        totals = np.bincount(inverse, weights=pairs, minlength=len(all_patterns)).astype(np.int64)
+        rule_column = {id(rule): f"s{k}" for k, (rule, _) in enumerate(sessions)}
+
+        def session_counts(rule) -> np.ndarray:
+            found = counted[rule_column[id(rule)]].to_numpy(bool)
+            return np.bincount(inverse[found], weights=pairs[found], minlength=len(all_patterns)).astype(np.int64)
+
+        return train_on_patterns(self.settings, comparisons, u_random, all_patterns, totals, sessions,
+                                 session_counts, self.possible_pairs(records))
+
+    def score(self, compared, model: FellegiSunterModel, comparisons):
+        from pyspark.sql.types import ByteType, DoubleType, FloatType, LongType, StructField, StructType
+
+        fields = [StructField("l", LongType()), StructField("r", LongType()),
+                  *[StructField(f"g{j}", ByteType()) for j in range(len(comparisons))],
+                  StructField("match_weight", FloatType()), StructField("match_probability", DoubleType()),
+                  *[StructField(f"w{j}", FloatType()) for j in range(len(comparisons))]]
+        return compared.mapInPandas(lambda batches: (score_compared(b, model, comparisons) for b in batches),
+                                    StructType(fields))
+
+    def blocking_recall(self, records: SparkRecords, pairs, scored, model, comparisons) -> dict:
+        """``Linker.blocking_recall``: pairs that share a refining column's value but no
+        rule, sampled as ``blocking.probe_pairs`` samples them (the same draws over the
+        record order), scored, each likely match counted 1 / its chance of being sampled."""
+        from pyspark.sql import functions as F
+
+        settings = self.settings
+        threshold = settings.match_threshold
+        found = scored.filter(F.col("match_probability") >= threshold).count()
+        n = records.n
+        rng = np.random.default_rng(settings.seed)
+        frame = records.frame
+        sampled, usable_of = [], {}
+        for column in refining_columns(records.profile):
+            sizes = frame.filter(F.col(column).isNotNull()).groupBy(column).count()
+            total = sizes.filter(F.col("count") <= MAX_PROBE_BLOCK).agg(
+                F.sum(F.col("count") * (F.col("count") - 1) / 2).alias("t")).collect()[0]["t"] or 0
+            if int(total) == 0:
+                continue
+            q = min(1.0, float(np.sqrt(PROBE_PAIRS_PER_COLUMN / int(total))))
+            drawn = np.flatnonzero(rng.random(n) < q)
+            kept = (self.spark.createDataFrame(pd.DataFrame({"_idx": drawn.astype(np.int64)}))
+                    .join(frame.select("_idx", "source", column).filter(F.col(column).isNotNull()), "_idx")
+                    .join(sizes.filter(F.col("count") <= MAX_PROBE_BLOCK).select(column), column))
+            a, b = kept.alias("a"), kept.alias("b")
+            sampled.append(a.join(b, F.col(f"a.{column}") == F.col(f"b.{column}"))
+                           .filter((F.col("a._idx") < F.col("b._idx"))
+                                   & self._link_filter(F.col("a.source"), F.col("b.source")))
+                           .select(F.col("a._idx").alias("l"), F.col("b._idx").alias("r")))
+            usable_of[column] = (q * q, sizes)
+        if not sampled:
+            return {"likely_matches_in_candidates": found, "likely_matches_missed": 0.0,
+                    "recall_ceiling": 1.0, "probe_pairs_scored": 0}
+        probe = artifacts.union_by_name(sampled).distinct().join(pairs, ["l", "r"], "left_anti")
+        # Each pair's chance of being sampled: 1 - prod(1 - q_c^2) over the columns it shares.
+        values = frame.select("_idx", *usable_of)
+        missed_by_all = F.lit(1.0)
+        with_values = (probe.join(values.select([F.col(c).alias("l_" + c) for c in values.columns]),
+                                  F.col("l") == F.col("l__idx"))
+                       .join(values.select([F.col(c).alias("r_" + c) for c in values.columns]),
+                             F.col("r") == F.col("r__idx")))
+        for column, (rate, sizes) in usable_of.items():
+            usable = sizes.filter(F.col("count") <= MAX_PROBE_BLOCK).select(
+                F.col(column).alias("u_" + column), F.lit(True).alias("ok_" + column))
+            with_values = with_values.join(usable, F.col("l_" + column) == F.col("u_" + column), "left")
+            shares = (F.col("l_" + column) == F.col("r_" + column)) & F.col("ok_" + column).isNotNull()
+            missed_by_all = missed_by_all * F.when(shares, F.lit(1.0 - rate)).otherwise(F.lit(1.0))
+        probe = with_values.select("l", "r", (1.0 - missed_by_all).alias("inclusion")).localCheckpoint()
+        probe_scored = self.score(self.compare(records, probe.select("l", "r"), comparisons, []), model, comparisons)
+        likely = (probe_scored.filter(F.col("match_probability") >= threshold).join(probe, ["l", "r"])
+                  .agg(F.sum(1.0 / F.col("inclusion")).alias("missed"), F.count("*").alias("k")).collect()[0])
+        probed = probe.count()
+        missed = float(likely["missed"] or 0.0)
+        return {"likely_matches_in_candidates": found, "likely_matches_missed": round(missed, 1),
+                "recall_ceiling": round(found / (found + missed), 4) if found + missed else 1.0,
+                "probe_pairs_scored": int(probed)}
+
+    # Clustering ---------------------------------------------------------------------------
+    def one_to_one(self, records: SparkRecords, scored) -> tuple[list[str], dict]:
+        """The sources linked one-to-one (``clustering.one_to_one_sources``), judged on the
+        pairs at or above the match threshold."""
+        from pyspark.sql import functions as F
+
+        settings = self.settings
+        names = records.sources
+        k = len(names)
+        if settings.one_to_one == "auto":
+            code = {name: i for i, name in enumerate(names)}
+            sources = records.frame.select("_idx", "source")
+            matches = (scored.filter(F.col("match_probability") >= settings.match_threshold)
+                       .select("l", "r", "match_probability")
+                       .join(sources.select(F.col("_idx").alias("l"), F.col("source").alias("sl")), "l")
+                       .join(sources.select(F.col("_idx").alias("r"), F.col("source").alias("sr")), "r")
+                       .toPandas())
+            involved, local = np.unique(np.r_[matches["l"].to_numpy(np.int64), matches["r"].to_numpy(np.int64)],
+                                        return_inverse=True)
+            source = np.zeros(len(involved), dtype=np.int64)
+            source[local[: len(matches)]] = matches["sl"].map(code).to_numpy(np.int64)
+            source[local[len(matches):]] = matches["sr"].map(code).to_numpy(np.int64)
+            if k >= 2 and len(involved) and source.max() < k - 1:
+                source = np.r_[source, k - 1]  # every source present in the codes, as over all records
+            once, report = sources_holding_entities_once(
+                source, local[: len(matches)], local[len(matches):],
+                matches["match_probability"].to_numpy(np.float64), settings.match_threshold)
+            if len(once) < k:
+                once = np.r_[once, np.zeros(k - len(once), dtype=bool)]
+            report = {"one_to_one": "auto", **report}
+        else:
+            once = np.full(k, bool(settings.one_to_one) and k >= 2)
+            report = {"one_to_one": settings.one_to_one}
+        chosen = [name for name, one in zip(names, once.tolist()) if one]
+        return chosen, {**report, "sources": list(names), "linked_one_to_one": chosen}
+
+    def cluster(self, records: SparkRecords, scored, model, comparisons, once: list[str]):
+        """Entities per record: components of the pairs that can be match edges, each
+        clustered on its own by the embedded engine's rules."""
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType
+
+        settings = self.settings
+        floor = min(settings.match_threshold, settings.one_to_one_threshold) if once else settings.match_threshold
+        edges = scored.filter(F.col("match_probability") >= floor).select("l", "r")
+        labels = connected_components(self.spark, edges).persist()  # _idx, _component
+        frame = records.frame.drop(*derived_key_names())
+        members = frame.join(labels, "_idx").localCheckpoint()
+        inside = (scored.select("l", "r", "match_weight", "match_probability")
+                  .join(labels.select(F.col("_idx").alias("l"), F.col("_component").alias("_c1")), "l")
+                  .join(labels.select(F.col("_idx").alias("r"), F.col("_component").alias("_c2")), "r")
+                  .filter(F.col("_c1") == F.col("_c2")).select("l", "r", "match_weight", "match_probability",
+                                                               F.col("_c1").alias("_component"))
+                  .localCheckpoint())
+        schema = StructType([StructField("_idx", LongType()), StructField("entity_id", StringType()),
+                             StructField("cluster_size", IntegerType()),
+                             *[StructField(name, LongType()) for name in CLUSTER_REPORT]])
+        n = records.n
+
+        def clustered(component_records: pd.DataFrame, component_pairs: pd.DataFrame) -> pd.DataFrame:
+            return cluster_component(component_records, component_pairs, model, comparisons, settings, once, n)
+
+        grouped = (members.groupBy("_component").cogroup(inside.groupBy("_component"))
+                   .applyInPandas(clustered, schema)).persist()
+        alone = (frame.select("_idx", "source", "record_id").join(labels, "_idx", "left_anti")
+                 .mapInPandas(lambda batches: (_alone(b) for b in batches), schema))
+        clusters = grouped.unionByName(alone)
+        totals = grouped.agg(*[F.sum(name).alias(name) for name in CLUSTER_REPORT],
+                             F.countDistinct("entity_id").alias("entities")).collect()[0]
+        components = labels.select("_component").distinct().count() + (records.n - labels.count())
+        report = {"components": int(components), **{name: int(totals[name] or 0) for name in CLUSTER_REPORT}}
+        report = {"components": report["components"], "pairs_scored_for_completion":
+                  report["pairs_scored_for_completion"], "components_split": report["components_split"],
+                  "records_moved": report["records_moved"]}
+        return clusters.select("_idx", "entity_id", "cluster_size"), report
+
+    def entities(self, records: SparkRecords, clusters):
+        return records.frame.select("_idx", "record_id", "source").join(clusters, "_idx")
+
+    def pairs_out(self, records: SparkRecords, scored, comparisons):
+        """The rows of pairs.parquet (``Linker.pairs_frame``): pairs at or above the pairs
+        floor, the record whose ``source:record_id`` sorts first on the left."""
+        from pyspark.sql import functions as F
+
+        keys = records.frame.select("_idx", "source", "record_id",
+                                    F.concat_ws(":", "source", "record_id").alias("_key"))
+        kept = (scored.filter(F.col("match_probability") >= self.settings.pairs_floor)
+                .join(keys.select(*[F.col(c).alias("a" + c) for c in keys.columns]), F.col("l") == F.col("a_idx"))
+                .join(keys.select(*[F.col(c).alias("b" + c) for c in keys.columns]), F.col("r") == F.col("b_idx")))
+        swap = F.col("a_key") > F.col("b_key")
+        columns = [F.when(swap, F.col("bsource")).otherwise(F.col("asource")).alias("source_l"),
+                   F.when(swap, F.col("brecord_id")).otherwise(F.col("arecord_id")).alias("record_id_l"),
+                   F.when(swap, F.col("asource")).otherwise(F.col("bsource")).alias("source_r"),
+                   F.when(swap, F.col("arecord_id")).otherwise(F.col("brecord_id")).alias("record_id_r"),
+                   "match_weight", "match_probability"]
+        for j, comparison in enumerate(comparisons):
+            columns += [F.col(f"g{j}").alias(f"level_{comparison.name}"),
+                        F.col(f"w{j}").alias(f"weight_{comparison.name}")]
+        return kept.orderBy("l", "r").select(*columns)
+
+    def golden(self, records: SparkRecords, entities):
+        """Golden records (``golden.golden_records``), an entity's records together."""
+        from pyspark.sql import functions as F
+
+        frame = records.frame.select("_idx", *records.record_columns).join(
+            entities.select("_idx", "entity_id"), "_idx")
+        priority = list(self.config.sources) or sorted(records.sources)
+        sample = frame.limit(50).toPandas()
+        shape = golden_records(sample.drop(columns=["_idx", "entity_id"]), sample["entity_id"].to_numpy(object),
+                               priority)
+        schema = artifacts.schema_of(shape)
+        buckets = max(1, int(self.spark.conf.get("spark.sql.shuffle.partitions")))
+
+        def golden_of(part: pd.DataFrame) -> pd.DataFrame:
+            part = part.sort_values("_idx", kind="stable")
+            out = golden_records(part.drop(columns=["_idx", "entity_id", "_bucket"]),
+                                 part["entity_id"].to_numpy(object), priority)
+            return artifacts.conform(out, shape)
+
+        return (frame.withColumn("_bucket", F.abs(F.hash("entity_id")) % buckets)
+                .groupBy("_bucket").applyInPandas(golden_of, schema))
+
+
+def _alone(batch: pd.DataFrame) -> pd.DataFrame:
+    """Records no pair can join: an entity each, named as ``linker.entity_ids`` names it."""
+    keys = (batch["source"].astype(str) + ":" + batch["record_id"].astype(str)).tolist()
+    out = pd.DataFrame({"_idx": batch["_idx"].to_numpy(np.int64),
+                        "entity_id": ["E" + hashlib.blake2b(k.encode(), digest_size=8).hexdigest() for k in keys],
+                        "cluster_size": np.ones(len(batch), dtype=np.int32)})
+    for name in CLUSTER_REPORT:
+        out[name] = np.zeros(len(batch), dtype=np.int64)
+    return out
+
+
+def resolve_inputs(inputs: list[str | Path], config: LinkageConfig) -> list[str]:
+    """Local files and folders as ``ingest.input_files`` finds them; URIs (``hdfs://``,
+    ``s3a://``, ``file://``...) as given."""
+    local = [Path(p) for p in inputs if "://" not in str(p)]
+    remote = [str(p) for p in inputs if "://" in str(p)]
+    return [str(p) for p in (input_files(local, config) if local else [])] + remote
+
