@@ -65,12 +65,12 @@ neo4j-status: install
 bench: install
 	"$(PY)" benchmarks/run_all.py
 
-# Re-resolves the dependency ranges of pyproject.toml (with the gnn, serve, test and bench extras)
+# Re-resolves the dependency ranges of pyproject.toml (with the gnn, serve, spark, test and bench extras)
 # into requirements.lock; requirements-dev.lock is pinned by hand.
 lock:
 	rm -rf "$(IDENTIGRAPH_CACHE)/lock-venv" && $(PYTHON) -m venv "$(IDENTIGRAPH_CACHE)/lock-venv"
 	"$(IDENTIGRAPH_CACHE)/lock-venv/bin/pip" install --quiet --upgrade pip
-	"$(IDENTIGRAPH_CACHE)/lock-venv/bin/pip" install --quiet ".[gnn,serve,test,bench]"
+	"$(IDENTIGRAPH_CACHE)/lock-venv/bin/pip" install --quiet ".[gnn,serve,spark,test,bench]"
 	{ echo "# Exact versions the Makefile installs into the cached venv (~/.cache/identigraph/venv-<hash of this file>)."; \
 	  echo "# Regenerate: make lock"; \
 	  "$(IDENTIGRAPH_CACHE)/lock-venv/bin/pip" freeze --all | grep -v -E '^(identigraph|pip)=='; } > requirements.lock

@@ -75,6 +75,9 @@ from identigraph.resolution.spark.partitions import (
 # counted on all rows).
 PROFILE_SAMPLE_ROWS = 100_000
 KEY_SEPARATOR = "\x1f"
+# Records clustered in one Python call at most (on average): components are grouped into
+# buckets of about this size.
+RECORDS_PER_CLUSTERING_CALL = 20_000
 
 
 class ColumnProfile:
@@ -121,6 +124,8 @@ class SparkLinker:
             self.seconds[self._current] = round(now - self._started, 3)
         self._current, self._started = name, now
         if name:
+            # Spark's jobs carry the step, so their shuffles are counted per step (``shuffle_by_step``).
+            self.spark.sparkContext.setJobGroup(name, name)
             self.progress(name)
 
     # The whole run -----------------------------------------------------------------
@@ -132,7 +137,11 @@ class SparkLinker:
         ingested = self.ingest(files, forgotten or {})
         records = self.prepare(ingested["records"])
         result = self._link(records, ingested, out_dir, model)
-        artifacts.write_text(out_dir, "run.json", json.dumps(result.to_json(), indent=2, default=str))
+        summary = result.to_json()
+        summary["spark"] = {"master": self.spark.sparkContext.master,
+                            "default_parallelism": self.spark.sparkContext.defaultParallelism,
+                            "shuffle_bytes_by_step": shuffle_by_step(self.spark)}
+        artifacts.write_text(out_dir, "run.json", json.dumps(summary, indent=2, default=str))
         return result
 
     def _link(self, records: SparkRecords, ingested: dict, out_dir, model: FellegiSunterModel | None
@@ -248,8 +257,14 @@ class SparkLinker:
 
             first = Window.partitionBy("_key").orderBy("_row")
             erased = list(forgotten)
-            frame = (frame.withColumn("_seen", F.row_number().over(first))
-                     .withColumn("_first_row", F.min("_row").over(Window.partitionBy("_key"))))
+            frame = frame.withColumn("_seen", F.row_number().over(first)).persist()
+            if frame.filter(F.col("_seen") > 1).limit(1).count():
+                # The row the reason points to: the first of the key among the parsed rows.
+                parsed = artifacts.with_index(frame.filter(F.col("_corrupt").isNull()).select("_row"), ["_row"], "_pos")
+                frame = (frame.join(parsed, "_row", "left")
+                         .withColumn("_first_row", F.min("_pos").over(Window.partitionBy("_key")) + 1))
+            else:
+                frame = frame.withColumn("_first_row", F.lit(None).cast("long"))
             no_id = F.col("_record_id").isNull() | (F.col("_record_id") == "")
             is_erased = F.col("_key").isin(erased) if erased else F.lit(False)
             reason = (F.when(F.col("_corrupt").isNotNull(), F.lit("unparseable row: malformed line"))
@@ -257,7 +272,8 @@ class SparkLinker:
                       .when(is_erased, F.concat(F.lit("erased by forget request "),
                                                 artifacts.map_column(forgotten, "_key"), F.lit(": not linked again")))
                       .when(F.col("_seen") > 1, F.concat(F.lit("duplicate id '"), F.col("_record_id"),
-                                                         F.lit("' in "), F.col("_source"))))
+                                                         F.lit("' in "), F.col("_source"), F.lit(" (first at row "),
+                                                         F.col("_first_row").cast("string"), F.lit(")"))))
             frame = frame.withColumn("_reason", reason).persist()
             bad = frame.filter(F.col("_reason").isNotNull())
             raw_json = F.when(is_erased, F.lit("(erased: see the forget request in the reason)")).otherwise(
@@ -265,7 +281,7 @@ class SparkLinker:
             quarantined.append(bad.select(
                 F.col("_source").alias("source"), F.lit(Path(str(path)).name).alias("file"),
                 F.lit(None).cast("long").alias("line"),
-                F.when(no_id, F.lit(None)).otherwise(F.col("_record_id")).alias("record_id"),
+                F.when(no_id | F.col("_corrupt").isNotNull(), F.lit(None)).otherwise(F.col("_record_id")).alias("record_id"),
                 F.col("_reason").alias("reason"), raw_json.alias("raw")))
             good = frame.filter(F.col("_reason").isNull())
             fields = [c for c in source.fields if c in raw_columns]
@@ -286,7 +302,7 @@ class SparkLinker:
                     out["_file"], out["_row"] = batch["_file"].to_numpy(), batch["_row"].to_numpy()
                     yield out
 
-            part = typed.mapInPandas(standardised, schema)
+            part = typed.mapInPandas(standardised, schema).persist()
             parts.append(part)
             read = raw.count()
             resolved = good.count()
@@ -674,18 +690,19 @@ class SparkLinker:
         def clustered(component_records: pd.DataFrame, component_pairs: pd.DataFrame) -> pd.DataFrame:
             return cluster_component(component_records, component_pairs, model, comparisons, settings, once, n)
 
-        grouped = (members.groupBy("_component").cogroup(inside.groupBy("_component"))
+        # Components never interact, so many are clustered in one call (as the embedded
+        # engine clusters all at once): a call per component would cost more than its work.
+        buckets = max(int(self.spark.conf.get("spark.sql.shuffle.partitions")), n // RECORDS_PER_CLUSTERING_CALL)
+        bucket = F.pmod(F.hash("_component"), F.lit(buckets))
+        grouped = (members.withColumn("_bucket", bucket).groupBy("_bucket")
+                   .cogroup(inside.withColumn("_bucket", bucket).groupBy("_bucket"))
                    .applyInPandas(clustered, schema)).persist()
         alone = (frame.select("_idx", "source", "record_id").join(labels, "_idx", "left_anti")
                  .mapInPandas(lambda batches: (_alone(b) for b in batches), schema))
         clusters = grouped.unionByName(alone)
-        totals = grouped.agg(*[F.sum(name).alias(name) for name in CLUSTER_REPORT],
-                             F.countDistinct("entity_id").alias("entities")).collect()[0]
-        components = labels.select("_component").distinct().count() + (records.n - labels.count())
-        report = {"components": int(components), **{name: int(totals[name] or 0) for name in CLUSTER_REPORT}}
-        report = {"components": report["components"], "pairs_scored_for_completion":
-                  report["pairs_scored_for_completion"], "components_split": report["components_split"],
-                  "records_moved": report["records_moved"]}
+        totals = grouped.agg(*[F.sum(name).alias(name) for name in CLUSTER_REPORT]).collect()[0]
+        report = {name: int(totals[name] or 0) for name in CLUSTER_REPORT}
+        report["components"] += records.n - labels.count()  # each record no pair can join
         return clusters.select("_idx", "entity_id", "cluster_size"), report
 
     def entities(self, records: SparkRecords, clusters):
@@ -733,6 +750,33 @@ class SparkLinker:
 
         return (frame.withColumn("_bucket", F.abs(F.hash("entity_id")) % buckets)
                 .groupBy("_bucket").applyInPandas(golden_of, schema))
+
+
+def shuffle_by_step(spark) -> dict[str, dict[str, int]]:
+    """Bytes each step's jobs wrote to and read from shuffles, from the application's status
+    API (empty where the UI is off)."""
+    import urllib.request
+
+    context = spark.sparkContext
+    if not context.uiWebUrl:
+        return {}
+    base = f"{context.uiWebUrl}/api/v1/applications/{context.applicationId}"
+    try:
+        with urllib.request.urlopen(f"{base}/jobs", timeout=10) as response:
+            jobs = json.load(response)
+        with urllib.request.urlopen(f"{base}/stages", timeout=10) as response:
+            stages = {stage["stageId"]: stage for stage in json.load(response)}
+    except OSError:
+        return {}
+    steps: dict[str, dict[str, int]] = {}
+    for job in jobs:
+        step = steps.setdefault(job.get("jobGroup") or "other", {"shuffle_write": 0, "shuffle_read": 0})
+        for stage_id in job.get("stageIds", []):
+            stage = stages.get(stage_id)
+            if stage and stage.get("status") == "COMPLETE":
+                step["shuffle_write"] += int(stage.get("shuffleWriteBytes", 0))
+                step["shuffle_read"] += int(stage.get("shuffleReadBytes", 0))
+    return steps
 
 
 def _alone(batch: pd.DataFrame) -> pd.DataFrame:

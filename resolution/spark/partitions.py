@@ -143,11 +143,12 @@ def score_compared(compared: pd.DataFrame, model: FellegiSunterModel, comparison
 def cluster_component(records: pd.DataFrame, pairs: pd.DataFrame, model: FellegiSunterModel,
                       comparisons: list[Comparison], settings, once_sources: list[str], run_records: int
                       ) -> pd.DataFrame:
-    """One connected component of the scored pairs (every pair at or above the lower of the
-    match and one-to-one thresholds joins it): its match edges (``match_edges``, one-to-one
-    where sources hold each entity once) and clusters (``cluster``, with its guard and the
-    completion of small clusters), as the embedded engine finds them over all records.
-    ``records``: the component's records; ``pairs``: every scored pair between them."""
+    """Connected components of the scored pairs (every pair at or above the lower of the
+    match and one-to-one thresholds joins one): their match edges (``match_edges``,
+    one-to-one where sources hold each entity once) and clusters (``cluster``, with its
+    guard and the completion of small clusters), as the embedded engine finds them over all
+    records. ``records``: whole components' records; ``pairs``: every scored pair inside
+    those components. The report's counts are on the first row."""
     records = records.sort_values("_idx", kind="stable").reset_index(drop=True)
     position = pd.Series(np.arange(len(records)), index=records["_idx"].to_numpy())
     left = position[pairs["l"].to_numpy()].to_numpy()
@@ -162,7 +163,7 @@ def cluster_component(records: pd.DataFrame, pairs: pd.DataFrame, model: Fellegi
     once = np.isin(np.asarray(source_names, dtype=object), once_sources)
     match = match_edges(left, right, probability, settings.match_threshold, source_codes.astype(np.int64), once,
                         settings.one_to_one_threshold, rank)
-    encoded = population(records.drop(columns=["_idx", "_component"], errors="ignore"), run_records,
+    encoded = population(records.drop(columns=["_idx", "_component", "_bucket"], errors="ignore"), run_records,
                          settings.shared_value_limit)
 
     def score_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -173,11 +174,11 @@ def cluster_component(records: pd.DataFrame, pairs: pd.DataFrame, model: Fellegi
                         settings.cannot_link_threshold, score_pairs, record_rank=rank, match=match)
     out = pd.DataFrame({"_idx": records["_idx"].to_numpy(np.int64), "entity_id": entity_ids(keys, rank, labels),
                         "cluster_size": np.bincount(labels)[labels].astype(np.int32)})
-    # The guard's report, once per component (on its first row), for the run's totals.
+    # The guard's report, on the first row, for the run's totals.
     for name in CLUSTER_REPORT:
         out[name] = np.zeros(len(out), dtype=np.int64)
         out.loc[0, name] = int(report[name])
     return out
 
 
-CLUSTER_REPORT = ("pairs_scored_for_completion", "components_split", "records_moved")
+CLUSTER_REPORT = ("components", "pairs_scored_for_completion", "components_split", "records_moved")
