@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from identigraph.resolution import semantic_types
-from identigraph.resolution.encoding import EncodedRecords
+from identigraph.resolution.encoding import ColumnStatistics, EncodedRecords
 from identigraph.resolution.semantic_types import BlockingRule
 
 
@@ -50,7 +50,7 @@ def add_blocking_keys(encoded: EncodedRecords) -> None:
         pc.if_else(first_is_lower, first, last), pc.if_else(first_is_lower, last, first), "|"))
 
 
-def default_rules(encoded: EncodedRecords) -> list[BlockingRule]:
+def default_rules(encoded: ColumnStatistics) -> list[BlockingRule]:
     """The rules whose columns the data has: each type's rules over its own columns (strong
     identifiers alone: e-mail, phone, identifier), then combinations of name, date of birth
     and location that survive a typo in any single field."""
@@ -113,7 +113,7 @@ def comparison_columns(comparison) -> set[str]:
     return set(ADDRESS_COLUMNS) if comparison.name == "address" else {comparison.column}
 
 
-def training_rules(encoded: EncodedRecords) -> list[BlockingRule]:
+def training_rules(encoded: ColumnStatistics) -> list[BlockingRule]:
     """Blocking rules for m-estimation sessions; between them every comparison is free
     (not forced to agree) in at least one session."""
     candidates = [BlockingRule("name_pair", ("name_pair",)),
@@ -124,7 +124,7 @@ def training_rules(encoded: EncodedRecords) -> list[BlockingRule]:
     return [rule for rule in candidates if all(encoded.has(c, 0.02) for c in rule.columns)]
 
 
-def fallback_training_rules(encoded: EncodedRecords) -> list[BlockingRule]:
+def fallback_training_rules(encoded: ColumnStatistics) -> list[BlockingRule]:
     """Sessions for comparisons that every ``training_rules`` session forces to agree (data
     with names but no date, e-mail, phone or postcode: every session is the name block, so
     the names' m would never be learnt): one per place, organisation or category column."""
@@ -173,7 +173,7 @@ MIN_REFINING_VALUES = 20
 REFINING_WINDOW = 5
 
 
-def refining_columns(encoded: EncodedRecords, rules: Sequence[BlockingRule] = ()) -> list[str]:
+def refining_columns(encoded: ColumnStatistics, rules: Sequence[BlockingRule] = ()) -> list[str]:
     """The refining columns the data has; without those derived from another one (a birth
     year from a date) or that block on their own already (an e-mail rule pairs every record
     sharing an e-mail)."""

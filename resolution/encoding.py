@@ -3,6 +3,7 @@ scores are computed once per distinct pair of values."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,20 @@ def records_from_arrow(table: pa.Table, unique: tuple[str, ...] = ("record_id",)
         encoded[name] = EncodedColumn.of_arrow(column)
         columns[name] = np.append(encoded[name].values, [None])[encoded[name].codes]  # code -1: missing
     return pd.DataFrame(columns), encoded
+
+
+class ColumnStatistics(Protocol):
+    """What choosing rules and comparisons reads of the records: which columns there are,
+    how many records have each, and how many distinct values (``EncodedRecords``, or the
+    Spark engine's counts over every record)."""
+
+    records: pd.DataFrame  # its columns: the record columns
+
+    def has(self, column: str, min_share: float = 0.0) -> bool: ...
+
+    def __contains__(self, column: str) -> bool: ...
+
+    def __getitem__(self, column: str): ...
 
 
 class EncodedRecords:

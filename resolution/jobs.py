@@ -14,7 +14,6 @@ from identigraph.resolution.ingest import input_files
 from identigraph.resolution.linker import Linker, ResolutionResult
 from identigraph.resolution.model import FellegiSunterModel
 
-
 ENGINES = ("embedded", "spark")
 
 
@@ -79,7 +78,8 @@ def resolve_files(inputs: list[Path], out: Path, config: Path | None = None, mod
 
 
 def _resolve_on_spark(inputs: list[str], out: str, config: Path | None, model: Path | None, forgotten: Path | None,
-                      progress, announce, spark_master: str | None) -> ResolutionResult:
+                      progress: Callable[[str], None] | None, announce: Callable[[str], None],
+                      spark_master: str | None) -> ResolutionResult:
     """A Spark run whose inputs or output are URIs (``hdfs://``, ``s3a://``...): the config
     must be given (inference reads local files)."""
     from identigraph.resolution.spark.engine import SparkLinker

@@ -34,7 +34,7 @@ from identigraph.resolution.blocking import (
 from identigraph.resolution.clustering import cluster, match_edges_of_run
 from identigraph.resolution.comparisons import Comparison
 from identigraph.resolution.config import ConfigError, LinkageConfig, config_to_toml, load_config
-from identigraph.resolution.encoding import EncodedRecords
+from identigraph.resolution.encoding import ColumnStatistics, EncodedRecords
 from identigraph.resolution.erasure import FORGOTTEN_FILE, read_forgotten
 from identigraph.resolution.golden import ATTRIBUTES as GOLDEN_ATTRIBUTES
 from identigraph.resolution.golden import golden_records
@@ -134,7 +134,7 @@ def prior_counting_pairs_outside_candidates(model: FellegiSunterModel, blocking_
     return replace(model, lambda_=min(model.lambda_ / ceiling, 0.5))
 
 
-def session_rules(encoded: EncodedRecords) -> list[tuple[BlockingRule, bool]]:
+def session_rules(encoded: ColumnStatistics) -> list[tuple[BlockingRule, bool]]:
     """The m-estimation sessions' rules, each with whether it is a fallback (a session that
     only learns what no main session could)."""
     return ([(rule, False) for rule in training_rules(encoded)]

@@ -37,7 +37,7 @@ from identigraph.resolution.comparisons import (
     OrganisationName,
     Phone,
 )
-from identigraph.resolution.encoding import EncodedRecords
+from identigraph.resolution.encoding import ColumnStatistics
 
 # The standardised columns of every record table (records.parquet's schema after source and
 # record_id), whatever the sources provide; columns of the category and text types follow,
@@ -442,7 +442,7 @@ def comparisons_for(columns_present: Callable[[str], bool], record_columns) -> l
     return chosen
 
 
-def default_comparisons(encoded: EncodedRecords) -> list[Comparison]:
+def default_comparisons(encoded: ColumnStatistics) -> list[Comparison]:
     """One comparison per standardised column (or group of columns) the data has."""
     return comparisons_for(lambda column: encoded.has(column, 0.0), encoded.records.columns)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -79,7 +80,7 @@ def map_column(mapping: dict[str, str], column: str):
     return F.create_map(*pairs)[F.col(column)]
 
 
-def string_schema(columns: list[str], longs: list[str] = ()):
+def string_schema(columns: list[str], longs: Sequence[str] = ()):
     from pyspark.sql.types import LongType, StringType, StructField, StructType
 
     return StructType([StructField(c, StringType()) for c in columns] + [StructField(c, LongType()) for c in longs])
@@ -160,9 +161,13 @@ def write_text(out_dir, name: str, text: str) -> None:
         return
     from pyspark.sql import SparkSession
 
-    jvm = SparkSession.getActiveSession()._jvm  # type: ignore[union-attr]
+    session = SparkSession.getActiveSession()
+    if session is None:
+        raise RuntimeError(f"writing {name} to {out_dir} needs the run's Spark session")
+    jvm = session._jvm
+    assert jvm is not None
     path = jvm.org.apache.hadoop.fs.Path(f"{str(out_dir).rstrip('/')}/{name}")
-    conf = SparkSession.getActiveSession()._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+    conf = session._jsc.hadoopConfiguration()
     stream = path.getFileSystem(conf).create(path, True)
     try:
         stream.write(bytearray(text.encode("utf-8")))

@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -102,7 +103,7 @@ class ColumnProfile:
 @dataclass
 class SparkRecords:
     """The run's records on Spark and what the driver knows of them."""
-    frame: object  # DataFrame: _idx, source, record_id, record columns, derived keys, _count__*, _shared__*
+    frame: Any  # a Spark DataFrame: _idx, source, record_id, record columns, derived keys, _count__*, _shared__*
     record_columns: list[str]  # source, record_id, standard and per-source columns, as records.parquet has them
     n: int
     sources: list[str]  # in order of first record, as pd.factorize numbers them
@@ -129,7 +130,7 @@ class SparkLinker:
             self.progress(name)
 
     # The whole run -----------------------------------------------------------------
-    def run(self, inputs: list[str | Path], out_dir: str | Path, model: FellegiSunterModel | None = None,
+    def run(self, inputs: Sequence[str | Path], out_dir: str | Path, model: FellegiSunterModel | None = None,
             forgotten: dict[str, str] | None = None) -> ResolutionResult:
         self.config, self.settings = self.configured, self.configured.model
         self._step("reading and standardising")
@@ -346,7 +347,6 @@ class SparkLinker:
         """The source's profile (``ingest._profile_source``), its fields measured on up to
         ``PROFILE_SAMPLE_ROWS`` rows."""
         import pyarrow as pa
-
         from pyspark.sql import functions as F
 
         raw = typed.orderBy("_row").limit(PROFILE_SAMPLE_ROWS)
@@ -439,7 +439,7 @@ class SparkLinker:
         rules = default_rules(records.profile)
         refiners = refining_columns(records.profile, rules)
         base = records.frame
-        parts, reports = [], []
+        parts, reports = [], []  # type: ignore[var-annotated]
         for rule in rules:
             limit = min(settings.max_block_size, rule.max_block_size or settings.max_block_size)
             present = F.lit(True)
@@ -790,7 +790,7 @@ def _alone(batch: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def resolve_inputs(inputs: list[str | Path], config: LinkageConfig) -> list[str]:
+def resolve_inputs(inputs: Sequence[str | Path], config: LinkageConfig) -> list[str]:
     """Local files and folders as ``ingest.input_files`` finds them; URIs (``hdfs://``,
     ``s3a://``, ``file://``...) as given."""
     local = [Path(p) for p in inputs if "://" not in str(p)]
