@@ -38,7 +38,8 @@ from identigraph.resolution.blocking import (
 from identigraph.resolution.clustering import sources_holding_entities_once
 from identigraph.resolution.config import ROW_NUMBER, LinkageConfig
 from identigraph.resolution.golden import golden_records
-from identigraph.resolution.ingest import QUARANTINE_COLUMNS, SourceStats, _profile_source, input_files, phone_region
+from identigraph.resolution.ingest import QUARANTINE_COLUMNS, SourceStats, input_files, phone_region
+from identigraph.resolution.profiling import SHAPE_SAMPLE, present_values, profile_present
 from identigraph.resolution.linker import (
     PROBE_PAIRS_PER_COLUMN,
     ResolutionResult,
@@ -55,7 +56,7 @@ from identigraph.resolution.model import (
     estimate_u,
     pattern_index,
 )
-from identigraph.resolution.semantic_types import default_comparisons
+from identigraph.resolution.semantic_types import VALIDITY_COLUMNS, default_comparisons
 from identigraph.resolution.spark import artifacts
 from identigraph.resolution.spark.components import connected_components
 from identigraph.resolution.spark.partitions import (
@@ -72,9 +73,10 @@ from identigraph.resolution.spark.partitions import (
     with_derived_keys,
 )
 
-# Rows of a source the profile measures its fields on (read, resolved and quarantined are
-# counted on all rows).
-PROFILE_SAMPLE_ROWS = 100_000
+# The most rows of a source read to judge its fields' shapes (the embedded engine judges
+# each field on its first SHAPE_SAMPLE values; a field sparser than this allows is judged
+# on fewer).
+PROFILE_HEAD_ROWS = 500_000
 KEY_SEPARATOR = "\x1f"
 # Records clustered in one Python call at most (on average): components are grouped into
 # buckets of about this size.
@@ -291,27 +293,41 @@ class SparkLinker:
                                  [r[0] for r in good.select("_source").distinct().collect()]})
             typed = good.select(*[F.col(f"`{c}`") for c in fields], "_source", "_record_id",
                                 F.lit(file_no).cast("long").alias("_file"), F.col("_row"))
-            sample = typed.limit(20).toPandas()
-            probe = standardise_rows(sample.rename(columns={"_file": "_idx"}).drop(columns=["_row"]),
-                                     source, region, order, placeholders)
-            schema = artifacts.string_schema([c for c in probe.columns if c != "_idx"], longs=["_file", "_row"])
+            profiled = [c for c in fields if source.fields[c] != "ignore"]
+            validity = [VALIDITY_COLUMNS.get(source.fields[c]) for c in profiled]
+            empty = pd.DataFrame({c: pd.Series(dtype=object) for c in [*fields, "_source", "_record_id", "_idx"]})
+            shape = standardise_rows(empty, source, region, order, placeholders)
+            schema = artifacts.string_schema([c for c in shape.columns if c != "_idx"],
+                                             longs=["_file", "_row", *(f"_valid{i}" for i in range(len(profiled)))])
 
-            def standardised(batches, source=source, order=order, placeholders=placeholders):
+            def standardised(batches, source=source, order=order, placeholders=placeholders,
+                             profiled=profiled, validity=validity):
                 for batch in batches:
                     rows = batch.drop(columns=["_file", "_row"]).assign(_idx=0)
                     out = standardise_rows(rows, source, region, order, placeholders).drop(columns=["_idx"])
                     out["_file"], out["_row"] = batch["_file"].to_numpy(), batch["_row"].to_numpy()
+                    # Per profiled field: its raw value is present and the standardiser kept it
+                    # (the profile's validity).
+                    for i, (column, standard) in enumerate(zip(profiled, validity)):
+                        raw_present = batch[column].astype(object).map(
+                            lambda v: isinstance(v, str) and v.strip() != "").to_numpy(bool)
+                        kept = out[standard].notna().to_numpy(bool) if standard in out else np.zeros(len(out), bool)
+                        out[f"_valid{i}"] = (raw_present & kept).astype(np.int64)
                     yield out
 
             part = typed.mapInPandas(standardised, schema).persist()
-            parts.append(part)
             read = raw.count()
-            resolved = good.count()
+            counts = part.agg(F.count("*").alias("resolved"),
+                              *[F.sum(f"_valid{i}").alias(f"v{i}") for i in range(len(profiled))]).collect()[0]
+            resolved = int(counts["resolved"])
+            parts.append(part.drop(*[f"_valid{i}" for i in range(len(profiled))]))
             stat = SourceStats(file=Path(str(path)).name, read=read, resolved=resolved, quarantined=read - resolved,
                                unmapped_columns=[c for c in raw_columns if c not in source.fields
                                                  and c not in (source.id_column, source.source_column)])
             stats[source_name] = stat
-            profiles[source_name] = self._profile(typed, part, source, stat)
+            valid = {column: (int(counts[f"v{i}"] or 0) if standard else None)
+                     for i, (column, standard) in enumerate(zip(profiled, validity))}
+            profiles[source_name] = self._profile(typed, source, stat, valid)
         records = artifacts.union_by_name(parts)
         record_columns = [c for c in records.columns if c not in ("_file", "_row")]
         quarantine = artifacts.union_by_name(quarantined).select(*QUARANTINE_COLUMNS)
@@ -343,23 +359,36 @@ class SparkLinker:
             placeholders.append(frozenset(std.placeholder_dates(per_date).tolist()))
         return order, tuple(placeholders)
 
-    def _profile(self, typed, part, source, stat: SourceStats) -> dict:
-        """The source's profile (``ingest._profile_source``), its fields measured on up to
-        ``PROFILE_SAMPLE_ROWS`` rows."""
-        import pyarrow as pa
+    def _profile(self, typed, source, stat: SourceStats, valid: dict[str, int | None]) -> dict:
+        """The source's profile, as ``ingest._profile_source`` measures it: per field, the
+        completeness, validity and uniqueness of all its values (``valid``: per field, the
+        values the standardiser kept), and the consistency of its first values' shapes."""
         from pyspark.sql import functions as F
 
-        raw = typed.orderBy("_row").limit(PROFILE_SAMPLE_ROWS)
-        standard = [c for c in part.columns if c not in ("_row", "_file")]
-        both = raw.join(part.select("_row", *[F.col(f"`{c}`").alias("std__" + c) for c in standard]), "_row")
-        both = both.orderBy("_row").toPandas()
-        fields = [c for c in typed.columns if c not in ("_source", "_record_id", "_file", "_row")]
-        table = pa.table({c: pa.array(both[c].to_numpy(object), type=pa.string(), from_pandas=True) for c in fields})
-        columns = {c: pa.array(both["std__" + c].to_numpy(object), type=pa.string(), from_pandas=True)
-                   for c in standard}
-        profile = _profile_source(table, source, columns, stat)
-        profile["fields_measured_on_rows"] = int(len(both))
-        return profile
+        columns = [c for c in valid]
+        present = {c: F.when(F.regexp_replace(F.col(f"`{c}`"), r"(?U)^\s+|\s+$", "") != "", F.col(f"`{c}`"))
+                   for c in columns}
+        totals = typed.agg(F.count("*").alias("rows"),
+                           *[F.count(present[c]).alias(f"p{i}") for i, c in enumerate(columns)],
+                           *[F.countDistinct(present[c]).alias(f"d{i}") for i, c in enumerate(columns)]).collect()[0]
+        rows = int(totals["rows"])
+        # Shapes are judged on each field's first SHAPE_SAMPLE values, in file order: rows
+        # enough for the sparsest field's, within bounds.
+        sparsest = min([int(totals[f"p{i}"]) / rows for i in range(len(columns)) if totals[f"p{i}"]] or [1.0])
+        head = typed.orderBy("_row").limit(min(rows, int(np.ceil(SHAPE_SAMPLE / sparsest)), PROFILE_HEAD_ROWS))
+        first_rows = head.select(*[F.col(f"`{c}`") for c in columns]).toPandas()
+        fields = {}
+        for i, column in enumerate(columns):
+            present_count, distinct = int(totals[f"p{i}"]), int(totals[f"d{i}"])
+            shapes = profile_present(column, present_values(first_rows[column]))
+            fields[column] = {"type": source.fields[column],
+                              "completeness": present_count / rows if rows else 0.0,
+                              "validity": (valid[column] / present_count
+                                           if valid[column] is not None and present_count else None),
+                              "uniqueness": distinct / present_count if present_count else 0.0,
+                              "consistency": shapes.consistency}
+        return {"file": stat.file, "read": stat.read, "resolved": stat.resolved, "quarantined": stat.quarantined,
+                "unmapped_columns": stat.unmapped_columns, "fields": fields}
 
     def prepare(self, records) -> SparkRecords:
         """The records in the embedded engine's order (``_idx``), with the derived blocking
@@ -536,8 +565,11 @@ class SparkLinker:
                  .join(sources.select(F.col("_idx").alias("l"), F.col("source").alias("_sl")), "l")
                  .join(sources.select(F.col("_idx").alias("r"), F.col("source").alias("_sr")), "r")
                  .filter(self._link_filter(F.col("_sl"), F.col("_sr"))))
-        first = drawn.orderBy("_seq").limit(count)
-        return first.select("l", "r")
+        # The first ``count`` draws that respect the link type: a cut-off in draw order.
+        kept = np.sort(drawn.select("_seq").toPandas()["_seq"].to_numpy(np.int64))
+        if len(kept) <= count:
+            return drawn.select("l", "r")
+        return drawn.filter(F.col("_seq") <= int(kept[count - 1])).select("l", "r")
 
     def train(self, records: SparkRecords, compared, comparisons, sessions) -> FellegiSunterModel:
         from pyspark.sql import functions as F

@@ -29,7 +29,7 @@ def spark_session(master: str | None = None, app_name: str = "identigraph resolv
     cores = os.cpu_count() or 2
     builder = (builder
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-               .config("spark.sql.execution.arrow.maxRecordsPerBatch", "20000")
+               .config("spark.sql.execution.arrow.maxRecordsPerBatch", "50000")
                .config("spark.sql.shuffle.partitions", str(max(4, 2 * cores)))
                .config("spark.sql.adaptive.enabled", "true")
                .config("spark.ui.showConsoleProgress", "false")
