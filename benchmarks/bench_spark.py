@@ -4,7 +4,7 @@ channel data at about 100k, 300k and 1M records.
     python benchmarks/bench_spark.py [--sizes 100000 300000 1000000] [--master local[2]]
 
 Each engine resolves each set in a fresh process with the set's linkage.toml. Reported per
-set: wall time and peak memory of each engine (for Spark, the whole process tree: the
+set: wall time and peak memory of each engine (the whole process tree's PSS: for Spark the
 Python driver, the JVM and its Python workers), pairwise F1 of each against the truth, the
 agreement of the Spark engine's customers with the embedded engine's (pairwise precision,
 recall and F1 of one against the other, and the share of records with the very same
@@ -41,8 +41,10 @@ print(json.dumps({{"seconds": time.perf_counter() - started, "records": result.r
 
 
 def tree_peak_of(spec: dict) -> dict:
-    """Run one engine in a fresh process; its JSON line plus the peak RSS of its process tree
-    (sampled every 0.2 s)."""
+    """Run one engine in a fresh process; its JSON line plus the peak memory of its process
+    tree, sampled every 0.5 s as the sum of each process's proportional set size (PSS):
+    Spark's Python workers are forks that share most of their pages, which a sum of RSS
+    would count once per worker."""
     import psutil
 
     process = subprocess.Popen([sys.executable, "-c", RUN.format(root=str(ROOT)), json.dumps(spec)],
@@ -53,11 +55,11 @@ def tree_peak_of(spec: dict) -> dict:
         root = psutil.Process(process.pid)
         while process.poll() is None:
             try:
-                total = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+                total = sum(p.memory_full_info().pss for p in [root, *root.children(recursive=True)])
                 peak[0] = max(peak[0], total)
             except psutil.Error:
                 pass
-            time.sleep(0.2)
+            time.sleep(0.5)
 
     watcher = threading.Thread(target=sample, daemon=True)
     started = time.perf_counter()
@@ -132,7 +134,7 @@ def main() -> None:
             rows.append(compare(data.name, data.files, data.config, data.truth, work, args.master))
     print()
     print(f"| data | records | embedded s | Spark ({args.master}) s | embedded peak MB | Spark peak MB (driver, JVM, "
-          "workers) | embedded F1 | Spark F1 | agreement P / R / F1 | same customer id |")
+          "workers; PSS) | embedded F1 | Spark F1 | agreement P / R / F1 | same customer id |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for row in rows:
         e, s = row["embedded"], row["spark"]

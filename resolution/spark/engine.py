@@ -29,17 +29,21 @@ import pandas as pd
 from identigraph.resolution import standardise as std
 from identigraph.resolution.blocking import (
     MAX_PROBE_BLOCK,
+    MIN_REFINING_VALUES,
+    REFINING_COLUMNS,
     REFINING_WINDOW,
     RuleReport,
+    comparison_columns,
     default_rules,
+    key_sources,
     refiners_of_rule,
     refining_columns,
+    rule_columns,
 )
 from identigraph.resolution.clustering import sources_holding_entities_once
 from identigraph.resolution.config import ROW_NUMBER, LinkageConfig
 from identigraph.resolution.golden import golden_records
 from identigraph.resolution.ingest import QUARANTINE_COLUMNS, SourceStats, input_files, phone_region
-from identigraph.resolution.profiling import SHAPE_SAMPLE, present_values, profile_present
 from identigraph.resolution.linker import (
     PROBE_PAIRS_PER_COLUMN,
     ResolutionResult,
@@ -49,13 +53,13 @@ from identigraph.resolution.linker import (
 )
 from identigraph.resolution.model import (
     HOLDER_NAME_COLUMNS,
-    IDENTIFIER_RECORD_LIMIT,  # noqa: F401  (the placeholder rule reads the counts carried in)
     SHARED_VALUE_COLUMNS,
     FellegiSunterModel,
     check_model_fits,
     estimate_u,
     pattern_index,
 )
+from identigraph.resolution.profiling import SHAPE_SAMPLE, present_values, profile_present
 from identigraph.resolution.semantic_types import VALIDITY_COLUMNS, default_comparisons
 from identigraph.resolution.spark import artifacts
 from identigraph.resolution.spark.components import connected_components
@@ -110,6 +114,9 @@ class SparkRecords:
     n: int
     sources: list[str]  # in order of first record, as pd.factorize numbers them
     profile: ColumnProfile
+    # The record columns comparing, completing clusters and the training rules' blocks read:
+    # all that travels with a pair.
+    compared_columns: list[str]
 
 
 class SparkLinker:
@@ -138,6 +145,7 @@ class SparkLinker:
         self._step("reading and standardising")
         files = resolve_inputs(inputs, self.config)
         ingested = self.ingest(files, forgotten or {})
+        self._step("indexing and counting")
         records = self.prepare(ingested["records"])
         result = self._link(records, ingested, out_dir, model)
         summary = result.to_json()
@@ -403,15 +411,24 @@ class SparkLinker:
         keyed = keyed.persist()
         n = keyed.count()
         columns = [*record_columns[2:], *derived_key_names()]
+        # Distinct values matter only to refining columns, and only whether there are
+        # MIN_REFINING_VALUES: estimated in one pass, counted exactly where near the line.
+        refining = [c for c in columns if c in REFINING_COLUMNS or c.startswith(("category__", "text__"))]
         counts = keyed.agg(*[F.count(F.col(f"`{c}`")).alias(f"p{i}") for i, c in enumerate(columns)],
-                           *[F.countDistinct(F.col(f"`{c}`")).alias(f"d{i}") for i, c in enumerate(columns)]
-                           ).collect()[0]
+                           *[F.approx_count_distinct(F.col(f"`{c}`"), 0.02).alias(f"d{i}")
+                             for i, c in enumerate(refining)]).collect()[0]
         present = {c: int(counts[f"p{i}"]) for i, c in enumerate(columns)}
-        distinct = {c: int(counts[f"d{i}"]) for i, c in enumerate(columns)}
+        distinct = {c: int(counts[f"d{i}"]) for i, c in enumerate(refining)}
+        near = [c for c in refining if distinct[c] < 4 * MIN_REFINING_VALUES]
+        if near:
+            exact = keyed.agg(*[F.countDistinct(F.col(f"`{c}`")).alias(f"e{i}") for i, c in enumerate(near)]).collect()[0]
+            distinct.update({c: int(exact[f"e{i}"]) for i, c in enumerate(near)})
         profile = ColumnProfile(record_columns, present, distinct, n)
         first_of_source = keyed.groupBy("source").agg(F.min("_idx").alias("first")).orderBy("first").collect()
         comparisons = default_comparisons(profile)
-        counted = sorted({c.column for c in comparisons if c.tf} | ({"identifier"} & set(present)))
+        # Value counts the comparisons read: term frequencies, and identifiers held by many
+        # records (placeholders, ``model.IDENTIFIER_RECORD_LIMIT``).
+        counted = sorted({c.column for c in comparisons if c.tf or c.column == "identifier"})
         frame = keyed
         for column in counted:
             frame = frame.join(keyed.groupBy(column).agg(F.count("*").alias(COUNT_PREFIX + column))
@@ -431,7 +448,8 @@ class SparkLinker:
         # carries (and plans, and describes) the whole run's lineage.
         frame = frame.localCheckpoint()
         keyed.unpersist()
-        return SparkRecords(frame, record_columns, n, [r["source"] for r in first_of_source], profile)
+        return SparkRecords(frame, record_columns, n, [r["source"] for r in first_of_source], profile,
+                            columns_compared(comparisons, [rule for rule, _ in session_rules(profile)], record_columns))
 
     def possible_pairs(self, records: SparkRecords) -> int:
         per_source = self._per_source_counts(records)
@@ -517,7 +535,7 @@ class SparkLinker:
         """Pairs (``l``, ``r``) with both records' columns (``l__*``, ``r__*``) and statistics."""
         from pyspark.sql import functions as F
 
-        keep = ["_idx", *records.record_columns,
+        keep = ["_idx", *records.compared_columns,
                 *[c for c in records.frame.columns if c.startswith((COUNT_PREFIX, SHARED_PREFIX))]]
         left = records.frame.select(*[F.col(f"`{c}`").alias(LEFT + c) for c in keep])
         right = records.frame.select(*[F.col(f"`{c}`").alias(RIGHT + c) for c in keep])
@@ -706,7 +724,8 @@ class SparkLinker:
         floor = min(settings.match_threshold, settings.one_to_one_threshold) if once else settings.match_threshold
         edges = scored.filter(F.col("match_probability") >= floor).select("l", "r")
         labels = connected_components(self.spark, edges).persist()  # _idx, _component
-        frame = records.frame.drop(*derived_key_names())
+        frame = records.frame.select("_idx", "record_id", *records.compared_columns,
+                                     *[c for c in records.frame.columns if c.startswith((COUNT_PREFIX, SHARED_PREFIX))])
         members = frame.join(labels, "_idx").localCheckpoint()
         inside = (scored.select("l", "r", "match_weight", "match_probability")
                   .join(labels.select(F.col("_idx").alias("l"), F.col("_component").alias("_c1")), "l")
@@ -782,6 +801,22 @@ class SparkLinker:
 
         return (frame.withColumn("_bucket", F.abs(F.hash("entity_id")) % buckets)
                 .groupBy("_bucket").applyInPandas(golden_of, schema))
+
+
+def columns_compared(comparisons, training: list, record_columns: list[str]) -> list[str]:
+    """The record columns comparisons read (an address reads all its parts, a given name its
+    middle names), those the training rules' blocks are made of, and those every derived
+    blocking key is made of, in the records' order."""
+    wanted = {"source", "first_name", "last_name"}
+    for comparison in comparisons:
+        wanted |= comparison_columns(comparison)
+        if getattr(comparison, "then_column", None):
+            wanted.add(comparison.then_column)
+    for rule in training:
+        wanted |= rule_columns(rule)
+    for made_of in key_sources().values():
+        wanted |= set(made_of)
+    return [c for c in record_columns if c in wanted]
 
 
 def shuffle_by_step(spark) -> dict[str, dict[str, int]]:
