@@ -388,11 +388,11 @@ class SparkLinker:
         fields = {}
         for i, column in enumerate(columns):
             present_count, distinct = int(totals[f"p{i}"]), int(totals[f"d{i}"])
+            kept = valid[column]
             shapes = profile_present(column, present_values(first_rows[column]))
             fields[column] = {"type": source.fields[column],
                               "completeness": present_count / rows if rows else 0.0,
-                              "validity": (valid[column] / present_count
-                                           if valid[column] is not None and present_count else None),
+                              "validity": kept / present_count if kept is not None and present_count else None,
                               "uniqueness": distinct / present_count if present_count else 0.0,
                               "consistency": shapes.consistency}
         return {"file": stat.file, "read": stat.read, "resolved": stat.resolved, "quarantined": stat.quarantined,
