@@ -480,7 +480,6 @@ class SparkLinker:
         pairs linear in the block, so one huge block neither stalls a task on a quadratic
         join nor holds its pairs in memory."""
         from pyspark.sql import functions as F
-        from pyspark.sql.window import Window
 
         settings = self.settings
         rules = default_rules(records.profile)
@@ -495,7 +494,10 @@ class SparkLinker:
             keyed = base.filter(present).select(
                 "_idx", "source", *[c for c in refiners_of_rule(rule, refiners)],
                 F.concat_ws(KEY_SEPARATOR, *[F.col(c) for c in rule.columns]).alias("_key"))
-            sized = keyed.withColumn("_size", F.count("*").over(Window.partitionBy("_key")))
+            # Block sizes by aggregation (combined map-side) and a join, which adaptive
+            # execution splits where one key holds most rows; a window would not.
+            sizes = keyed.groupBy("_key").agg(F.count("*").alias("_size"))
+            sized = keyed.join(sizes, "_key")
             small = sized.filter((F.col("_size") >= 2) & (F.col("_size") <= limit)).select("_idx", "source", "_key")
             a, b = small.alias("a"), small.alias("b")
             within = (a.join(b, F.col("a._key") == F.col("b._key"))
@@ -503,23 +505,14 @@ class SparkLinker:
                               & self._link_filter(F.col("a.source"), F.col("b.source")))
                       .select(F.col("a._idx").alias("l"), F.col("b._idx").alias("r"), F.lit(len(reports)).alias("_rule")))
             parts.append(within)
-            oversized = sized.filter(F.col("_size") > limit)
-            skipped = oversized.agg(F.countDistinct("_key").alias("blocks"), F.count("*").alias("records")).collect()[0]
+            skipped = sizes.filter(F.col("_size") > limit).agg(F.count("*").alias("blocks"),
+                                                               F.sum("_size").alias("records")).collect()[0]
             reports.append(RuleReport(rule.name, 0, int(skipped["blocks"] or 0), int(skipped["records"] or 0)))
             if not skipped["blocks"]:
                 continue
+            oversized = sized.filter(F.col("_size") > limit).persist()
             for column in refiners_of_rule(rule, refiners):
-                ordered = Window.partitionBy("_key").orderBy(F.col(column).asc_nulls_last(), F.col("_idx"))
-                neighbours = oversized.select(
-                    "_idx", "source",
-                    F.array(*[F.struct(F.lead("_idx", k).over(ordered).alias("i"),
-                                       F.lead("source", k).over(ordered).alias("s"))
-                              for k in range(1, REFINING_WINDOW + 1)]).alias("_next"))
-                pairs = (neighbours.select("_idx", "source", F.explode("_next").alias("_n"))
-                         .filter(F.col("_n.i").isNotNull() & self._link_filter(F.col("source"), F.col("_n.s")))
-                         .select(F.least("_idx", "_n.i").alias("l"), F.greatest("_idx", "_n.i").alias("r"),
-                                 F.lit(len(reports)).alias("_rule")))
-                parts.append(pairs)
+                parts.append(self._sorted_neighbours(oversized, column).withColumn("_rule", F.lit(len(reports))))
                 reports.append(RuleReport(f"{rule.name}, oversized blocks sorted by {column}", 0, 0, 0))
         tagged = artifacts.union_by_name(parts)
         from pyspark import StorageLevel
@@ -529,6 +522,26 @@ class SparkLinker:
             reports[int(row["_rule"])].pairs = int(row["count"])
         pairs = tagged.select("l", "r").distinct()
         return pairs, reports
+
+    def _sorted_neighbours(self, oversized, column: str):
+        """``blocking.sorted_neighbour_pairs`` over the records of oversized blocks: each
+        paired with the next ``REFINING_WINDOW`` of its block when the block is sorted by
+        ``column`` (missing last, ties by record order). The sort is one global sort over
+        every oversized block, range-partitioned, and a record meets its neighbours by an
+        equi-join on rank: a block of millions is spread over every task like any other
+        rows, and no task holds more than its share."""
+        from pyspark.sql import functions as F
+
+        ranked = artifacts.with_index(oversized.select("_idx", "source", "_key", column),
+                                      [F.col("_key"), F.col(column).asc_nulls_last(), F.col("_idx")], "_rank")
+        ahead = ranked.select(F.col("_rank").alias("_at"), F.col("_key").alias("_key_n"),
+                              F.col("_idx").alias("_idx_n"), F.col("source").alias("_source_n"))
+        behind = ranked.select("_idx", "source", "_key",
+                               F.explode(F.array(*[F.col("_rank") + k for k in range(1, REFINING_WINDOW + 1)]))
+                               .alias("_at"))
+        return (behind.join(ahead, "_at")
+                .filter((F.col("_key") == F.col("_key_n")) & self._link_filter(F.col("source"), F.col("_source_n")))
+                .select(F.least("_idx", "_idx_n").alias("l"), F.greatest("_idx", "_idx_n").alias("r")))
 
     # Comparing, training, scoring ---------------------------------------------------------
     def _with_records(self, pairs, records: SparkRecords):

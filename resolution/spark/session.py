@@ -18,22 +18,31 @@ def require_pyspark() -> None:
 def spark_session(master: str | None = None, app_name: str = "identigraph resolve"):
     """A session on ``master`` (default ``local[*]``; ``spark://host:7077``, ``yarn``, ``k8s://``...).
 
-    Arrow moves the batches between the JVM and Python; shuffles use as many partitions as
-    cores (at least 4), which a cluster's ``spark.sql.shuffle.partitions`` overrides."""
+    Under ``spark-submit`` its master and settings are used as given. Defaults for what they
+    leave unset: Arrow between the JVM and Python, adaptive execution, and locally as many
+    shuffle partitions as twice the cores (at least 4)."""
     require_pyspark()
+    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
+    submitted = SparkConf()  # what spark-submit and spark-defaults.conf set
     builder = SparkSession.builder.appName(app_name)
-    if master or not os.environ.get("SPARK_MASTER"):
-        builder = builder.master(master or "local[*]")
-    cores = os.cpu_count() or 2
-    builder = (builder
-               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-               .config("spark.sql.execution.arrow.maxRecordsPerBatch", "50000")
-               .config("spark.sql.shuffle.partitions", str(max(4, 2 * cores)))
-               .config("spark.sql.adaptive.enabled", "true")
-               .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.driver.memory", os.environ.get("IDENTIGRAPH_SPARK_DRIVER_MEMORY", "4g")))
+    if master:
+        builder = builder.master(master)
+    elif not submitted.contains("spark.master"):
+        builder = builder.master("local[*]")
+    chosen = master or submitted.get("spark.master", "local[*]")
+    defaults = {"spark.sql.execution.arrow.pyspark.enabled": "true",
+                "spark.sql.execution.arrow.maxRecordsPerBatch": "50000",
+                "spark.sql.adaptive.enabled": "true",
+                "spark.ui.showConsoleProgress": "false",
+                "spark.driver.memory": os.environ.get("IDENTIGRAPH_SPARK_DRIVER_MEMORY", "4g")}
+    if chosen.startswith("local"):
+        # Spark's 200 shuffle partitions are hundreds of tiny tasks on one machine.
+        defaults["spark.sql.shuffle.partitions"] = str(max(4, 2 * (os.cpu_count() or 2)))
+    for key, value in defaults.items():
+        if not submitted.contains(key):  # a cluster's own settings win
+            builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel(os.environ.get("IDENTIGRAPH_SPARK_LOG_LEVEL", "ERROR"))
