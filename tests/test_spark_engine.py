@@ -118,3 +118,21 @@ def test_spark_engine_on_a_planted_huge_block_and_bad_rows(tmp_path):
     # against 1,124,250 pairs in the block.
     assert 0 < neighbourhood <= 5 * 1_500 * 4
     assert spark.candidate_pairs == embedded.candidate_pairs
+
+
+def test_connected_components_on_spark_settle_long_chains_and_stars():
+    """Min-label propagation with pointer jumping: a 3,000-record chain given in shuffled
+    order, a star and a lone pair each end with their smallest record as label."""
+    from identigraph.resolution.spark.components import connected_components
+    from identigraph.resolution.spark.session import spark_session
+
+    spark = spark_session("local[2]")
+    order = np.random.default_rng(3).permutation(3_000)
+    chain = [(int(a), int(b)) for a, b in zip(order[:-1], order[1:])]
+    star = [(5_000, 5_000 + k) for k in range(1, 200)]
+    edges = pd.DataFrame([(min(a, b), max(a, b)) for a, b in chain + star + [(9_001, 9_000)]], columns=["l", "r"])
+    labels = connected_components(spark, spark.createDataFrame(edges)).toPandas().set_index("_idx")["_component"]
+    assert len(labels) == 3_000 + 200 + 2
+    assert (labels.loc[list(range(3_000))] == 0).all()
+    assert (labels.loc[list(range(5_000, 5_200))] == 5_000).all()
+    assert labels.loc[9_000] == labels.loc[9_001] == 9_000

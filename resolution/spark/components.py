@@ -1,33 +1,59 @@
-"""Connected components of a pair graph on Spark: min-label propagation with pointer jumping,
-as joins and aggregations, so no executor holds more than its share of the edges."""
+"""Connected components of a pair graph on Spark, as joins and aggregations: the alternating
+large-star / small-star algorithm (Kiveris et al., "Connected Components in MapReduce and
+Beyond", SoCC 2014), which settles in O(log^2 n) rounds whatever the graph's diameter (a
+long chain included), no executor holding more than its share of the edges."""
 from __future__ import annotations
 
-# Label propagation stops here at the latest; pointer jumping halves the distance to a
-# component's smallest record each round, so a chain of 2^k records settles in about k rounds.
-MAX_ROUNDS = 64
+
+def _undirected(edges):
+    """Each edge once as (``u``, ``v``) with ``u`` < ``v``; self-loops dropped."""
+    from pyspark.sql import functions as F
+
+    return (edges.filter(F.col("u") != F.col("v"))
+            .select(F.least("u", "v").alias("u"), F.greatest("u", "v").alias("v")).distinct())
+
+
+def _both_ways(edges):
+    from pyspark.sql import functions as F
+
+    return edges.unionByName(edges.select(F.col("v").alias("u"), F.col("u").alias("v")))
+
+
+def _large_star(edges):
+    """Every node's larger neighbours are linked to the smallest of the node and its neighbours."""
+    from pyspark.sql import functions as F
+
+    directed = _both_ways(edges)
+    smallest = directed.groupBy("u").agg(F.least(F.min("v"), F.first("u")).alias("m"))
+    return _undirected(directed.join(smallest, "u").filter(F.col("v") > F.col("u"))
+                       .select(F.col("v").alias("u"), F.col("m").alias("v")))
+
+
+def _small_star(edges):
+    """Every node and its smaller neighbours are linked to the smallest of them."""
+    from pyspark.sql import functions as F
+
+    down = _both_ways(edges).filter(F.col("v") < F.col("u"))
+    smallest = down.groupBy("u").agg(F.min("v").alias("m"))
+    linked = down.join(smallest, "u")
+    return _undirected(linked.select(F.col("v").alias("u"), F.col("m").alias("v"))
+                       .unionByName(linked.select(F.col("u"), F.col("m").alias("v"))))
 
 
 def connected_components(spark, edges):
     """``_idx``, ``_component`` (the component's smallest ``_idx``) of every record that
     ``edges`` (columns ``l``, ``r``) touch."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    both = (edges.select(F.col("l").alias("a"), F.col("r").alias("b"))
-            .unionByName(edges.select(F.col("r").alias("a"), F.col("l").alias("b")))).persist(StorageLevel.MEMORY_AND_DISK)
-    labels = both.groupBy("a").agg(F.least(F.min("b"), F.first("a")).alias("c")).withColumnRenamed("a", "_idx")
-    labels = labels.select("_idx", F.least("c", "_idx").alias("c")).localCheckpoint()
-    for _ in range(MAX_ROUNDS):
-        # Each record takes the smallest label among its neighbours' ...
-        neighbour = (both.join(labels.withColumnRenamed("_idx", "b"), "b")
-                     .groupBy("a").agg(F.min("c").alias("n")).withColumnRenamed("a", "_idx"))
-        step = labels.join(neighbour, "_idx").select("_idx", F.least("c", "n").alias("c"))
-        # ... then its label's label (pointer jumping).
-        jumped = (step.join(step.select(F.col("_idx").alias("c"), F.col("c").alias("cc")), "c", "left")
-                  .select("_idx", F.least("c", F.coalesce("cc", "c")).alias("c"))).localCheckpoint()
-        changed = jumped.join(labels.withColumnRenamed("c", "before"), "_idx").filter(F.col("c") != F.col("before")).count()
-        labels = jumped
+    current = _undirected(edges.select(F.col("l").alias("u"), F.col("r").alias("v"))).localCheckpoint()
+    while True:
+        # Checkpoints keep each round's plan to one round.
+        following = _small_star(_large_star(current)).localCheckpoint()
+        changed = following.exceptAll(current).limit(1).count() + current.exceptAll(following).limit(1).count()
+        current = following
         if changed == 0:
             break
-    both.unpersist()
-    return labels.withColumnRenamed("c", "_component")
+    # A forest of stars: every node but the centre (its component's smallest) links to it.
+    return (current.select(F.col("v").alias("_idx"), F.col("u").alias("_component"))
+            .unionByName(current.select(F.col("u").alias("_idx"), F.col("u").alias("_component")))
+            .groupBy("_idx").agg(F.min("_component").alias("_component")))
