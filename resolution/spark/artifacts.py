@@ -55,8 +55,9 @@ def read_strings(spark, path: str):
     return frame.withColumn("_row", F.monotonically_increasing_id())
 
 
-def with_index(frame, order: list[str], name: str):
-    """``frame`` with ``name`` = each row's position (from 0) in ``order`` (unique keys):
+def with_index(frame, order: Sequence, name: str):
+    """``frame`` with ``name`` = each row's position (from 0) in ``order`` (column names or
+    sort expressions; unique keys):
     a sort, then per-partition offsets, without moving every row to one task."""
     from pyspark.sql import functions as F
 
