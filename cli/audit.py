@@ -11,6 +11,7 @@ import getpass
 import hashlib
 import json
 import socket
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -27,10 +28,14 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def describe(paths: list[Path]) -> list[dict]:
+def describe(paths: Sequence[Path | str]) -> list[dict]:
     """Path, size and SHA-256 of each file, and of the data files directly inside each folder."""
-    described = []
-    for path in map(Path, paths):
+    described: list[dict] = []
+    for item in paths:
+        if "://" in str(item):  # on a Hadoop file system: named, not read here
+            described.append({"path": str(item)})
+            continue
+        path = Path(item)
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in _HASHED_SUFFIXES
                        and p.name != AUDIT_FILE) if path.is_dir() else [path] if path.is_file() else []
         described += [{"path": str(f), "bytes": f.stat().st_size, "sha256": file_digest(f)} for f in files]
@@ -44,7 +49,8 @@ def _user() -> str:
         return "unknown"
 
 
-def record_run(folder: Path, command: str, options: dict, inputs: list[Path], outputs: list[Path],
+def record_run(folder: Path | str, command: str, options: dict, inputs: Sequence[Path | str],
+               outputs: Sequence[Path | str],
                outcome: str = "ok") -> dict:
     """Appends one entry to ``folder/audit.jsonl`` and returns it."""
     try:
@@ -55,8 +61,16 @@ def record_run(folder: Path, command: str, options: dict, inputs: list[Path], ou
              "host": socket.gethostname(), "identigraph": version, "command": command,
              "options": {k: str(v) if isinstance(v, Path) else v for k, v in options.items()},
              "inputs": describe(inputs), "outputs": describe(outputs), "outcome": outcome}
+    line = json.dumps(entry, ensure_ascii=False) + "\n"
+    if "://" in str(folder):
+        # A run's folder on a Hadoop file system (resolve --engine spark): written whole, since
+        # object stores cannot append; the folder is that run's own.
+        from identigraph.resolution.spark.artifacts import write_text
+
+        write_text(str(folder), AUDIT_FILE, line)
+        return entry
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / AUDIT_FILE, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        handle.write(line)
     return entry

@@ -11,7 +11,8 @@ from identigraph.cli.output import console, print_resolution
 
 
 def resolve(
-    out: Annotated[Path, typer.Option(help="Folder for entities, pairs, golden records, model, profile.")],
+    out: Annotated[str, typer.Option(help="Folder for entities, pairs, golden records, model, profile (with "
+                                          "--engine spark, also a Hadoop URI: hdfs://, s3a://...).")],
     config: Annotated[Path | None, typer.Option(help="linkage.toml; inferred from the inputs when left out.")] = None,
     model: Annotated[Path | None, typer.Option(help="model.json of an earlier run: score with it, no training.")] = None,
     pseudonymize: Annotated[bool, typer.Option(
@@ -33,22 +34,24 @@ def resolve(
                                              "pip install \"identigraph[spark]\"; docs/scaling.md).")] = "embedded",
     spark_master: Annotated[str | None, typer.Option(help="With --engine spark: the master URL (default local[*]; "
                                                           "spark://host:7077, yarn, k8s://...).")] = None,
-    inputs: Annotated[list[Path] | None, typer.Argument(
-        help="CSV, JSONL or Parquet files, or folders of them. With --previous, may be left out: the records "
-             "written to the earlier run through the API (api_records.jsonl) are the batch.",
+    inputs: Annotated[list[str] | None, typer.Argument(
+        help="CSV, JSONL or Parquet files, or folders of them (with --engine spark, also Hadoop URIs). With "
+             "--previous, may be left out: the records written to the earlier run through the API "
+             "(api_records.jsonl) are the batch.",
         show_default=False)] = None,
 ) -> None:
     """Link records across channels into customers (docs/cli.md)."""
     from identigraph.resolution.jobs import resolve_files
     from identigraph.resolution.privacy import pseudonym_key_from_env
 
+    # Paths stay text until the engine is known: Path() would fold a URI's "//".
     inputs = inputs or []
     if not inputs and previous is None:
         raise typer.BadParameter("name the files to resolve (or, with --previous DIR, none: the records written "
                                  "to DIR through the API are the batch)", param_hint="INPUTS")
     key = pseudonym_key_from_env() if pseudonymize else None
     with console.status("resolving") as status:
-        result = resolve_files(inputs, out, config, model, key, previous, fast, forgotten,
+        result = resolve_files(inputs, out, config, model, key, previous, fast, forgotten,  # type: ignore[arg-type]
                                progress=lambda step: status.update(step),
                                announce=lambda message: console.print(message, markup=False, highlight=False),
                                engine=engine, spark_master=spark_master)

@@ -225,6 +225,15 @@ def sources_holding_entities_once(source: np.ndarray, left: np.ndarray, right: n
     events = np.bincount(sa[within], minlength=k) + np.bincount(keys % k, weights=per_key - 1, minlength=k)
     doubt = 1.0 - probability[match]
     expected = np.bincount(sa, weights=doubt, minlength=k) + np.bincount(sb, weights=doubt * cross, minlength=k)
+    return judge_sources_once(matched, second, events, expected)
+
+
+def judge_sources_once(matched: np.ndarray, second: np.ndarray, events: np.ndarray, expected: np.ndarray
+                       ) -> tuple[np.ndarray, dict]:
+    """``sources_holding_entities_once`` from its counts per source code (records matched,
+    records with a second record of their entity in the source, second-record events, and
+    the events the matches' doubt explains), however they were counted (the Spark engine
+    counts them with aggregations)."""
     significant = poisson.sf(events - 1, expected) < DUPLICATES_SIGNIFICANCE  # P(X >= events)
     once = (matched > 0) & ~significant
     return once, {"matched": matched.tolist(), "with_a_second_record": second.tolist(),

@@ -41,6 +41,8 @@ def resolve_files(inputs: list[Path], out: Path, config: Path | None = None, mod
                                      announce, spark_master)
     elif spark_master:
         raise ValueError("--spark-master is for --engine spark")
+    elif any("://" in str(p) for p in [*inputs, out]):
+        raise ValueError("inputs and --out on a Hadoop file system (a URI) need --engine spark")
     inputs, out = [Path(p) for p in inputs], Path(out)
     if fast and previous is None:
         raise ValueError("--fast links a batch against an earlier run: give --previous DIR")

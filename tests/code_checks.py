@@ -19,8 +19,9 @@ def package_folders(root: Path = ROOT) -> dict[str, str]:
         return dict(tomllib.load(handle)["tool"]["setuptools"]["package-dir"])
 
 
-# The stage folders the package is made of (identigraph/ itself aside).
-STAGES = tuple(folder for package, folder in package_folders().items() if package != "identigraph")
+# The stage folders the package is made of (identigraph/ itself aside; subpackages such as
+# resolution/spark come with their stage's folder).
+STAGES = tuple(folder for package, folder in package_folders().items() if package != "identigraph" and "/" not in folder)
 
 
 def package_view(root: Path, into: Path) -> Path:

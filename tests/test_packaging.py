@@ -65,6 +65,14 @@ def test_the_wheel_pulls_no_torch_and_installs_only_the_identigraph_package(inst
     tops = {line.split(",")[0].split("/")[0] for line in (dist_info / "RECORD").read_text().splitlines()}
     assert tops - {"..", dist_info.name} == {"identigraph"}, tops
     assert (dist_info / "top_level.txt").read_text().split() == ["identigraph"]
+    # Every Python module of the stage folders is in the wheel (a subpackage missing from
+    # pyproject's list would be left out silently).
+    stages = {"cli": "cli", "graph": "graph", "resolution": "resolution", "embeddings": "embeddings",
+              "scoring": "scoring", "synthetic": "synthetic", "serve": "serve"}
+    shipped = {line.split(",")[0] for line in (dist_info / "RECORD").read_text().splitlines()}
+    for stage, folder in stages.items():
+        for module in (ROOT / folder).rglob("*.py"):
+            assert f"identigraph/{stage}/{module.relative_to(ROOT / folder).as_posix()}" in shipped, module
     # The cookbook and the Neo4j launcher travel with the code.
     assert (site / "identigraph" / "cypher" / "customer_360.cypher").exists()
     assert (site / "identigraph" / "graph" / "neo4j_launcher" / "pom.xml").exists()

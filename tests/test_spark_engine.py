@@ -136,3 +136,23 @@ def test_connected_components_on_spark_settle_long_chains_and_stars():
     assert (labels.loc[list(range(3_000))] == 0).all()
     assert (labels.loc[list(range(5_000, 5_200))] == 5_000).all()
     assert labels.loc[9_000] == labels.loc[9_001] == 9_000
+
+
+def test_spark_engine_reads_and_writes_hadoop_uris(tmp_path):
+    """Inputs and --out as URIs (``file://`` goes through Hadoop's file system, as ``hdfs://``
+    or ``s3a://`` would): artifacts are Spark's folders of parts, readable as they are, with
+    the customers a local run gives."""
+    data = febrl(4, tmp_path / "data")
+    local = resolve_files(data.files, tmp_path / "local", data.config, engine="spark", spark_master="local[2]")
+    result = CliRunner().invoke(app, ["resolve", *[f"file://{f}" for f in data.files], "--config", str(data.config),
+                                      "--out", f"file://{tmp_path / 'remote'}", "--engine", "spark"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "remote" / "entities.parquet").is_dir()
+    for name in ("entities", "golden", "pairs", "records"):
+        a = pd.read_parquet(tmp_path / "local" / f"{name}.parquet")
+        b = pd.read_parquet(tmp_path / "remote" / f"{name}.parquet")
+        key = [c for c in ("source", "record_id", "entity_id", "source_l", "record_id_l", "source_r", "record_id_r")
+               if c in a.columns]
+        a, b = (f.sort_values(key).reset_index(drop=True).astype(str) for f in (a, b))
+        pd.testing.assert_frame_equal(a, b, obj=name)
+    assert json.loads((tmp_path / "remote" / "run.json").read_text())["records"] == local.records

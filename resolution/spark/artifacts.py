@@ -1,6 +1,7 @@
 """Reading inputs and writing artifacts for the Spark engine, on local paths or any
-Hadoop-compatible URI; a local run's artifacts are the single files the embedded engine
-writes, so ``graph build``, ``serve`` and ``resolve --previous`` read them unchanged."""
+Hadoop-compatible URI. Artifacts under a plain path are the single files the embedded engine
+writes, so ``graph build``, ``serve`` and ``resolve --previous`` read them unchanged; under a
+URI they are Spark's folders of parts, under the same names."""
 from __future__ import annotations
 
 import shutil
@@ -20,12 +21,12 @@ def stem(path: str) -> str:
 
 
 def is_local(path) -> bool:
-    return "://" not in str(path) or str(path).startswith("file://")
+    """A plain path; any URI (``file://`` included) goes through Hadoop's file systems."""
+    return "://" not in str(path)
 
 
 def _local(path) -> Path:
-    text = str(path)
-    return Path(text[len("file://"):] if text.startswith("file://") else text)
+    return Path(str(path))
 
 
 def read_strings(spark, path: str):

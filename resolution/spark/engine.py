@@ -40,7 +40,7 @@ from identigraph.resolution.blocking import (
     refining_columns,
     rule_columns,
 )
-from identigraph.resolution.clustering import sources_holding_entities_once
+from identigraph.resolution.clustering import judge_sources_once
 from identigraph.resolution.config import ROW_NUMBER, LinkageConfig
 from identigraph.resolution.golden import golden_records
 from identigraph.resolution.ingest import QUARANTINE_COLUMNS, SourceStats, input_files, phone_region
@@ -695,37 +695,62 @@ class SparkLinker:
     def one_to_one(self, records: SparkRecords, scored) -> tuple[list[str], dict]:
         """The sources linked one-to-one (``clustering.one_to_one_sources``), judged on the
         pairs at or above the match threshold."""
-        from pyspark.sql import functions as F
 
         settings = self.settings
         names = records.sources
         k = len(names)
         if settings.one_to_one == "auto":
-            code = {name: i for i, name in enumerate(names)}
-            sources = records.frame.select("_idx", "source")
-            matches = (scored.filter(F.col("match_probability") >= settings.match_threshold)
-                       .select("l", "r", "match_probability")
-                       .join(sources.select(F.col("_idx").alias("l"), F.col("source").alias("sl")), "l")
-                       .join(sources.select(F.col("_idx").alias("r"), F.col("source").alias("sr")), "r")
-                       .toPandas())
-            involved, local = np.unique(np.r_[matches["l"].to_numpy(np.int64), matches["r"].to_numpy(np.int64)],
-                                        return_inverse=True)
-            source = np.zeros(len(involved), dtype=np.int64)
-            source[local[: len(matches)]] = matches["sl"].map(code).to_numpy(np.int64)
-            source[local[len(matches):]] = matches["sr"].map(code).to_numpy(np.int64)
-            if k >= 2 and len(involved) and source.max() < k - 1:
-                source = np.r_[source, k - 1]  # every source present in the codes, as over all records
-            once, report = sources_holding_entities_once(
-                source, local[: len(matches)], local[len(matches):],
-                matches["match_probability"].to_numpy(np.float64), settings.match_threshold)
-            if len(once) < k:
-                once = np.r_[once, np.zeros(k - len(once), dtype=bool)]
+            once, report = self._sources_holding_entities_once(records, scored)
             report = {"one_to_one": "auto", **report}
         else:
             once = np.full(k, bool(settings.one_to_one) and k >= 2)
             report = {"one_to_one": settings.one_to_one}
         chosen = [name for name, one in zip(names, once.tolist()) if one]
         return chosen, {**report, "sources": list(names), "linked_one_to_one": chosen}
+
+    def _sources_holding_entities_once(self, records: SparkRecords, scored) -> tuple[np.ndarray, dict]:
+        """``clustering.sources_holding_entities_once`` counted with aggregations over the
+        pairs at the match threshold (per source: records matched, records with a second
+        record of their entity in it, second-record events, the events the matches' doubt
+        explains), judged by ``clustering.judge_sources_once``."""
+        from pyspark.sql import functions as F
+
+        names = records.sources
+        k = len(names)
+        if k < 2:
+            return np.zeros(k, dtype=bool), {}
+        code = F.create_map(*[item for i, name in enumerate(names) for item in (F.lit(name), F.lit(i))])
+        sources = records.frame.select("_idx", code[F.col("source")].alias("_s"))
+        matches = (scored.filter(F.col("match_probability") >= self.settings.match_threshold)
+                   .select("l", "r", (1.0 - F.col("match_probability")).alias("doubt"))
+                   .join(sources.select(F.col("_idx").alias("l"), F.col("_s").alias("sl")), "l")
+                   .join(sources.select(F.col("_idx").alias("r"), F.col("_s").alias("sr")), "r")).localCheckpoint()
+        within = matches.filter(F.col("sl") == F.col("sr"))
+        cross = matches.filter(F.col("sl") != F.col("sr"))
+        # A record of another source that matches two or more records of t: keyed by
+        # (outside record, t), its members the records of t.
+        outside = (cross.select(F.col("l").alias("k"), F.col("sr").alias("t"), F.col("r").alias("member"))
+                   .unionByName(cross.select(F.col("r").alias("k"), F.col("sl").alias("t"), F.col("l").alias("member"))))
+        per_key = outside.groupBy("k", "t").agg(F.count("*").alias("n"))
+        twice = (outside.join(per_key.filter(F.col("n") >= 2), ["k", "t"]).select(F.col("member").alias("rec"), "t")
+                 .unionByName(within.select(F.col("l").alias("rec"), F.col("sl").alias("t")))
+                 .unionByName(within.select(F.col("r").alias("rec"), F.col("sl").alias("t"))))
+        ends = (matches.select(F.col("l").alias("rec"), F.col("sl").alias("t"))
+                .unionByName(matches.select(F.col("r").alias("rec"), F.col("sr").alias("t"))))
+
+        def per_source(frame, value) -> np.ndarray:
+            counted = np.zeros(k)
+            for row in frame.groupBy("t").agg(value.alias("x")).collect():
+                counted[int(row["t"])] = float(row["x"] or 0)
+            return counted
+
+        matched = per_source(ends.distinct(), F.count("*")).astype(np.int64)
+        second = per_source(twice.distinct(), F.count("*")).astype(np.int64)
+        events = (per_source(within.withColumnRenamed("sl", "t"), F.count("*"))
+                  + per_source(per_key, F.sum(F.col("n") - 1)))
+        expected = (per_source(matches.withColumnRenamed("sl", "t"), F.sum("doubt"))
+                    + per_source(cross.withColumnRenamed("sr", "t"), F.sum("doubt")))
+        return judge_sources_once(matched, second, events, expected)
 
     def cluster(self, records: SparkRecords, scored, model, comparisons, once: list[str]):
         """Entities per record: components of the pairs that can be match edges, each
