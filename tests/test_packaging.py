@@ -15,7 +15,8 @@ from identigraph.resolution import datasets
 from tests.code_checks import package_folders
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", *package_folders().values())
+# The stage folders (a subpackage such as resolution/spark comes with its stage's).
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", *(f for f in package_folders().values() if "/" not in f))
 
 
 def _run(command: list, **kwargs) -> subprocess.CompletedProcess:
