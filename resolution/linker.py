@@ -134,6 +134,15 @@ def prior_counting_pairs_outside_candidates(model: FellegiSunterModel, blocking_
     return replace(model, lambda_=min(model.lambda_ / ceiling, 0.5))
 
 
+def is_a_link_between_sources(settings, one_to_one: dict, model_given: bool) -> bool:
+    """With ``one_to_one = "auto"``, a run that links and dedupes whose every source the
+    matches show to hold each entity once (``clustering.sources_holding_entities_once``),
+    and a model of its own to train: it is linked again as link_only, one-to-one."""
+    return (settings.one_to_one == "auto" and settings.link_type == "link_and_dedupe"
+            and not model_given and len(one_to_one["sources"]) >= 2
+            and len(one_to_one["linked_one_to_one"]) == len(one_to_one["sources"]))
+
+
 def session_rules(encoded: ColumnStatistics) -> list[tuple[BlockingRule, bool]]:
     """The m-estimation sessions' rules, each with whether it is a fallback (a session that
     only learns what no main session could)."""
@@ -199,7 +208,29 @@ PROBE_PAIRS_PER_COLUMN = 20_000
 MIN_SESSION_PAIRS = 20
 
 
-class Linker:
+class TimedSteps:
+    """A run's named steps: each announced to ``progress`` as it starts, its seconds kept in
+    ``seconds`` (run.json). ``_step("")`` closes the last one."""
+
+    progress: Callable[[str], None]
+    seconds: dict[str, float]
+    _current = ""
+    _started = 0.0
+
+    def _step(self, name: str) -> None:
+        now = time.perf_counter()
+        if self._started and self._current:
+            self.seconds[self._current] = round(now - self._started, 3)
+        self._current, self._started = name, now
+        if name:
+            self._starting(name)
+            self.progress(name)
+
+    def _starting(self, name: str) -> None:
+        """What an engine does as a step starts (nothing, here)."""
+
+
+class Linker(TimedSteps):
     def __init__(self, config: LinkageConfig, progress: Callable[[str], None] | None = None):
         self.config = self.configured = config
         self.settings = config.model
@@ -227,15 +258,6 @@ class Linker:
 
         return link_incremental(self, inputs, previous_dir, out_dir, fast=fast)
 
-    def _step(self, name: str) -> None:
-        now = time.perf_counter()
-        if self._started and self._current:
-            self.seconds[self._current] = round(now - self._started, 3)
-        self._current, self._started = name, now
-        if name:
-            self.progress(name)
-
-    _current = ""
 
     # Components, usable on their own -------------------------------------------------
     def comparisons(self, encoded: EncodedRecords) -> list[Comparison]:
@@ -399,12 +421,7 @@ class Linker:
         return result
 
     def _is_a_link_between_sources(self, one_to_one: dict, model_given: bool) -> bool:
-        """With ``one_to_one = "auto"``, a run that links and dedupes whose every source the
-        matches show to hold each entity once (``clustering.sources_holding_entities_once``),
-        and a model of its own to train."""
-        return (self.settings.one_to_one == "auto" and self.settings.link_type == "link_and_dedupe"
-                and not model_given and len(one_to_one["sources"]) >= 2
-                and len(one_to_one["linked_one_to_one"]) == len(one_to_one["sources"]))
+        return is_a_link_between_sources(self.settings, one_to_one, model_given)
 
     def pairs_frame(self, records: pd.DataFrame, comparisons: list[Comparison], left: np.ndarray,
                     right: np.ndarray, gamma: np.ndarray, scores, rank: np.ndarray) -> pd.DataFrame:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -47,6 +46,8 @@ from identigraph.resolution.ingest import QUARANTINE_COLUMNS, SourceStats, input
 from identigraph.resolution.linker import (
     PROBE_PAIRS_PER_COLUMN,
     ResolutionResult,
+    TimedSteps,
+    is_a_link_between_sources,
     prior_counting_pairs_outside_candidates,
     session_rules,
     train_on_patterns,
@@ -107,6 +108,17 @@ class ColumnProfile:
 
 
 @dataclass
+class SparkIngest:
+    """The sources read, checked and standardised."""
+    records: Any  # a Spark DataFrame: source, record_id, the record columns, _file and _row (their order)
+    quarantine: Any  # a Spark DataFrame of QUARANTINE_COLUMNS
+    stats: dict[str, SourceStats]
+    profile: dict
+    region: str | None
+    date_formats: dict[str, list[str]]
+
+
+@dataclass
 class SparkRecords:
     """The run's records on Spark and what the driver knows of them."""
     frame: Any  # a Spark DataFrame: _idx, source, record_id, record columns, derived keys, _count__*, _shared__*
@@ -119,24 +131,17 @@ class SparkRecords:
     compared_columns: list[str]
 
 
-class SparkLinker:
+class SparkLinker(TimedSteps):
     def __init__(self, config: LinkageConfig, spark, progress: Callable[[str], None] | None = None):
         self.config = self.configured = config
         self.settings = config.model
         self.spark = spark
         self.progress = progress or (lambda message: None)
         self.seconds: dict[str, float] = {}
-        self._current, self._started = "", 0.0
 
-    def _step(self, name: str) -> None:
-        now = time.perf_counter()
-        if self._started and self._current:
-            self.seconds[self._current] = round(now - self._started, 3)
-        self._current, self._started = name, now
-        if name:
-            # Spark's jobs carry the step, so their shuffles are counted per step (``shuffle_by_step``).
-            self.spark.sparkContext.setJobGroup(name, name)
-            self.progress(name)
+    def _starting(self, name: str) -> None:
+        # Spark's jobs carry the step, so their shuffles are counted per step (``shuffle_by_step``).
+        self.spark.sparkContext.setJobGroup(name, name)
 
     # The whole run -----------------------------------------------------------------
     def run(self, inputs: Sequence[str | Path], out_dir: str | Path, model: FellegiSunterModel | None = None,
@@ -146,7 +151,7 @@ class SparkLinker:
         files = resolve_inputs(inputs, self.config)
         ingested = self.ingest(files, forgotten or {})
         self._step("indexing and counting")
-        records = self.prepare(ingested["records"])
+        records = self.prepare(ingested.records)
         result = self._link(records, ingested, out_dir, model)
         summary = result.to_json()
         summary["spark"] = {"master": self.spark.sparkContext.master,
@@ -155,7 +160,7 @@ class SparkLinker:
         artifacts.write_text(out_dir, "run.json", json.dumps(summary, indent=2, default=str))
         return result
 
-    def _link(self, records: SparkRecords, ingested: dict, out_dir, model: FellegiSunterModel | None
+    def _link(self, records: SparkRecords, ingested: SparkIngest, out_dir, model: FellegiSunterModel | None
               ) -> ResolutionResult:
         settings = self.settings
         model_given = model is not None
@@ -181,11 +186,9 @@ class SparkLinker:
             scored = self.score(compared, model, comparisons).localCheckpoint()
         self._step("clustering")
         once, one_to_one = self.one_to_one(records, scored)
-        if (settings.one_to_one == "auto" and settings.link_type == "link_and_dedupe" and not model_given
-                and len(one_to_one["sources"]) >= 2
-                and len(one_to_one["linked_one_to_one"]) == len(one_to_one["sources"])):
+        if is_a_link_between_sources(settings, one_to_one, model_given):
             # Every source holds each entity once: linked as link_only from blocking on, as
-            # the embedded engine does (``Linker._is_a_link_between_sources``).
+            # the embedded engine does.
             self.settings = replace(settings, link_type="link_only", one_to_one=True)
             self.config = replace(self.config, model=self.settings)
             self.progress("every source lists each entity once: linking the sources one-to-one")
@@ -193,7 +196,7 @@ class SparkLinker:
                 frame.unpersist()
             self._step("")
             judging = sum(self.seconds.pop(step, 0.0) for step in list(self.seconds)
-                          if step != "reading and standardising")
+                          if step not in ("reading and standardising", "indexing and counting"))
             result = self._link(records, ingested, out_dir, None)
             result.clustering["one_to_one"]["judged_from"] = one_to_one
             result.seconds["judging the sources (linked and deduped first)"] = round(judging, 3)
@@ -207,21 +210,21 @@ class SparkLinker:
         artifacts.write_parquet(entities.orderBy("_idx").drop("_idx"), out_dir, "entities.parquet")
         artifacts.write_parquet(self.pairs_out(records, scored, comparisons), out_dir, "pairs.parquet")
         artifacts.write_parquet(self.golden(records, entities), out_dir, "golden.parquet")
-        artifacts.write_parquet(ingested["quarantine"], out_dir, "quarantine.parquet")
+        artifacts.write_parquet(ingested.quarantine, out_dir, "quarantine.parquet")
         artifacts.write_text(out_dir, "model.json", json.dumps(model.to_json(), indent=2))
-        artifacts.write_text(out_dir, "profile.json", json.dumps(ingested["profile"], indent=2, ensure_ascii=False))
+        artifacts.write_text(out_dir, "profile.json", json.dumps(ingested.profile, indent=2, ensure_ascii=False))
         self.write_config(out_dir)
         entity_count = entities.select("entity_id").distinct().count()
         self._step("")
         return ResolutionResult(
             out_dir=Path(str(out_dir)), records=records.n, entities=entity_count,
-            quarantined=sum(s.quarantined for s in ingested["stats"].values()),
-            read=sum(s.read for s in ingested["stats"].values()), candidate_pairs=candidate_pairs,
+            quarantined=sum(s.quarantined for s in ingested.stats.values()),
+            read=sum(s.read for s in ingested.stats.values()), candidate_pairs=candidate_pairs,
             reduction_ratio=1.0 - candidate_pairs / max(self.possible_pairs(records), 1),
-            stats=ingested["stats"], blocking=[asdict(r) for r in reports], clustering=cluster_report,
+            stats=ingested.stats, blocking=[asdict(r) for r in reports], clustering=cluster_report,
             em={"iterations": model.iterations, "converged": model.converged, "lambda": model.lambda_},
             seconds=dict(self.seconds), blocking_recall=blocking_recall,
-            phone_region=ingested["region"], date_formats=ingested["date_formats"])
+            phone_region=ingested.region, date_formats=ingested.date_formats)
 
     def write_config(self, out_dir) -> None:
         from identigraph.resolution.config import config_to_toml
@@ -231,7 +234,7 @@ class SparkLinker:
                                                                 "--engine spark)."))
 
     # Reading and standardising -----------------------------------------------------
-    def ingest(self, files: list[str], forgotten: dict[str, str]) -> dict:
+    def ingest(self, files: list[str], forgotten: dict[str, str]) -> SparkIngest:
         """Every source read, checked and standardised: the records (``_file``, ``_row``:
         their order), the quarantine with reasons, counts, profile and date orders."""
         from pyspark.sql import functions as F
@@ -337,10 +340,8 @@ class SparkLinker:
                      for i, (column, standard) in enumerate(zip(profiled, validity))}
             profiles[source_name] = self._profile(typed, source, stat, valid)
         records = artifacts.union_by_name(parts)
-        record_columns = [c for c in records.columns if c not in ("_file", "_row")]
         quarantine = artifacts.union_by_name(quarantined).select(*QUARANTINE_COLUMNS)
-        return {"records": records, "record_columns": record_columns, "quarantine": quarantine, "stats": stats,
-                "profile": {"sources": profiles}, "region": region, "date_formats": date_formats}
+        return SparkIngest(records, quarantine, stats, {"sources": profiles}, region, date_formats)
 
     def _date_rules(self, good, source) -> tuple[list[str], tuple[frozenset[str], ...]]:
         """The order a source's dates are read in (``standardise.date_format_order`` over all

@@ -16,6 +16,7 @@ from identigraph.resolution.encoding import EncodedRecords
 from identigraph.resolution.ingest import _records_part, key_rank, standardise_source
 from identigraph.resolution.linker import entity_ids
 from identigraph.resolution.model import (
+    SHARED_VALUE_COLUMNS,
     FellegiSunterModel,
     combine_weights,
     comparison_matrix,
@@ -71,8 +72,6 @@ def population(records: pd.DataFrame, run_records: int, shared_value_limit: int)
     for name in statistics:
         if name.startswith(COUNT_PREFIX):
             encoded.with_counts(name[len(COUNT_PREFIX):], records[name].fillna(0).to_numpy(np.int64))
-    from identigraph.resolution.model import SHARED_VALUE_COLUMNS
-
     for column in SHARED_VALUE_COLUMNS:
         if column not in encoded.records.columns:
             continue

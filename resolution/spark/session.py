@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 
 class SparkUnavailable(RuntimeError):
@@ -40,6 +41,11 @@ def spark_session(master: str | None = None, app_name: str = "identigraph resolv
     if chosen.startswith("local"):
         # Spark's 200 shuffle partitions are hundreds of tiny tasks on one machine.
         defaults["spark.sql.shuffle.partitions"] = str(max(4, 2 * (os.cpu_count() or 2)))
+        # Local Python workers run this interpreter (its identigraph and dependencies), not
+        # whichever python3 comes first on PATH. A cluster names its own (docs/scaling.md).
+        if "PYSPARK_PYTHON" not in os.environ:
+            os.environ["PYSPARK_PYTHON"] = sys.executable
+            defaults["spark.pyspark.python"] = sys.executable
     for key, value in defaults.items():
         if not submitted.contains(key):  # a cluster's own settings win
             builder = builder.config(key, value)
