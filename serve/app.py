@@ -140,11 +140,23 @@ class LimitAndAudit:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         status = 500
+        audited = scope["path"] in ("/healthz", "/readyz")
+
+        def note() -> None:
+            nonlocal audited
+            if not audited:
+                audited = True
+                self.audit.record(scope.get("state", {}).get("key_name"), scope["method"], scope["path"], status,
+                                  (time.perf_counter() - started) * 1000)
 
         async def send_and_note(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Logged before the response's last bytes leave: a client that has its answer
+                # finds the call in the audit log.
+                note()
             await send(message)
 
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
@@ -156,9 +168,7 @@ class LimitAndAudit:
                                status_code=411)(scope, receive, send_and_note)
         else:
             await self.app(scope, receive, send_and_note)
-        if scope["path"] not in ("/healthz", "/readyz"):
-            self.audit.record(scope.get("state", {}).get("key_name"), scope["method"], scope["path"], status,
-                              (time.perf_counter() - started) * 1000)
+        note()  # a call that ended without a response body
 
 
 def _token(request: Request) -> str | None:
