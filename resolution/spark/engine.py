@@ -125,6 +125,7 @@ class SparkRecords:
     record_columns: list[str]  # source, record_id, standard and per-source columns, as records.parquet has them
     n: int
     sources: list[str]  # in order of first record, as pd.factorize numbers them
+    records_per_source: dict[str, int]
     profile: ColumnProfile
     # The record columns comparing, completing clusters and the training rules' blocks read:
     # all that travels with a pair.
@@ -425,7 +426,8 @@ class SparkLinker(TimedSteps):
             exact = keyed.agg(*[F.countDistinct(F.col(f"`{c}`")).alias(f"e{i}") for i, c in enumerate(near)]).collect()[0]
             distinct.update({c: int(exact[f"e{i}"]) for i, c in enumerate(near)})
         profile = ColumnProfile(record_columns, present, distinct, n)
-        first_of_source = keyed.groupBy("source").agg(F.min("_idx").alias("first")).orderBy("first").collect()
+        first_of_source = (keyed.groupBy("source").agg(F.min("_idx").alias("first"), F.count("*").alias("records"))
+                           .orderBy("first").collect())
         comparisons = default_comparisons(profile)
         # Value counts the comparisons read: term frequencies, and identifiers held by many
         # records (placeholders, ``model.IDENTIFIER_RECORD_LIMIT``).
@@ -449,21 +451,15 @@ class SparkLinker(TimedSteps):
         # carries (and plans, and describes) the whole run's lineage.
         frame = frame.localCheckpoint()
         keyed.unpersist()
-        return SparkRecords(frame, record_columns, n, [r["source"] for r in first_of_source], profile,
+        return SparkRecords(frame, record_columns, n, [r["source"] for r in first_of_source],
+                            {r["source"]: int(r["records"]) for r in first_of_source}, profile,
                             columns_compared(comparisons, [rule for rule, _ in session_rules(profile)], record_columns))
 
     def possible_pairs(self, records: SparkRecords) -> int:
-        per_source = self._per_source_counts(records)
         n = records.n
-        within = sum(k * (k - 1) // 2 for k in per_source.values())
+        within = sum(k * (k - 1) // 2 for k in records.records_per_source.values())
         total = n * (n - 1) // 2
         return {"link_and_dedupe": total, "link_only": total - within, "dedupe_only": within}[self.settings.link_type]
-
-    def _per_source_counts(self, records: SparkRecords) -> dict[str, int]:
-        if not hasattr(records, "_source_counts"):
-            rows = records.frame.groupBy("source").count().collect()
-            records._source_counts = {r["source"]: int(r["count"]) for r in rows}  # type: ignore[attr-defined]
-        return records._source_counts  # type: ignore[attr-defined]
 
     # Blocking ---------------------------------------------------------------------------
     def _link_filter(self, left_source, right_source):
