@@ -21,6 +21,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8080,
     keys: KeysOption = None,
+    match_processes: Annotated[int, typer.Option(
+        min=0, max=16, help="Processes that match (forks of the server once loaded, sharing its memory), so "
+                            "that matching and the HTTP work run on several cores; 0 matches in the server.")] = 2,
 ) -> None:
     """Serve customers, risk and similar customers over HTTP (OpenAPI docs at /docs); stops
     cleanly on SIGTERM or Ctrl-C, finishing the requests in flight."""
@@ -31,6 +34,7 @@ def serve(
     from identigraph.serve.app import create_app
     from identigraph.serve.audit import API_AUDIT_FILE, ApiAudit
     from identigraph.serve.keys import KeyRing
+    from identigraph.serve.match_process import start_match_processes
     from identigraph.serve.state import ServedState
     from identigraph.serve.writes import RecordWriter
 
@@ -43,14 +47,19 @@ def serve(
     # collection walks them all and stalls every request in flight for tens of milliseconds.
     gc.collect()
     gc.freeze()
+    # Forked now: after loading (it shares the loaded pages), before any thread or socket.
+    matchers = start_match_processes(state.matcher, match_processes) if state.matcher is not None else []
     audit = ApiAudit(resolved / API_AUDIT_FILE)
     replayed = f"{writer.replayed:,} written record(s) replayed from {writer.log.path}; " if writer else ""
+    replayed += f"matching on processes {', '.join(str(m.pid) for m in matchers)}; " if matchers else ""
     console.print(f"{state.customers:,} customers loaded in {state.seconds:.1f}s; {replayed}{len(ring)} API key(s); "
                   f"serving http://{host}:{port} (OpenAPI docs at /docs), audit log {audit.path}")
     try:
-        uvicorn.run(create_app(state, ring, audit, writer), host=host, port=port, log_level="warning",
-                    timeout_graceful_shutdown=30)
+        uvicorn.run(create_app(state, ring, audit, writer, match_processes=matchers), host=host, port=port,
+                    log_level="warning", timeout_graceful_shutdown=30)
     finally:
+        for matcher in matchers:
+            matcher.stop()  # already stopped where the app's shutdown ran
         audit.close()
         if writer is not None:
             writer.close()

@@ -6,7 +6,7 @@ they grow quadratically and hold mostly non-matches (a shared junk value, a very
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +48,19 @@ def add_blocking_keys(encoded: EncodedRecords) -> None:
     first_is_lower = pc.less(first, last)
     encoded.derived_arrow("name_pair", pc.binary_join_element_wise(
         pc.if_else(first_is_lower, first, last), pc.if_else(first_is_lower, last, first), "|"))
+
+
+def blocking_key_values(record: Mapping[str, str | None]) -> dict[str, str | None]:
+    """One record's derived keys (its standardised values by column), as ``add_blocking_keys``
+    derives them for a table: for the few records of a served match, where building and
+    encoding a table cost more than the keys."""
+    keys: dict[str, str | None] = {}
+    for key in semantic_types.blocking_keys():
+        value = record.get(key.column)
+        keys[key.name] = None if value is None else key.function(value)
+    first, last = record.get("first_name"), record.get("last_name")
+    keys["name_pair"] = None if first is None or last is None else "|".join(sorted((first, last)))
+    return keys
 
 
 def default_rules(encoded: ColumnStatistics) -> list[BlockingRule]:

@@ -22,6 +22,7 @@ neighbourhood of an oversized block produces is not found.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from identigraph.resolution import standardise as std
 from identigraph.resolution.blocking import (
     REFINING_WINDOW,
     add_blocking_keys,
+    blocking_key_values,
     default_rules,
     refiners_of_rule,
     refining_columns,
@@ -169,6 +171,9 @@ class RecordMatcher:
         self._added_by_rule: list[dict[tuple, list[int]]] = [{} for _ in self.rules]
         self._live_added: dict[str, int] = {}  # record key -> position of its live version in ``added``
         self._row_of_key: dict[str, int] | None = None  # record key -> row, built on first use
+        # Called with (method name, its arguments) after each change (add, reassign, forget):
+        # a copy of this matcher in another process replays them to stay the same.
+        self.change_listeners: list[Callable[[str, tuple], None]] = []
 
     @classmethod
     def load(cls, resolved_dir: Path, entities: pd.DataFrame | None = None) -> RecordMatcher:
@@ -251,15 +256,7 @@ class RecordMatcher:
 
     def _derived(self, standardised: list[dict[str, str | None]], sources: list[str]) -> list[dict[str, object]]:
         """Each record's values of the derived columns blocking and comparisons read."""
-        some = EncodedRecords(pd.DataFrame({"source": sources,
-                                            **{c: [one[c] for one in standardised] for c in self.columns}}))
-        add_blocking_keys(some)  # the run's own derivation, value by value
-        values: list[dict[str, object]] = [dict(one) for one in standardised]
-        for column in some.codes_so_far():
-            encoding = some[column]
-            for i, code in enumerate(encoding.codes.tolist()):
-                values[i][column] = encoding.values[code] if code >= 0 else None
-        return values
+        return [{**one, **blocking_key_values(one)} for one in standardised]
 
     def candidates(self, values: list[dict[str, object]], sources: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         """For each record, the rows of the run's records and the positions of the added
@@ -367,8 +364,8 @@ class RecordMatcher:
             if column not in encodings:
                 frame[column] = np.append(self.encoded.records[column].to_numpy(object)[rows],
                                           np.array([one.get(column) for one in values], dtype=object))
-        population = EncodedRecords(pd.DataFrame(frame).reindex(columns=["source", *self.columns]),
-                                    encoded=encodings)
+        # The encoded columns are read from ``encodings`` only: the frame holds the others.
+        population = EncodedRecords(pd.DataFrame(frame), encoded=encodings)
         for column, codes_shared in self._shared.items():
             whole_codes = [self._code(column, v) for v in population[column].values.tolist()]
             population.cache[("shared", column, self.model.shared_value_limit)] = np.array(
@@ -376,6 +373,10 @@ class RecordMatcher:
         # Term frequencies are shares of the whole population.
         population.population = self.encoded.population
         return population
+
+    def _changed(self, method: str, arguments: tuple) -> None:
+        for listener in self.change_listeners:
+            listener(method, arguments)
 
     def forget(self, erased: list[str]) -> None:
         """Erased records (``source:record_id``) are no longer candidates."""
@@ -385,6 +386,7 @@ class RecordMatcher:
                 self.erased[row] = True
             if key in self._live_added:
                 self.added[self._live_added[key]].erased = True
+        self._changed("forget", (erased,))
 
     def values_of(self, queries: list[MatchQuery]) -> list[dict[str, object]]:
         """What ``add`` keeps of each record (standardised and derived), without matching it."""
@@ -480,6 +482,7 @@ class RecordMatcher:
             key_values = tuple(values.get(c) for c in index.rule.columns)
             if None not in key_values:
                 added.setdefault(key_values, []).append(position)
+        self._changed("add", (source, record_id, values, entity))
 
     def reassign(self, customers: dict[str, str]) -> None:
         """Records (key -> customer id) moved by a merge or split."""
@@ -492,6 +495,7 @@ class RecordMatcher:
                 if row is not None:
                     self.entity_of_row[row] = customer
             self._count_once(key, +1)
+        self._changed("reassign", (customers,))
 
     def _count_once(self, key: str, change: int) -> None:
         """Keeps the count of each customer's records of one-to-one sources as a record

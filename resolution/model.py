@@ -28,7 +28,7 @@ import pandas as pd
 from rapidfuzz import process
 from rapidfuzz.distance import JaroWinkler
 
-from identigraph.resolution.comparisons import NULL, Comparison
+from identigraph.resolution.comparisons import NULL, Comparison, cpdist_workers
 from identigraph.resolution.encoding import EncodedRecords
 
 # Households share phones and e-mail addresses; a personal identifier shared by this many
@@ -183,8 +183,11 @@ def _agree_on_swapped_names(encoded, left, right, gamma, first_j, last_j) -> Non
     last_l = last.values[last.codes[left[candidates]]]
     first_r = first.values[first.codes[right[candidates]]]
     last_r = last.values[last.codes[right[candidates]]]
-    a = np.asarray(process.cpdist(first_l.tolist(), last_r.tolist(), scorer=JaroWinkler.normalized_similarity, workers=-1))
-    b = np.asarray(process.cpdist(last_l.tolist(), first_r.tolist(), scorer=JaroWinkler.normalized_similarity, workers=-1))
+    workers = cpdist_workers(len(candidates))
+    a = np.asarray(process.cpdist(first_l.tolist(), last_r.tolist(), scorer=JaroWinkler.normalized_similarity,
+                                  workers=workers))
+    b = np.asarray(process.cpdist(last_l.tolist(), first_r.tolist(), scorer=JaroWinkler.normalized_similarity,
+                                  workers=workers))
     exact = (a == 1.0) & (b == 1.0)
     close = (a >= 0.92) & (b >= 0.92) & ~exact
     gamma[candidates[exact], first_j] = 0

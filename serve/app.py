@@ -8,8 +8,9 @@ the scope checks they name are local to ``create_app``."""
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
@@ -22,6 +23,7 @@ from identigraph.resolution.matching import MatchInputError, MatchQuery, MatchRe
 from identigraph.serve.audit import ApiAudit
 from identigraph.serve.batching import Batcher
 from identigraph.serve.keys import ApiKey, KeyRing
+from identigraph.serve.match_process import MatchProcess
 from identigraph.serve.state import ServedState
 from identigraph.serve.writes import RecordWriter, WriteRefused
 
@@ -179,15 +181,26 @@ def _token(request: Request) -> str | None:
 
 
 def create_app(state: ServedState, keys: KeyRing, audit: ApiAudit, writer: RecordWriter | None = None,
-               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+               max_body_bytes: int = MAX_BODY_BYTES, match_processes: Sequence[MatchProcess] = ()) -> FastAPI:
+    """``match_processes``: forked copies of the matcher that answer /v1/match, each taking
+    the requests waiting whenever it is free (serve.match_process); without one, or once one
+    is gone, the server matches itself."""
     # Requests waiting together are matched in one call (serve.batching): same answers, a
     # fraction of the cost each under load.
-    def match_locked(queries: list[MatchQuery]) -> list[MatchResult]:
+    def match_locked(queries: list[MatchQuery], process: MatchProcess | None = None) -> list[MatchResult]:
         assert state.matcher is not None
-        with state.lock:  # a burst of writes is linked whole before a match sees it
+        if process is not None:
+            with state.lock:  # a burst of writes is linked whole before a match sees it
+                sent = process.send(queries)
+            answers = process.receive() if sent else None
+            if answers is not None:
+                return answers
+        with state.lock:
             return state.matcher.match_many(queries)
 
-    matching = Batcher(match_locked, name="match") if state.matcher is not None else None
+    answerers: list[Callable[[list[MatchQuery]], list[MatchResult]]] = (
+        [partial(match_locked, process=process) for process in match_processes] or [match_locked])
+    matching = Batcher(answerers, name="match") if state.matcher is not None else None
     # Writes likewise, and on their own thread: linked in arrival order, fsynced per burst.
     writing = Batcher(writer.write_many, name="write") if writer is not None else None
 
@@ -197,13 +210,17 @@ def create_app(state: ServedState, keys: KeyRing, audit: ApiAudit, writer: Recor
         for batcher in (matching, writing):
             if batcher is not None:
                 batcher.stop()
+        for process in match_processes:
+            process.stop()
 
     app = FastAPI(title="identigraph", version="1", summary="Customers, risk and similar customers of a "
                   "resolved identity graph.", docs_url="/docs", openapi_url="/openapi.json", lifespan=lifespan)
     erasing = threading.Lock()  # one erasure at a time: each rewrites the artifacts
 
-    def requires(*scopes: str) -> Callable[[Request], ApiKey]:
-        def check(request: Request) -> ApiKey:
+    def requires(*scopes: str) -> Callable[[Request], Awaitable[ApiKey]]:
+        # async, though it awaits nothing: FastAPI runs a plain function dependency on a
+        # worker thread, a hand-off that cost more than the check itself at hundreds a second.
+        async def check(request: Request) -> ApiKey:
             key = keys.authenticate(_token(request))
             if key is None:
                 raise HTTPException(401, "an API key is needed: Authorization: Bearer <key>",
@@ -230,7 +247,9 @@ def create_app(state: ServedState, keys: KeyRing, audit: ApiAudit, writer: Recor
     @app.get("/readyz")
     def readyz() -> dict[str, Any]:
         return {"ready": writer is None or writer.failed is None, "customers": state.customers,
-                "matching": state.matcher is not None, "writing": writer is not None,
+                "matching": state.matcher is not None,
+                "match_process_ids": [process.pid for process in match_processes if process.alive],
+                "writing": writer is not None,
                 "records_written": writer.seq if writer is not None else 0,
                 "writes_stopped": writer.failed if writer is not None else None,
                 "risk": state.risk is not None,

@@ -8,7 +8,7 @@ fill a batch."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Generic, TypeVar
 
@@ -17,21 +17,26 @@ Answer = TypeVar("Answer")
 
 
 class Batcher(Generic[Query, Answer]):
-    """``submit(query)`` gives a future of its answer; ``answer_all(queries)`` answers a batch
-    of at most ``max_batch``, in order, on one thread (so it needs no lock of its own against
-    itself)."""
+    """``submit(query)`` gives a future of its answer. Each of ``answerers`` (a function that
+    answers a batch of at most ``max_batch`` queries, in order) has a thread of its own that
+    takes what is waiting whenever it is free; with one answerer, batches are answered one
+    after the other, so it needs no lock against itself."""
 
-    def __init__(self, answer_all: Callable[[list[Query]], list[Answer]], max_batch: int = 64,
-                 name: str = "batcher"):
-        self.answer_all = answer_all
+    def __init__(self, answer_all: Callable[[list[Query]], list[Answer]] | Sequence[Callable[[list[Query]], list[Answer]]],
+                 max_batch: int = 64, name: str = "batcher"):
+        answerers = [answer_all] if callable(answer_all) else list(answer_all)
+        if not answerers:
+            raise ValueError("a batcher needs at least one answerer")
         self.max_batch = max_batch
         self._waiting: list[tuple[Query, Future[Answer]]] = []
         self._ready = threading.Condition()
         self._stopped = False
         self.batches = 0
         self.answered = 0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, args=(answer,), name=f"{name}-{i}", daemon=True)
+                         for i, answer in enumerate(answerers)]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, query: Query) -> Future[Answer]:
         future: Future[Answer] = Future()
@@ -42,7 +47,7 @@ class Batcher(Generic[Query, Answer]):
             self._ready.notify()
         return future
 
-    def _run(self) -> None:
+    def _run(self, answer_all: Callable[[list[Query]], list[Answer]]) -> None:
         while True:
             with self._ready:
                 while not self._waiting and not self._stopped:
@@ -54,19 +59,21 @@ class Batcher(Generic[Query, Answer]):
             if not batch:
                 continue
             try:
-                answers = self.answer_all([query for query, _ in batch])
+                answers = answer_all([query for query, _ in batch])
             except BaseException as error:  # every request of the batch hears of it, the thread goes on
                 for _, future in batch:
                     future.set_exception(error)
                 continue
-            self.batches += 1
-            self.answered += len(batch)
+            with self._ready:
+                self.batches += 1
+                self.answered += len(batch)
             for (_, future), answer in zip(batch, answers):
                 future.set_result(answer)
 
     def stop(self) -> None:
-        """Answers what is waiting, then ends the thread."""
+        """Answers what is waiting, then ends the threads."""
         with self._ready:
             self._stopped = True
-            self._ready.notify()
-        self._thread.join(timeout=60)
+            self._ready.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=60)

@@ -65,6 +65,19 @@ def start_serve(resolved: Path, tables: Path | None, keys_file: Path) -> tuple[s
         time.sleep(0.3)
 
 
+def process_ended(pid: int, timeout: float) -> bool:
+    """The process is gone (or a zombie no one has reaped yet) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        time.sleep(0.1)
+    return False
+
+
 @pytest.fixture(scope="module")
 def served(graph_tables, embedded, tmp_path_factory):
     """A copy of the small resolved state and its tables (risk, segments, embeddings), served
@@ -101,6 +114,7 @@ def test_health_needs_no_key_and_says_what_is_loaded(served):
     assert client.call("GET", "/healthz") == (200, {"status": "ok"})
     status, ready = client.call("GET", "/readyz")
     assert status == 200 and ready["ready"] and ready["risk"] and ready["embeddings"]
+    assert ready["matching"] and len(ready["match_process_ids"]) == 2
     assert ready["customers"] == pd.read_parquet(resolved / "golden.parquet")["entity_id"].nunique()
 
 
@@ -292,8 +306,10 @@ def test_erasing_a_record_needs_write_and_a_customer_admin(served):
 
 def test_sigterm_stops_the_server_cleanly(served):
     client, keys, resolved, tables, process = served
+    match_processes = client.call("GET", "/readyz")[1]["match_process_ids"]
     process.send_signal(signal.SIGTERM)
     # uvicorn finishes the requests in flight, then ends by the signal it was sent (-15), as
     # a process manager expects.
     assert process.wait(timeout=60) in (0, -signal.SIGTERM)
     assert "Traceback" not in (process.stdout.read() if process.stdout else "")
+    assert match_processes and all(process_ended(pid, timeout=5) for pid in match_processes)

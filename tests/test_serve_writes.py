@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import signal
 import threading
@@ -16,7 +17,7 @@ import pytest
 from identigraph.resolution.config import load_config
 from identigraph.resolution.record_log import RECORD_LOG_FILE, read_record_log
 from identigraph.serve.keys import add_key
-from tests.test_serve import start_serve
+from tests.test_serve import process_ended, start_serve
 
 JSON = {"Content-Type": "application/json"}
 
@@ -186,9 +187,13 @@ def test_kill_9_during_writes_keeps_every_acknowledged_write_and_nothing_half_wr
             if len(acknowledged) >= 60:
                 break
         time.sleep(0.005)
+    match_processes = client.call("GET", "/readyz")[1]["match_process_ids"]
+    assert match_processes
     process.send_signal(signal.SIGKILL)
     process.wait()
     stop.set()
+    # The server's match processes end with it: they read its end of their pipe closing.
+    assert all(process_ended(pid, timeout=20) for pid in match_processes)
     for thread in threads:
         thread.join()
     assert 60 <= len(acknowledged) < 300
@@ -279,3 +284,30 @@ def test_a_record_matching_two_customers_merges_them_only_where_the_batch_guard_
     assert not clusters_may_merge(np.array([0.99, distinct]), 30.0, cannot)
     assert clusters_may_merge(np.array([0.99, 0.01]), 12.0, cannot)  # log-odds -6.6, outweighed by 12
     assert not clusters_may_merge(np.array([0.001, 0.002, 0.001]), 5.0, cannot)  # -10 x 3 against 5
+
+
+def test_matching_goes_on_in_the_server_when_its_match_processes_die(writable, small_dataset):
+    """The match processes answer /v1/match; killed, the server matches on its own, with the
+    same answers, and writes made after are matched too."""
+    resolved, keys, start = writable
+    _, client = start()
+    ready = client.call("GET", "/readyz")[1]
+    assert len(ready["match_process_ids"]) == 2  # the default
+    body, customer, _ = _people(small_dataset, resolved, 1)[0]
+    probe = json.dumps({k: v for k, v in body.items() if k != "record_id"}).encode()
+    status, before = client.call("POST", "/v1/match", key=keys["read"], headers=JSON, body=probe)
+    assert status == 200 and before["would_join"] == customer
+    for pid in ready["match_process_ids"]:
+        os.kill(pid, signal.SIGKILL)
+    assert all(process_ended(pid, timeout=20) for pid in ready["match_process_ids"])
+    for _ in range(3):  # one request per process that was lost, and one after
+        status, after = client.call("POST", "/v1/match", key=keys["read"], headers=JSON, body=probe)
+        assert status == 200 and after == before
+    assert client.call("GET", "/readyz")[1]["match_process_ids"] == []
+    newcomer = {"source": "kiosk", "record_id": "after-the-processes", "first_name": "Ottoline",
+                "last_name": "Pemberthwaite", "email": "o.pemberthwaite@example.org", "date_of_birth": "1979-08-02"}
+    status, written = _write(client, keys["write"], newcomer)
+    assert status == 200 and written["new_customer"]
+    status, found = client.call("POST", "/v1/match", key=keys["read"], headers=JSON, body=json.dumps(
+        {k: v for k, v in newcomer.items() if k != "record_id"} | {"source": "crm"}).encode())
+    assert status == 200 and found["would_join"] == written["customer_id"]
