@@ -11,7 +11,10 @@ saved model (`resolve --previous`). `identigraph serve` then serves the run with
 each held-out record is sent to `POST /v1/match` as its source's row, by semantic type. The
 API agrees with the batch when it names the earlier customer the batch put the record in,
 or no customer where the batch made it a new one. Then the same records are sent again from
-each ``--concurrency`` (threads with keep-alive connections) for latency and throughput.
+each ``--concurrency`` (threads with keep-alive connections) for latency and throughput,
+and, where wrk is installed (Debian's package), from wrk with each ``--wrk-connections`` for
+``--wrk-seconds``: the same closed loop (each connection sends its next request when the last
+is answered) from a generator that leaves the server the cores Python's threads took.
 
 Then the held-out records are written (`POST /v1/records`, 16 writers): acknowledged writes
 per second; the server is restarted (start-up with the log replayed), and
@@ -37,7 +40,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_incremental import CHANNELS, split_batch  # noqa: E402
-from bench_serve import _memory_mb, latency_report, send_all, start_server  # noqa: E402
+from bench_serve import (  # noqa: E402
+    _memory_mb,
+    latency_report,
+    post_with_wrk,
+    send_all,
+    start_server,
+    tree_memory_mb,
+    wrk_available,
+)
 
 from identigraph.resolution.config import load_config  # noqa: E402
 from identigraph.resolution.io import read_table  # noqa: E402
@@ -75,6 +86,9 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=1_000)
     parser.add_argument("--concurrency", default="4,16,32", help="comma-separated client threads")
     parser.add_argument("--writers", type=int, default=16)
+    parser.add_argument("--wrk-connections", default="4,6,8,12,16",
+                        help="comma-separated connections of the wrk runs (when wrk is installed)")
+    parser.add_argument("--wrk-seconds", type=float, default=20)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -96,6 +110,7 @@ def main() -> None:
         loaded = {}
         try:
             memory = _memory_mb(server.pid)
+            memory_at_start = tree_memory_mb(server.pid)
             items = bodies(work / "batch", config)
             requests = [("POST", "/v1/match", body) for _, body in items]
             replies, sequential, _ = send_all(port, key, requests, 1)
@@ -113,6 +128,14 @@ def main() -> None:
                                           "batch": sorted(expected) or None})
             for concurrency in [int(c) for c in args.concurrency.split(",")]:
                 loaded[f"concurrency_{concurrency}"] = latency_report(*send_all(port, key, requests, concurrency))
+            if wrk_available():
+                for connections in [int(c) for c in args.wrk_connections.split(",")]:
+                    loaded[f"wrk_{connections}_connections"] = post_with_wrk(
+                        port, key, "/v1/match", [body for _, body in items], connections, args.wrk_seconds, work)
+            else:
+                print("wrk is not installed (Debian: apt-get install wrk): only Python's threads load the server",
+                      file=sys.stderr)
+            loaded["memory_under_load"] = tree_memory_mb(server.pid)
             writes = [("POST", "/v1/records", body) for _, body in items]
             written_replies, write_latencies, write_seconds = send_all(port, key, writes, args.writers)
             written = latency_report(written_replies, write_latencies, write_seconds)
@@ -133,6 +156,7 @@ def main() -> None:
         "customers_served": len(earlier), "held_out": held, "compared": compared,
         "agree": agree, "agreement": round(agree / max(compared, 1), 4), "disagreements": disagreements,
         "startup_s": round(startup, 2), "rss_mb_after_start": round(memory[0]), "rss_mb_peak": round(peak),
+        "memory_after_start": memory_at_start,
         "sequential": {"p50_ms": round(float(np.percentile(sequential, 50)), 2),
                        "p99_ms": round(float(np.percentile(sequential, 99)), 2)},
         **loaded,

@@ -338,19 +338,28 @@ class RecordMatcher:
         """The candidate ``rows`` then the queried records, encoded with small value tables
         that keep the whole population's counts and size."""
         encodings: dict[str, EncodedColumn] = {}
-        for column in self.encoded.codes_so_far():
+        columns = list(self.encoded.codes_so_far())
+        codes = np.empty((len(columns), len(rows) + len(values)), dtype=np.int64)
+        for j, column in enumerate(columns):
+            codes[j, :len(rows)] = self.encoded[column].codes[rows]
+            codes[j, len(rows):] = [self._code(column, one.get(column)) for one in values]
+        present = codes >= 0
+        # Each column's values held, numbered in order of their codes: one sort for every
+        # column, of (column, code) as one key (codes are int32).
+        used, inverse = np.unique((np.arange(len(columns), dtype=np.int64)[:, None] << 32 | codes)[present],
+                                  return_inverse=True)
+        local = np.full(codes.shape, -1, dtype=np.int64)
+        local[present] = inverse
+        starts = np.searchsorted(used >> 32, np.arange(len(columns) + 1))
+        for j, column in enumerate(columns):
             whole = self.encoded[column]
-            own = np.array([self._code(column, one.get(column)) for one in values], dtype=np.int64)
-            codes = np.append(whole.codes[rows], own).astype(np.int64)
-            present = codes >= 0
-            used, local = np.unique(codes[present], return_inverse=True)
-            local_codes = np.full(len(codes), -1, dtype=np.int32)
-            local_codes[present] = local
-            local_values, local_counts = list(whole.values[used]), list(whole.counts[used])
+            held = used[starts[j]:starts[j + 1]] & 0xFFFFFFFF
+            local_codes = np.where(present[j], local[j] - starts[j], -1).astype(np.int32)
+            local_values, local_counts = list(whole.values[held]), list(whole.counts[held])
             unseen: dict[object, int] = {}
             for i, one in enumerate(values):
                 value = one.get(column)
-                if own[i] < 0 and value is not None:  # a value no record holds: an entry of its own, count 0
+                if codes[j, len(rows) + i] < 0 and value is not None:  # a value no record holds: its own entry, count 0
                     if value not in unseen:
                         unseen[value] = len(local_values)
                         local_values.append(value)

@@ -178,10 +178,21 @@ phone_like = st.text(alphabet="+0123456789 ()-.", min_size=0, max_size=18)
 @settings(max_examples=300, deadline=None)
 @given(st.lists(phone_like, min_size=1, max_size=20))
 def test_vectorised_phones_equal_the_reference_function(numbers):
-    key, e164 = std.phones(numbers, "GB")
     expected = [std.phone_parts(n.strip(), "44") for n in numbers]
-    assert values(key) == [k for k, _ in expected]
-    assert values(e164) == [e for _, e in expected]
+    # On Arrow kernels; one by one (a few); on Arrow kernels again (many).
+    for key, e164 in (std.phones_on_arrow(numbers, "GB"), std.phones(numbers, "GB"),
+                      tuple(a[:len(numbers)] for a in std.phones(numbers * 70, "GB"))):
+        assert values(key) == [k for k, _ in expected]
+        assert values(e164) == [e for _, e in expected]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from("+0123456789 \t\x1c\x1f\u0663\u00a0"), max_size=14) | st.none(),
+                min_size=1, max_size=8))
+def test_phones_one_by_one_equal_phones_on_arrow_kernels_whatever_the_text(numbers):
+    """The separators only Python strips, and digits only Python's \\d reads (Arabic-Indic),
+    send a few numbers to the Arrow kernels too: the batch reads them there."""
+    assert [values(a) for a in std.phones(numbers, "GB")] == [values(a) for a in std.phones_on_arrow(numbers, "GB")]
 
 
 email_like = st.text(alphabet="ab.+@ -_\t\x1cÉé", max_size=12) | st.builds(
