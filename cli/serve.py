@@ -49,6 +49,8 @@ def serve(
     gc.freeze()
     # Forked now: after loading (it shares the loaded pages), before any thread or socket.
     matchers = start_match_processes(state.matcher, match_processes) if state.matcher is not None else []
+    if state.matcher is not None:  # for writes (and matching, without match processes); after the forks
+        state.matcher.build_value_codes()
     audit = ApiAudit(resolved / API_AUDIT_FILE)
     replayed = f"{writer.replayed:,} written record(s) replayed from {writer.log.path}; " if writer else ""
     replayed += f"matching on processes {', '.join(str(m.pid) for m in matchers)}; " if matchers else ""

@@ -26,6 +26,10 @@ NULL = -1
 PARALLEL_FROM_PAIRS = 20_000
 
 
+# Below this many values, numbering them in a dictionary is faster than pandas' factorize.
+SMALL_FACTORIZE = 4_096
+
+
 def cpdist_workers(pairs: int) -> int:
     """rapidfuzz ``cpdist``'s ``workers`` for a call on ``pairs`` pairs: all cores for a large
     call, this thread alone for a small one."""
@@ -218,7 +222,11 @@ def _value_parts(encoded: EncodedRecords, column: str, name: str, *parts) -> np.
     if key not in encoded.cache:
         values = encoded[column].values
         texts = [part(v) for part in parts for v in values]
-        codes = pd.factorize(pd.Series(texts, dtype=object))[0]
+        if len(texts) < SMALL_FACTORIZE:  # a served match's few values: a Series costs more than they do
+            numbering: dict[str, int] = {}
+            codes = np.array([numbering.setdefault(t, len(numbering)) for t in texts], dtype=np.int64)
+        else:  # numbered by first appearance, as above
+            codes = pd.factorize(pd.Series(texts, dtype=object))[0]
         encoded.cache[key] = codes.reshape(len(parts), len(values)).T
     return encoded.cache[key]
 

@@ -154,7 +154,8 @@ class RecordMatcher:
         self.columns = [c for c in encoded.records.columns if c not in ("source", "record_id")]
         for column in self.columns:  # every column encoded over the whole population, counts and all
             encoded[column]
-        # Every encoded column (standardised and derived), its value -> code, built on first use.
+        # Every encoded column (standardised and derived), its value -> code, built on first
+        # use or by ``build_value_codes``.
         self._code_of: dict[str, dict[object, int]] = {}
         # The whole population's verdicts on values, read by comparison_matrix.
         self._shared = {column: shared_values(encoded, column, model.shared_value_limit)
@@ -223,14 +224,23 @@ class RecordMatcher:
             mixed = (mixed ^ (c.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15 + i))) * np.uint64(0xBF58476D1CE4E5B9)
         return mixed.view(np.int64)
 
-    def _code(self, column: str, value: object) -> int:
-        """The value's code in ``column``, -1 when no record holds it."""
-        if value is None:
-            return -1
+    def build_value_codes(self) -> None:
+        """Builds every column's value -> code dictionary now (0.4 s and 66 MB at 1M records)
+        rather than in the first requests. A server's match process builds its own after the
+        fork: a lookup in a dictionary shared with the server writes to the pages of the code
+        it returns (its reference count), and each such page is then copied."""
+        for column in self.encoded.codes_so_far():
+            self._codes_of(column)
+
+    def _codes_of(self, column: str) -> dict[object, int]:
         if column not in self._code_of:
             values = self.encoded[column].values
             self._code_of[column] = dict(zip(values.tolist(), range(len(values))))
-        return self._code_of[column].get(value, -1)
+        return self._code_of[column]
+
+    def _code(self, column: str, value: object) -> int:
+        """The value's code in ``column``, -1 when no record holds it."""
+        return -1 if value is None else self._codes_of(column).get(value, -1)
 
     # Requests ---------------------------------------------------------------------------
     def check(self, query: MatchQuery) -> None:

@@ -321,20 +321,27 @@ def create_app(state: ServedState, keys: KeyRing, audit: ApiAudit, writer: Recor
 
     @app.post("/v1/match", response_model=MatchResponse)
     async def match(request: MatchRequest, key: Annotated[ApiKey, Depends(requires("read"))],
-                    limit: Annotated[int, Query(ge=1, le=100)] = 10) -> MatchResponse:
+                    limit: Annotated[int, Query(ge=1, le=100)] = 10) -> JSONResponse:
         """The customers the record would match, best first, with each one's best pair:
         probability, weight and the per-field weights; ``would_join`` is the customer it
         joins (at or above the match threshold), null for a new customer."""
         query = query_of(request, request.record_id)
         assert matching is not None  # query_of answered 503 without a matcher
         result = await asyncio.wrap_future(matching.submit(query))
-        return MatchResponse(
-            would_join=result.would_join, match_threshold=result.match_threshold,
-            records_compared=result.records_compared,
-            candidates=[CandidateOut(customer_id=c.customer_id, match_probability=c.match_probability,
-                                     match_weight=c.match_weight, records_compared=c.records_compared,
-                                     best_record=PairEvidenceOut(**vars(c.best_record)))
-                        for c in result.candidates[:limit]])
+        # MatchResponse's fields, in its order, as plain JSON: building the models and
+        # FastAPI validating them again took a fifth of the server's share of a match.
+        # test_match_answers_are_match_responses holds the two alike.
+        return JSONResponse({
+            "would_join": result.would_join, "match_threshold": result.match_threshold,
+            "records_compared": result.records_compared,
+            "candidates": [{"customer_id": c.customer_id, "match_probability": c.match_probability,
+                            "match_weight": c.match_weight,
+                            "best_record": {"source": c.best_record.source, "record_id": c.best_record.record_id,
+                                            "match_weight": c.best_record.match_weight,
+                                            "match_probability": c.best_record.match_probability,
+                                            "field_weights": c.best_record.field_weights},
+                            "records_compared": c.records_compared}
+                           for c in result.candidates[:limit]]})
 
     @app.post("/v1/records", response_model=RecordWritten)
     async def write_record(request: MatchRequest, key: Annotated[ApiKey, Depends(requires("write"))]) -> RecordWritten:

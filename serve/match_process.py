@@ -39,6 +39,7 @@ def _serve_matches(matcher: RecordMatcher, pipe: Connection, servers_ends: list[
     # closes the pipe, which ends this process.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    matcher.build_value_codes()  # its own, before the first query (RecordMatcher.build_value_codes)
     while True:
         try:
             kind, payload = pipe.recv()

@@ -278,6 +278,27 @@ def test_match_refuses_unknown_fields_and_keys_without_read(served):
     assert client.call("POST", "/v1/match", body=body, headers={"Content-Type": "application/json"})[0] == 401
 
 
+def test_match_answers_are_match_responses(served):
+    """/v1/match writes its JSON by hand (for speed): it must be what its documented
+    MatchResponse gives, field for field, with ``limit`` honoured."""
+    from identigraph.serve.app import MatchResponse
+
+    client, keys, resolved, tables, _ = served
+    customer, records = _a_customer_with_records(resolved, 2)
+    shown = client.call("GET", f"/v1/customers/{customer}", key=keys["read"])[1]["golden"]
+    probe = {"source": "web_accounts", "first_name": shown["first_name"], "last_name": shown["last_name"],
+             "date_of_birth": shown["date_of_birth"]}
+    for limit in (1, 10):
+        status, answer = client.call("POST", f"/v1/match?limit={limit}", key=keys["read"],
+                                     body=json.dumps({k: v for k, v in probe.items() if v}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        assert status == 200 and answer["candidates"] and len(answer["candidates"]) <= limit
+        assert MatchResponse.model_validate(answer).model_dump(mode="json") == answer
+    schema = client.call("GET", "/openapi.json")[1]
+    response = schema["paths"]["/v1/match"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert response == {"$ref": "#/components/schemas/MatchResponse"}
+
+
 def test_erasing_a_record_needs_write_and_a_customer_admin(served):
     client, keys, resolved, tables, _ = served
     customer, records = _a_customer_with_records(resolved, 2)
