@@ -24,8 +24,6 @@ NULL = -1
 # of a call on a few hundred pairs (a served match compares tens). Measured on 2 cores, the
 # pool pays off from about 20k pairs (2026-12-05; JaroWinkler and token_set_ratio).
 PARALLEL_FROM_PAIRS = 20_000
-
-
 # Below this many values, numbering them in a dictionary is faster than pandas' factorize.
 SMALL_FACTORIZE = 4_096
 

@@ -1,15 +1,15 @@
-"""``POST /v1/match`` on a second process, so that matching and the HTTP work around it run
-on two cores instead of taking turns under one GIL.
+"""``POST /v1/match`` on processes of its own, so that matching and the HTTP work around it
+run on several cores instead of taking turns under one GIL.
 
-The process is a fork of the server once it has loaded: it starts with the loaded state in
-memory pages it shares with the server (``gc.freeze`` beforehand keeps the collector from
-writing to them). From then on the server's matcher tells it every change (``add``,
+Each process is a fork of the server once it has loaded: it starts with the loaded state
+in memory pages it shares with the server (``gc.freeze`` beforehand keeps the collector
+from writing to them). From then on the server's matcher tells it every change (``add``,
 ``reassign``, ``forget``, through ``RecordMatcher.change_listeners``) down the pipe its
 queries take, so the copy replays them in the order they happened: a query sent after a
 write was acknowledged is matched with that write in place. Writes themselves stay on the
 server, which decides ids and keeps the record log.
 
-Where the process is gone (killed, or it failed on a change), matching goes back to the
+Where a process is gone (killed, or it failed on a change), matching goes back to the
 server's own matcher, which is always current: slower, never wrong."""
 from __future__ import annotations
 
@@ -67,9 +67,9 @@ def start_match_processes(matcher: RecordMatcher, count: int) -> list[MatchProce
 
 
 class MatchProcess:
-    """``match_many`` answered by a forked copy of ``matcher``; ``send_lock`` orders the
-    queries against changes (hold it while a burst of writes changes the matcher, as the
-    served state's lock is held)."""
+    """``match_many`` answered by a forked copy of ``matcher``: ``send`` a burst, then
+    ``receive`` its answers. A burst lands after every change sent before it; to keep a
+    burst of writes whole, send under the lock the writes hold (the served state's)."""
 
     def __init__(self, matcher: RecordMatcher, siblings: Sequence[MatchProcess] = ()):
         """``siblings``: the match processes forked before this one, whose pipes it closes."""
