@@ -115,6 +115,13 @@ def test_health_needs_no_key_and_says_what_is_loaded(served):
     status, ready = client.call("GET", "/readyz")
     assert status == 200 and ready["ready"] and ready["risk"] and ready["embeddings"]
     assert ready["matching"] and len(ready["match_process_ids"]) == 2
+    # Two processes on two cores (or one): each on a core of its own; with more, left to the kernel.
+    cores = sorted(os.sched_getaffinity(0))
+    theirs = [os.sched_getaffinity(pid) for pid in ready["match_process_ids"]]
+    if 1 < len(cores) <= 2:
+        assert sorted(core for one in theirs for core in one) == cores
+    else:
+        assert all(one == set(cores) for one in theirs)
     assert ready["customers"] == pd.read_parquet(resolved / "golden.parquet")["entity_id"].nunique()
 
 
