@@ -258,7 +258,6 @@ class Linker(TimedSteps):
 
         return link_incremental(self, inputs, previous_dir, out_dir, fast=fast)
 
-
     # Components, usable on their own -------------------------------------------------
     def comparisons(self, encoded: EncodedRecords) -> list[Comparison]:
         return default_comparisons(encoded)
@@ -370,7 +369,7 @@ class Linker(TimedSteps):
         keys = record_keys(records["source"], records["record_id"]).to_numpy(object)
         rank = key_rank(keys)
         match, one_to_one = match_edges_of_run(settings, encoded, left, right, scores.match_probability, rank)
-        if self._is_a_link_between_sources(one_to_one, model_given):
+        if is_a_link_between_sources(self.settings, one_to_one, model_given):
             # Every source holds each entity once: pairs inside a source are all different
             # entities, and left in they dilute the prior and u that training learns. Linked
             # as link_only from blocking on, as a user who knew it would have configured.
@@ -419,9 +418,6 @@ class Linker(TimedSteps):
             seconds=dict(self.seconds), pseudonymized=pseudonym_key is not None, blocking_recall=blocking_recall,
             phone_region=ingested.phone_region, date_formats=ingested.date_formats)
         return result
-
-    def _is_a_link_between_sources(self, one_to_one: dict, model_given: bool) -> bool:
-        return is_a_link_between_sources(self.settings, one_to_one, model_given)
 
     def pairs_frame(self, records: pd.DataFrame, comparisons: list[Comparison], left: np.ndarray,
                     right: np.ndarray, gamma: np.ndarray, scores, rank: np.ndarray) -> pd.DataFrame:

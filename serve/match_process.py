@@ -91,7 +91,6 @@ class MatchProcess:
         self._process = context.Process(target=_serve_matches, name="identigraph-match", daemon=True,
                                         args=(matcher, process_end, [servers_end, *(s._pipe for s in siblings)],
                                               core))
-        self.core = core
         self._process.start()
         process_end.close()
         self.failed: str | None = None

@@ -25,10 +25,6 @@ def is_local(path) -> bool:
     return "://" not in str(path)
 
 
-def _local(path) -> Path:
-    return Path(str(path))
-
-
 def read_strings(spark, path: str):
     """One input as a DataFrame of strings, in file order (``_row``), with ``_corrupt``
     holding each line the reader could not parse (quarantined, not dropped)."""
@@ -131,7 +127,7 @@ def write_parquet(frame, out_dir, name: str) -> None:
     if not is_local(out_dir):
         frame.write.mode("overwrite").parquet(target)
         return
-    local = _local(out_dir)
+    local = Path(str(out_dir))
     local.mkdir(parents=True, exist_ok=True)
     parts_dir = local / f".{name}.{uuid.uuid4().hex}.parts"
     frame.write.mode("overwrite").parquet(str(parts_dir.resolve()))
@@ -157,7 +153,7 @@ def write_text(out_dir, name: str, text: str) -> None:
     """A small artifact (model.json, run.json...) at ``out_dir/name``, local or on any
     Hadoop file system."""
     if is_local(out_dir):
-        local = _local(out_dir)
+        local = Path(str(out_dir))
         local.mkdir(parents=True, exist_ok=True)
         (local / name).write_text(text)
         return

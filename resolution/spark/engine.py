@@ -692,7 +692,6 @@ class SparkLinker(TimedSteps):
     def one_to_one(self, records: SparkRecords, scored) -> tuple[list[str], dict]:
         """The sources linked one-to-one (``clustering.one_to_one_sources``), judged on the
         pairs at or above the match threshold."""
-
         settings = self.settings
         names = records.sources
         k = len(names)
